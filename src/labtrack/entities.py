@@ -1,0 +1,313 @@
+"""Plain entity dataclasses shared by the store, the server and the client.
+
+Each entity renders to and parses from the JSON shape of MLflow's REST API
+(reference §3), so the server's replies and the client's objects are one
+definition.  A leaf module: no imports from the rest of labtrack.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
+LOGGED_MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
+MODEL_VERSION_STAGES = ("None", "Staging", "Production", "Archived")
+
+
+def encode_double(value: float) -> float | str:
+    """JSON has no NaN/Infinity: MLflow sends them as strings."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_double(value: Any) -> float:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("nan", "+nan", "-nan"):
+            return math.nan
+        if lowered in ("infinity", "+infinity", "inf", "+inf"):
+            return math.inf
+        if lowered in ("-infinity", "-inf"):
+            return -math.inf
+    return float(value)
+
+
+def _tags_to_json(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+def _tags_from_json(items: Any) -> dict[str, str]:
+    return {t["key"]: t.get("value", "") for t in items or []}
+
+
+def _html_table(rows: list[tuple[str, Any]], title: str) -> str:
+    cells = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table><caption>{html.escape(title)}</caption>{cells}</table>"
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str = ""
+    lifecycle_stage: str = "active"
+    creation_time: int | None = None
+    last_update_time: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "experiment_id": self.experiment_id,
+            "name": self.name,
+            "artifact_location": self.artifact_location,
+            "lifecycle_stage": self.lifecycle_stage,
+            "tags": _tags_to_json(self.tags),
+        }
+        if self.creation_time is not None:
+            out["creation_time"] = self.creation_time
+        if self.last_update_time is not None:
+            out["last_update_time"] = self.last_update_time
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Experiment:
+        return cls(
+            experiment_id=str(d["experiment_id"]),
+            name=d.get("name", ""),
+            artifact_location=d.get("artifact_location", ""),
+            lifecycle_stage=d.get("lifecycle_stage", "active"),
+            creation_time=_opt_int(d.get("creation_time")),
+            last_update_time=_opt_int(d.get("last_update_time")),
+            tags=_tags_from_json(d.get("tags")),
+        )
+
+    def _repr_html_(self) -> str:
+        return _html_table(
+            [("id", self.experiment_id), ("name", self.name), ("stage", self.lifecycle_stage),
+             ("artifacts", self.artifact_location)], "Experiment")
+
+
+@dataclass
+class Metric:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+    run_id: str | None = None
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": self.key, "value": encode_double(self.value),
+                               "timestamp": self.timestamp, "step": self.step}
+        for name in ("run_id", "model_id", "dataset_name", "dataset_digest"):
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = v
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Metric:
+        return cls(key=d["key"], value=decode_double(d.get("value", 0.0)),
+                   timestamp=int(d.get("timestamp", 0)), step=int(d.get("step", 0)),
+                   run_id=d.get("run_id"), model_id=d.get("model_id"),
+                   dataset_name=d.get("dataset_name"), dataset_digest=d.get("dataset_digest"))
+
+
+@dataclass
+class Param:
+    key: str
+    value: str
+
+
+@dataclass
+class RunTag:
+    key: str
+    value: str
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str = ""
+    user_id: str = ""
+    status: str = "RUNNING"
+    start_time: int | None = None
+    end_time: int | None = None
+    artifact_uri: str = ""
+    lifecycle_stage: str = "active"
+
+    @property
+    def run_uuid(self) -> str:
+        return self.run_id
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id, "run_uuid": self.run_id, "run_name": self.run_name,
+            "experiment_id": self.experiment_id, "user_id": self.user_id,
+            "status": self.status, "artifact_uri": self.artifact_uri,
+            "lifecycle_stage": self.lifecycle_stage,
+        }
+        if self.start_time is not None:
+            out["start_time"] = self.start_time
+        if self.end_time is not None:
+            out["end_time"] = self.end_time
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunInfo:
+        return cls(
+            run_id=d.get("run_id") or d.get("run_uuid", ""),
+            experiment_id=str(d.get("experiment_id", "")),
+            run_name=d.get("run_name", ""), user_id=d.get("user_id", ""),
+            status=d.get("status", "RUNNING"), start_time=_opt_int(d.get("start_time")),
+            end_time=_opt_int(d.get("end_time")), artifact_uri=d.get("artifact_uri", ""),
+            lifecycle_stage=d.get("lifecycle_stage", "active"),
+        )
+
+
+@dataclass
+class DatasetInput:
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema: str | None = None
+    profile: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        ds: dict[str, Any] = {"name": self.name, "digest": self.digest,
+                              "source_type": self.source_type, "source": self.source}
+        if self.schema is not None:
+            ds["schema"] = self.schema
+        if self.profile is not None:
+            ds["profile"] = self.profile
+        return {"tags": _tags_to_json(self.tags), "dataset": ds}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DatasetInput:
+        ds = d.get("dataset") or {}
+        return cls(name=ds.get("name", ""), digest=ds.get("digest", ""),
+                   source_type=ds.get("source_type", ""), source=ds.get("source", ""),
+                   schema=ds.get("schema"), profile=ds.get("profile"),
+                   tags=_tags_from_json(d.get("tags")))
+
+
+@dataclass
+class Run:
+    info: RunInfo
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list[str] = field(default_factory=list)
+    model_outputs: list[tuple[str, int]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        if self.dataset_inputs:
+            inputs["dataset_inputs"] = [d.to_json() for d in self.dataset_inputs]
+        if self.model_inputs:
+            inputs["model_inputs"] = [{"model_id": m} for m in self.model_inputs]
+        outputs: dict[str, Any] = {}
+        if self.model_outputs:
+            outputs["model_outputs"] = [{"model_id": m, "step": s} for m, s in self.model_outputs]
+        return {
+            "info": self.info.to_json(),
+            "data": {
+                "metrics": [m.to_json() for m in self.metrics.values()],
+                "params": [{"key": k, "value": v} for k, v in self.params.items()],
+                "tags": _tags_to_json(self.tags),
+            },
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Run:
+        data = d.get("data") or {}
+        inputs = d.get("inputs") or {}
+        outputs = d.get("outputs") or {}
+        metrics = [Metric.from_json(m) for m in data.get("metrics") or []]
+        return cls(
+            info=RunInfo.from_json(d.get("info") or {}),
+            metrics={m.key: m for m in metrics},
+            params={p["key"]: p.get("value", "") for p in data.get("params") or []},
+            tags=_tags_from_json(data.get("tags")),
+            dataset_inputs=[DatasetInput.from_json(x) for x in inputs.get("dataset_inputs") or []],
+            model_inputs=[x["model_id"] for x in inputs.get("model_inputs") or []],
+            model_outputs=[(x["model_id"], int(x.get("step", 0)))
+                           for x in outputs.get("model_outputs") or []],
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, Any]] = [
+            ("run", self.info.run_name), ("id", self.info.run_id),
+            ("status", self.info.status), ("experiment", self.info.experiment_id)]
+        rows += [(f"param {k}", v) for k, v in self.params.items()]
+        rows += [(f"metric {k}", m.value) for k, m in self.metrics.items()]
+        return _html_table(rows, "Run")
+
+
+@dataclass
+class LoggedModel:
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_uri: str
+    creation_timestamp_ms: int
+    last_updated_timestamp_ms: int
+    status: str = "LOGGED_MODEL_PENDING"
+    model_type: str | None = None
+    source_run_id: str | None = None
+    status_message: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "model_id": self.model_id, "experiment_id": self.experiment_id, "name": self.name,
+            "artifact_uri": self.artifact_uri,
+            "creation_timestamp_ms": self.creation_timestamp_ms,
+            "last_updated_timestamp_ms": self.last_updated_timestamp_ms,
+            "status": self.status, "tags": _tags_to_json(self.tags),
+        }
+        for name in ("model_type", "source_run_id", "status_message"):
+            v = getattr(self, name)
+            if v is not None:
+                info[name] = v
+        return {"info": info,
+                "data": {"params": [{"key": k, "value": v} for k, v in self.params.items()],
+                         "metrics": [m.to_json() for m in self.metrics]}}
+
+
+@dataclass
+class FileInfo:
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "is_dir": self.is_dir}
+        if not self.is_dir and self.file_size is not None:
+            out["file_size"] = self.file_size
+        return out
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None or v == "" else int(v)

@@ -1,0 +1,255 @@
+"""The database schema (SQLAlchemy Core tables).
+
+Alembic migrations in ``store/migrations`` build exactly this schema; a test
+compares the two.  Times are epoch milliseconds.  Metric values that are NaN
+are stored as 0 with ``is_nan`` set, because SQLite turns NaN into NULL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+KEY = 250  # metric/param/tag key length (reference §5)
+
+experiments = Table(
+    "experiments", metadata,
+    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(500), nullable=False, unique=True),
+    Column("artifact_location", Text, nullable=False, default=""),
+    Column("lifecycle_stage", String(16), nullable=False, default="active"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags", metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("run_uuid", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(250), nullable=False, default=""),
+    Column("user_id", String(256), nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="RUNNING"),
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    Column("lifecycle_stage", String(16), nullable=False, default="active"),
+    Column("artifact_uri", Text, nullable=False, default=""),
+    Column("deleted_time", BigInteger, nullable=True),
+    # Bumped on every write to the run; lets the UI and widgets fetch only what changed.
+    Column("last_update_time", BigInteger, nullable=False, default=0),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+)
+
+params = Table(
+    "params", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Full history.  The primary key is MLflow's de-duplication rule (identical
+# key, step, timestamp and value are one point) and clusters a run's history
+# by key and step, so reading one metric's history is one range scan.
+metrics = Table(
+    "metrics", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("value", Float(precision=53), primary_key=True),
+    Column("is_nan", Boolean, primary_key=True, default=False),
+    Column("model_id", String(64), nullable=True),
+    Column("dataset_name", String(500), nullable=True),
+    Column("dataset_digest", String(36), nullable=True),
+    sqlite_with_rowid=False,
+)
+
+latest_metrics = Table(
+    "latest_metrics", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Float(precision=53), nullable=False),
+    Column("is_nan", Boolean, nullable=False, default=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    # Summary of the whole history, kept as points arrive (NaN ignored).
+    Column("min_value", Float(precision=53), nullable=True),
+    Column("max_value", Float(precision=53), nullable=True),
+    Column("count", BigInteger, nullable=False, default=0),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+datasets = Table(
+    "datasets", metadata,
+    Column("dataset_uuid", String(36), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("digest", String(36), nullable=False),
+    Column("source_type", String(36), nullable=False, default=""),
+    Column("source", Text, nullable=False, default=""),
+    Column("schema", Text, nullable=True),
+    Column("profile", Text, nullable=True),
+    UniqueConstraint("experiment_id", "name", "digest"),
+)
+
+run_inputs = Table(
+    "run_inputs", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_uuid", String(36), ForeignKey("datasets.dataset_uuid"), primary_key=True),
+)
+
+input_tags = Table(
+    "input_tags", metadata,
+    Column("run_uuid", String(32), primary_key=True),
+    Column("dataset_uuid", String(36), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", String(500), nullable=False),
+)
+
+run_model_inputs = Table(
+    "run_model_inputs", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("model_id", String(64), primary_key=True),
+)
+
+run_model_outputs = Table(
+    "run_model_outputs", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("model_id", String(64), primary_key=True),
+    Column("step", BigInteger, nullable=False, default=0),
+)
+
+logged_models = Table(
+    "logged_models", metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("artifact_location", Text, nullable=False),
+    Column("creation_timestamp_ms", BigInteger, nullable=False),
+    Column("last_updated_timestamp_ms", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("lifecycle_stage", String(16), nullable=False, default="active"),
+    Column("model_type", String(500), nullable=True),
+    Column("source_run_id", String(32), nullable=True),
+    Column("status_message", Text, nullable=True),
+    Index("ix_logged_models_experiment_name", "experiment_id", "name"),
+)
+
+logged_model_params = Table(
+    "logged_model_params", metadata,
+    Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_tags = Table(
+    "logged_model_tags", metadata,
+    Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_metrics = Table(
+    "logged_model_metrics", metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("run_uuid", String(32), primary_key=True),
+    Column("value", Float(precision=53), nullable=False),
+    Column("is_nan", Boolean, nullable=False, default=False),
+    Column("dataset_name", String(500), nullable=True),
+    Column("dataset_digest", String(36), nullable=True),
+)
+
+# --- model registry -------------------------------------------------------
+
+registered_models = Table(
+    "registered_models", metadata,
+    Column("name", String(256), primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("user_id", String(256), nullable=True),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags", metadata,
+    Column("name", String(256), ForeignKey("registered_models.name", onupdate="CASCADE", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions", metadata,
+    Column("name", String(256), ForeignKey("registered_models.name", onupdate="CASCADE", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("user_id", String(256), nullable=True),
+    Column("current_stage", String(20), nullable=False, default="None"),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("run_link", Text, nullable=True),
+    Column("status", String(32), nullable=False, default="READY"),
+    Column("status_message", Text, nullable=True),
+    Column("model_id", String(64), nullable=True),
+)
+
+model_version_tags = Table(
+    "model_version_tags", metadata,
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+registered_model_aliases = Table(
+    "registered_model_aliases", metadata,
+    Column("name", String(256), ForeignKey("registered_models.name", onupdate="CASCADE", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+# Spool ingestion bookkeeping: which records of which spool file are applied.
+spool_progress = Table(
+    "spool_progress", metadata,
+    Column("spool_id", String(128), primary_key=True),
+    Column("applied_offset", BigInteger, nullable=False, default=0),
+    Column("applied_seq", BigInteger, nullable=False, default=0),
+)
