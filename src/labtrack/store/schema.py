@@ -109,7 +109,6 @@ latest_metrics = Table(
     # Summary of the whole history, kept as points arrive (NaN ignored).
     Column("min_value", Float(precision=53), nullable=True),
     Column("max_value", Float(precision=53), nullable=True),
-    Column("count", BigInteger, nullable=False, default=0),
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
 

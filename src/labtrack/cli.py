@@ -1,0 +1,80 @@
+"""``labtrack`` command line: flags -> Settings -> the part that does the work.
+
+Errors a user can fix (a database already served, a bad flag) end in one
+line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from labtrack._version import __version__
+from labtrack.errors import LabtrackError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labtrack")
+def main() -> None:
+    """labtrack: experiment tracking that speaks MLflow's REST API."""
+
+
+def _server_options(fn: Any) -> Any:
+    opts = [
+        click.option("--backend-store-uri", default=None,
+                     help="SQLAlchemy URL of the database [default: sqlite:///mlruns.db]."),
+        click.option("--artifacts-destination", default=None,
+                     help="Folder for artifacts the server serves [default: ./mlruns]."),
+        click.option("--default-artifact-root", default=None,
+                     help="Artifact location of new experiments [default: mlflow-artifacts:/]."),
+        click.option("--serve-artifacts/--no-serve-artifacts", default=None,
+                     help="Proxy artifact uploads and downloads [default: on]."),
+        click.option("--host", default=None, help="TCP address [default: 127.0.0.1]."),
+        click.option("--port", "-p", type=int, default=None, help="TCP port; 0 picks a free one [default: 5000]."),
+        click.option("--unix-socket", default=None, help="Listen on this unix socket instead of TCP."),
+        click.option("--token", default=None, help="Token TCP clients must send [default: a new random one]."),
+        click.option("--no-token", is_flag=True, default=None,
+                     help="Serve TCP without a token (anyone on this host can read and write)."),
+        click.option("--idle-timeout", type=int, default=None, help="Exit after this many idle seconds."),
+        click.option("--parent-pid", type=int, default=None, help="Exit when this process exits."),
+        click.option("--static-prefix", default=None, help="Public path prefix behind a proxy."),
+        click.option("--access-log", is_flag=True, default=None, help="Log every request (method, path, status)."),
+        click.option("--workers", "-w", default=None, hidden=True, help="Accepted for MLflow compatibility."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _run_server(flags: dict[str, Any]) -> None:
+    from labtrack.server.main import serve
+    from labtrack.settings import Settings
+
+    flags.pop("workers", None)
+    settings = Settings.from_sources(flags)
+    try:
+        code = serve(settings)
+    except LabtrackError as e:
+        click.echo(f"labtrack: {e.message}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"labtrack: {e.strerror or e} ({getattr(e, 'filename', '') or settings.host}:{settings.port})",
+                   err=True)
+        sys.exit(2)
+    sys.exit(code)
+
+
+@main.command()
+@_server_options
+def server(**flags: Any) -> None:
+    """Serve a database (default: ./mlruns.db) over MLflow's REST API and the web UI."""
+    _run_server(flags)
+
+
+@main.command()
+@_server_options
+def ui(**flags: Any) -> None:
+    """Alias of ``labtrack server``."""
+    _run_server(flags)

@@ -1,0 +1,175 @@
+"""The ownership record beside a SQLite database: who serves it, and where.
+
+``<db>.lock`` holds a JSON record (host, pid, url, unix socket, token) and two
+POSIX byte-range locks: one held by the owning server for its whole life, one
+held briefly while the schema is created or upgraded.  POSIX (fcntl) locks
+work on NFS and Lustre, unlike ``flock`` on some kernels, and are released by
+the kernel when the process dies, so a crashed owner never blocks the next.
+
+A leaf module: the server claims a record, the client reads one to find the
+running server (the client never opens the database).  The file is 0600
+because it carries the server's token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from labtrack.errors import DatabaseInUse
+
+# Byte offsets of the two locks, far past the JSON text so rewriting the text
+# never touches them.
+_OWNER_BYTE = 1 << 20
+_SCHEMA_BYTE = (1 << 20) + 1
+
+# POSIX locks belong to the process, and closing ANY descriptor of the file
+# drops them all, so each process keeps exactly one descriptor per lock file.
+_fds: dict[str, int] = {}
+
+
+@dataclass
+class OwnerRecord:
+    """Where the server that owns a database listens."""
+
+    host: str
+    pid: int
+    database: str
+    url: str | None = None
+    unix_socket: str | None = None
+    token: str | None = None
+    started_ms: int = 0
+    version: str = ""
+
+    def describe(self) -> str:
+        where = self.url or (f"unix socket {self.unix_socket}" if self.unix_socket else "?")
+        return f"pid {self.pid} on host {self.host} ({where})"
+
+
+def lock_path(db_path: str | os.PathLike) -> Path:
+    return Path(os.fspath(db_path) + ".lock")
+
+
+def _fd(path: Path) -> int:
+    key = str(path)
+    if key not in _fds:
+        _fds[key] = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+    return _fds[key]
+
+
+def _try_lock(fd: int, byte: int, *, exclusive: bool, blocking: bool) -> bool:
+    flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    if not blocking:
+        flag |= fcntl.LOCK_NB
+    try:
+        fcntl.lockf(fd, flag, 1, byte)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
+def _unlock(fd: int, byte: int) -> None:
+    fcntl.lockf(fd, fcntl.LOCK_UN, 1, byte)
+
+
+def read_owner(db_path: str | os.PathLike) -> OwnerRecord | None:
+    """The live owner of ``db_path``, or None when no server holds it."""
+    path = lock_path(db_path)
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, PermissionError):
+        return None
+    try:
+        record = OwnerRecord(**json.loads(text))
+    except (ValueError, TypeError):
+        return None
+    if not _owner_alive(path, record):
+        return None
+    return record
+
+
+def _owner_alive(path: Path, record: OwnerRecord) -> bool:
+    if record.pid == os.getpid() and str(path) in _fds:
+        return True
+    if record.host == socket.gethostname():
+        try:
+            os.kill(record.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    # The lock is the truth: if nobody holds the owner byte, the record is stale.
+    # Probe with a separate descriptor only when this process holds no locks on
+    # the file (closing a descriptor would drop them).
+    if str(path) in _fds:
+        return True
+    fd = os.open(path, os.O_RDWR)
+    try:
+        free = _try_lock(fd, _OWNER_BYTE, exclusive=True, blocking=False)
+        if free:
+            _unlock(fd, _OWNER_BYTE)
+        return not free
+    finally:
+        os.close(fd)
+
+
+def claim(db_path: str | os.PathLike, record: OwnerRecord) -> None:
+    """Become the owner of ``db_path`` or raise DatabaseInUse naming the owner."""
+    path = lock_path(db_path)
+    fd = _fd(path)
+    if not _try_lock(fd, _OWNER_BYTE, exclusive=True, blocking=False):
+        owner = _read_record_fd(fd)
+        who = owner.describe() if owner else "another process"
+        raise DatabaseInUse(f"{os.fspath(db_path)} is already served by {who}")
+    record.started_ms = record.started_ms or int(time.time() * 1000)
+    write_record(db_path, record)
+
+
+def write_record(db_path: str | os.PathLike, record: OwnerRecord) -> None:
+    """Rewrite the record text (e.g. once the listening port is known)."""
+    fd = _fd(lock_path(db_path))
+    data = json.dumps(asdict(record)).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
+
+
+def release(db_path: str | os.PathLike) -> None:
+    """Give up ownership: clear the record and drop the lock."""
+    path = lock_path(db_path)
+    fd = _fds.get(str(path))
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    with contextlib.suppress(OSError):
+        _unlock(fd, _OWNER_BYTE)
+
+
+@contextlib.contextmanager
+def schema_lock(db_path: str | os.PathLike) -> Iterator[None]:
+    """Serialise schema creation/upgrade between processes on one database."""
+    fd = _fd(lock_path(db_path))
+    _try_lock(fd, _SCHEMA_BYTE, exclusive=True, blocking=True)
+    try:
+        yield
+    finally:
+        _unlock(fd, _SCHEMA_BYTE)
+
+
+def _read_record_fd(fd: int) -> OwnerRecord | None:
+    try:
+        text = os.pread(fd, 1 << 16, 0).decode()
+        return OwnerRecord(**json.loads(text))
+    except (ValueError, TypeError, OSError):
+        return None

@@ -1,0 +1,274 @@
+"""Tracking endpoints (reference §2.1–2.3): parse, call the store, render."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labtrack.entities import DatasetInput, Metric
+from labtrack.errors import InvalidParameterValue
+from labtrack.server.args import Args
+from labtrack.server.base import ServerContext
+
+
+def _tags(a: Args, name: str = "tags") -> dict[str, str]:
+    return dict(a.key_values(name))
+
+
+def _page(items: list[dict[str, Any]], name: str, token: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {name: items}
+    if token:
+        out["next_page_token"] = token
+    return out
+
+
+# -- experiments ----------------------------------------------------------------
+
+def create_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    exp_id = ctx.store.create_experiment(a.req("name"), a.str("artifact_location"), _tags(a))
+    return {"experiment_id": exp_id}
+
+
+def get_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    return {"experiment": ctx.store.get_experiment(a.req("experiment_id")).to_json()}
+
+
+def get_experiment_by_name(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    return {"experiment": ctx.store.get_experiment_by_name(a.req("experiment_name")).to_json()}
+
+
+def search_experiments(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    exps, token = ctx.store.search_experiments(
+        view_type=a.view_type("view_type"), max_results=a.int("max_results"),
+        filter_string=a.str("filter"), order_by=a.str_list("order_by"), page_token=a.str("page_token"))
+    return _page([e.to_json() for e in exps], "experiments", token)
+
+
+def update_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    new_name = a.str("new_name")
+    if new_name is not None:
+        ctx.store.rename_experiment(a.req("experiment_id"), new_name)
+    return {}
+
+
+def delete_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.delete_experiment(a.req("experiment_id"))
+    return {}
+
+
+def restore_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.restore_experiment(a.req("experiment_id"))
+    return {}
+
+
+def set_experiment_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.set_experiment_tag(a.req("experiment_id"), a.req("key"), a.str("value", required=True))
+    return {}
+
+
+def delete_experiment_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.delete_experiment_tag(a.req("experiment_id"), a.req("key"))
+    return {}
+
+
+# -- runs ---------------------------------------------------------------------
+
+def create_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    run = ctx.store.create_run(
+        experiment_id=a.str("experiment_id") or "0", user_id=a.str("user_id") or "",
+        start_time=a.int("start_time"), run_name=a.str("run_name"), tags=_tags(a))
+    return {"run": run.to_json()}
+
+
+def get_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    return {"run": ctx.store.get_run(a.run_id()).to_json()}
+
+
+def update_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    status = _status(a)
+    info = ctx.store.update_run(a.run_id(), status=status, end_time=a.int("end_time"),
+                                run_name=a.str("run_name"))
+    return {"run_info": info.to_json()}
+
+
+def _status(a: Args) -> str | None:
+    value = a.data.get("status")
+    if isinstance(value, list):
+        value = value[-1]
+    if value is None or value == "":
+        return None
+    names = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
+        return names[value - 1]
+    if isinstance(value, str) and value in names:
+        return value
+    raise InvalidParameterValue(f"Invalid value {value!r} for parameter 'status'")
+
+
+def delete_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.delete_run(a.run_id())
+    return {}
+
+
+def restore_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.restore_run(a.run_id())
+    return {}
+
+
+def _metric(item: dict[str, Any] | Args) -> Metric:
+    a = item if isinstance(item, Args) else Args(item)
+    key = a.str("key", required=True)
+    timestamp = a.int("timestamp")
+    if timestamp is None:
+        timestamp = int(time.time() * 1000)
+    return Metric(key=key or "", value=a.double("value"), timestamp=timestamp,
+                  step=a.int("step", default=0) or 0, model_id=a.str("model_id"),
+                  dataset_name=a.str("dataset_name"), dataset_digest=a.str("dataset_digest"))
+
+
+def log_metric(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.log_batch(a.run_id(), metrics=[_metric(a)])
+    return {}
+
+
+def log_param(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.log_batch(a.run_id(), params=[(a.req("key"), a.str("value", required=True) or "")])
+    return {}
+
+
+def set_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.log_batch(a.run_id(), tags=[(a.req("key"), a.str("value", required=True) or "")])
+    return {}
+
+
+def delete_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    ctx.store.delete_tag(a.run_id(), a.req("key"))
+    return {}
+
+
+def log_batch(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    metrics = [_metric(m) for m in a.objects("metrics")]
+    ctx.store.log_batch(a.run_id(), metrics=metrics, params=a.key_values("params"), tags=a.key_values("tags"))
+    return {}
+
+
+def log_inputs(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    datasets = []
+    for item in a.objects("datasets"):
+        ds = item.get("dataset")
+        if not isinstance(ds, dict):
+            raise InvalidParameterValue("Each dataset input needs a 'dataset' object")
+        for f in ("name", "digest", "source_type", "source", "schema", "profile"):
+            if ds.get(f) is not None and not isinstance(ds.get(f), str):
+                raise InvalidParameterValue(f"Dataset field '{f}' must be a string")
+        datasets.append(DatasetInput.from_json(item))
+    models = [m.get("model_id") for m in a.objects("models")]
+    if any(not isinstance(m, str) or not m for m in models):
+        raise InvalidParameterValue("Each model input needs a 'model_id' string")
+    ctx.store.log_inputs(a.run_id(), datasets, models)
+    return {}
+
+
+def log_outputs(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    models = []
+    for m in a.objects("models"):
+        mid = m.get("model_id")
+        if not isinstance(mid, str) or not mid:
+            raise InvalidParameterValue("Each model output needs a 'model_id' string")
+        models.append((mid, Args(m).int("step", default=0) or 0))
+    ctx.store.log_outputs(a.run_id(), models)
+    return {}
+
+
+def log_model_legacy(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    # MLflow 2's runs/log-model only records a tag; MLflow 3 never calls it.
+    a.run_id()
+    return {}
+
+
+def search_runs(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    runs, token = ctx.store.search_runs(
+        experiment_ids=a.str_list("experiment_ids"), filter_string=a.str("filter"),
+        view_type=a.view_type("run_view_type"), max_results=a.int("max_results"),
+        order_by=a.str_list("order_by"), page_token=a.str("page_token"))
+    return _page([r.to_json() for r in runs], "runs", token)
+
+
+def get_metric_history(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    points, token = ctx.store.get_metric_history(a.run_id(), a.req("metric_key"),
+                                                 a.int("max_results"), a.str("page_token"))
+    return _page([m.to_json() for m in points], "metrics", token)
+
+
+def get_metric_history_bulk_interval(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    points = ctx.store.get_metric_history_bulk_interval(
+        a.str_list("run_ids"), a.req("metric_key"), a.int("start_step"), a.int("end_step"),
+        a.int("max_results", default=2500) or 2500)
+    return {"metrics": [m.to_json() for m in points]}
+
+
+def get_metric_history_bulk(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    limit = a.int("max_results", default=25000) or 25000
+    out = []
+    for run_id in a.str_list("run_id"):
+        points, _ = ctx.store.get_metric_history(run_id, a.req("metric_key"), limit, None)
+        for m in points:
+            m.run_id = run_id
+            out.append(m.to_json())
+    return {"metrics": out}
+
+
+def search_datasets(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    return {"dataset_summaries": ctx.store.search_datasets(a.str_list("experiment_ids"))}
+
+
+# -- labtrack's own -------------------------------------------------------------
+
+def history_downsampled(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    points, total = ctx.store.downsampled_history(
+        a.run_id(), a.req("metric_key"), a.int("max_points", default=2000) or 2000,
+        a.int("min_step"), a.int("max_step"))
+    for p in points:
+        p["value"] = Metric(key="", value=p["value"], timestamp=0).to_json()["value"]
+    return {"metrics": points, "total": total, "downsampled": total > len(points)}
+
+
+def status(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    counts = ctx.store.count_runs()
+    return {"runs_by_status": counts, "active_runs": counts.get("RUNNING", 0)}
+
+
+ROUTES: list[tuple[str, dict[str, Any]]] = [
+    ("experiments/create", {"POST": create_experiment}),
+    ("experiments/get", {"GET": get_experiment}),
+    ("experiments/get-by-name", {"GET": get_experiment_by_name}),
+    ("experiments/search", {"POST": search_experiments, "GET": search_experiments}),
+    ("experiments/update", {"POST": update_experiment}),
+    ("experiments/delete", {"POST": delete_experiment}),
+    ("experiments/restore", {"POST": restore_experiment}),
+    ("experiments/set-experiment-tag", {"POST": set_experiment_tag}),
+    ("experiments/delete-experiment-tag", {"POST": delete_experiment_tag}),
+    ("experiments/search-datasets", {"POST": search_datasets}),
+    ("runs/create", {"POST": create_run}),
+    ("runs/get", {"GET": get_run}),
+    ("runs/update", {"POST": update_run}),
+    ("runs/delete", {"POST": delete_run}),
+    ("runs/restore", {"POST": restore_run}),
+    ("runs/log-metric", {"POST": log_metric}),
+    ("runs/log-parameter", {"POST": log_param}),
+    ("runs/set-tag", {"POST": set_tag}),
+    ("runs/delete-tag", {"POST": delete_tag}),
+    ("runs/log-batch", {"POST": log_batch}),
+    ("runs/log-inputs", {"POST": log_inputs}),
+    ("runs/outputs", {"POST": log_outputs}),
+    ("runs/log-model", {"POST": log_model_legacy}),
+    ("runs/search", {"POST": search_runs, "GET": search_runs}),
+    ("metrics/get-history", {"GET": get_metric_history}),
+    ("metrics/get-history-bulk-interval", {"GET": get_metric_history_bulk_interval}),
+    ("metrics/get-history-bulk", {"GET": get_metric_history_bulk}),
+]
+
+LABTRACK_ROUTES: list[tuple[str, dict[str, Any]]] = [
+    ("metrics/history-downsampled", {"GET": history_downsampled}),
+    ("status", {"GET": status}),
+]

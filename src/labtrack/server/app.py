@@ -1,0 +1,105 @@
+"""The tornado application and its route table (the one place routes live)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+
+from labtrack._version import __version__
+from labtrack.server import api_artifacts, api_logged_models, api_tracking
+from labtrack.server.base import TOKEN_COOKIE, ApiHandler, BaseHandler, ServerContext
+
+STATIC_UI = Path(__file__).resolve().parent.parent / "static" / "ui"
+access_log = logging.getLogger("labtrack.access")
+
+# MLflow mounts every endpoint under /api/2.0 and /api/3.0; the web UI uses /ajax-api.
+MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/api/3.0/mlflow/", "/ajax-api/2.0/mlflow/", "/ajax-api/3.0/mlflow/")
+LABTRACK_PREFIXES = ("/api/2.0/labtrack/", "/ajax-api/2.0/labtrack/")
+
+
+class HealthHandler(BaseHandler):
+    open_paths = True
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain")
+        self.finish("OK")
+
+
+class VersionHandler(BaseHandler):
+    open_paths = True
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain")
+        self.finish(__version__)
+
+
+class IndexHandler(BaseHandler):
+    """The web UI's page.  ``?token=`` logs a browser in with a cookie."""
+
+    open_paths = True
+
+    def get(self) -> None:
+        token = self.get_query_argument("token", None)
+        if token is not None and self.ctx.token:
+            # Path-less cookie: behind a proxy the prefix is unknown here; the
+            # cookie only ever goes back to this same origin.
+            self.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+            self.redirect("./", status=302)
+            return
+        index = STATIC_UI / "index.html"
+        self.set_header("Cache-Control", "no-cache")
+        if index.is_file():
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(index.read_bytes())
+        else:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish("labtrack server is running; the web UI was not built into this installation.\n")
+
+
+class NotFoundHandler(BaseHandler):
+    open_paths = True
+
+    def prepare(self) -> None:
+        raise web.HTTPError(404, "No such endpoint: %s" % self.request.path)
+
+
+def _log_request(handler: web.RequestHandler) -> None:
+    status = handler.get_status()
+    if status >= 500 or getattr(handler.application, "access_log_all", False):
+        # Method and path only: the query string may carry a Jupyter token.
+        access_log.info("%d %s %s %.1fms", status, handler.request.method, handler.request.path,
+                        1000.0 * handler.request.request_time())
+
+
+def routes(ctx: ServerContext) -> list[Any]:
+    table: list[Any] = [
+        (r"/health", HealthHandler, {"ctx": ctx}),
+        (r"/version", VersionHandler, {"ctx": ctx}),
+        (r"/", IndexHandler, {"ctx": ctx}),
+        (r"/static/(.*)", web.StaticFileHandler, {"path": str(STATIC_UI)}),
+    ]
+    api = api_tracking.ROUTES + api_logged_models.ROUTES + api_artifacts.ROUTES
+    extra = ctx.extra.get("routes", [])
+    for prefix in MLFLOW_PREFIXES:
+        for path, methods in api + extra:
+            table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
+    for prefix in LABTRACK_PREFIXES:
+        for path, methods in api_tracking.LABTRACK_ROUTES:
+            table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
+    for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
+        table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
+        table.append((prefix + r"/(.+)", api_artifacts.ArtifactHandler, {"ctx": ctx}))
+    table.append((r"/get-artifact", api_artifacts.RunArtifactHandler, {"ctx": ctx}))
+    return table
+
+
+def make_app(ctx: ServerContext) -> web.Application:
+    app = web.Application(
+        routes(ctx), default_handler_class=NotFoundHandler, default_handler_args={"ctx": ctx},
+        log_function=_log_request, xsrf_cookies=False,
+    )
+    app.access_log_all = bool(getattr(ctx.settings, "access_log", False))  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,156 @@
+"""Start, run and stop one server process on one database.
+
+Order matters: claim the database (a second server stops here with a message
+naming the owner), open and migrate it, bind, publish where we listen in the
+ownership record, serve.  On SIGTERM/SIGINT we stop accepting, let the writer
+commit what it holds, and release the record, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from labtrack import ownership
+from labtrack._version import __version__
+from labtrack.settings import Settings
+
+log = logging.getLogger("labtrack.server")
+
+
+class Server:
+    """One labtrack server; ``run()`` blocks until it is told to stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.exit_code = 0
+        self._stopping: asyncio.Event | None = None
+
+    def _artifact_root_uri(self, destination: Path) -> str:
+        s = self.settings
+        if s.default_artifact_root:
+            return s.default_artifact_root
+        return "mlflow-artifacts:/" if s.serve_artifacts else str(destination)
+
+    def run(self) -> int:
+        from labtrack.store.engine import normalize_url, sqlite_file
+
+        s = self.settings
+        url = normalize_url(s.backend_store_uri)
+        db_path = sqlite_file(url)
+        destination = Path(s.artifacts_destination).expanduser().resolve()
+        token = self._token()
+        record = ownership.OwnerRecord(host=socket.gethostname(), pid=os.getpid(),
+                                       database=str(db_path or url.split("@")[-1]), version=__version__)
+        if db_path is not None:
+            ownership.claim(db_path, record)  # raises DatabaseInUse naming the owner
+        try:
+            return asyncio.run(self._serve(url, db_path, destination, token, record))
+        finally:
+            if db_path is not None:
+                ownership.release(db_path)
+
+    def _token(self) -> str | None:
+        s = self.settings
+        if s.unix_socket or s.no_token:
+            return s.token  # the socket lives in a private folder; the token is optional there
+        return s.token or secrets.token_urlsafe(24)
+
+    async def _serve(self, url: str, db_path: Path | None, destination: Path, token: str | None,
+                     record: ownership.OwnerRecord) -> int:
+        from tornado.httpserver import HTTPServer
+        from tornado.netutil import bind_sockets, bind_unix_socket
+
+        from labtrack.artifacts.local import LocalArtifactRoot
+        from labtrack.server.app import make_app
+        from labtrack.server.base import ServerContext
+        from labtrack.store.logged_models import LoggedModelStore
+        from labtrack.store.tracking import TrackingStore
+
+        s = self.settings
+        store = TrackingStore(url, default_artifact_root=self._artifact_root_uri(destination))
+        artifacts = LocalArtifactRoot(destination) if s.serve_artifacts else None
+        ctx = ServerContext(store=store, logged_models=LoggedModelStore(store), artifacts=artifacts,
+                            settings=s, token=token)
+        app = make_app(ctx)
+        server = HTTPServer(app, max_body_size=64 << 20, idle_connection_timeout=3600, xheaders=False)
+        if s.unix_socket:
+            Path(s.unix_socket).parent.mkdir(parents=True, exist_ok=True)
+            server.add_socket(bind_unix_socket(s.unix_socket, mode=0o600))
+            record.unix_socket = str(Path(s.unix_socket).resolve())
+            where = f"unix socket {record.unix_socket}"
+        else:
+            sockets = bind_sockets(s.port, address=s.host)
+            server.add_sockets(sockets)
+            port = sockets[0].getsockname()[1]
+            host = s.host if ":" not in s.host else f"[{s.host}]"
+            record.url = f"http://{host}:{port}"
+            where = record.url
+        record.token = token
+        if db_path is not None:
+            ownership.write_record(db_path, record)
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        print(f"labtrack {__version__} serving {record.database} at {where} "
+              f"(artifacts: {destination if artifacts else 'not served'})", flush=True)
+        if token and not s.unix_socket:
+            print(f"Clients need the token: export MLFLOW_TRACKING_TOKEN={token} "
+                  f"(browser: {record.url}/?token={token})", flush=True)
+        watchers = [asyncio.create_task(self._watch(ctx))]
+        await self._stopping.wait()
+        for w in watchers:
+            w.cancel()
+        server.stop()
+        await loop.run_in_executor(None, store.close)
+        ctx.pool.shutdown(wait=False)
+        if s.unix_socket:
+            try:
+                os.unlink(s.unix_socket)
+            except OSError:
+                pass
+        return self.exit_code
+
+    async def _watch(self, ctx: object) -> None:
+        """Idle timeout and parent-death watchdog (no orphans behind the proxy)."""
+        s = self.settings
+        assert self._stopping is not None
+        while True:
+            await asyncio.sleep(1.0)
+            if s.parent_pid and not _alive(s.parent_pid):
+                log.warning("parent process %d is gone; stopping", s.parent_pid)
+                self.exit_code = 1
+                self._stopping.set()
+                return
+            idle = time.monotonic() - ctx.last_activity  # type: ignore[attr-defined]
+            if s.idle_timeout and idle > s.idle_timeout:
+                log.warning("idle for %ds; stopping", int(idle))
+                self._stopping.set()
+                return
+
+
+def _alive(pid: int) -> bool:
+    if os.getppid() != pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return Server(settings).run()

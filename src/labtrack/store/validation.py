@@ -1,0 +1,156 @@
+"""Input rules and limits (MLflow's ``validation.py``, reference §5).
+
+One table of limits; every check raises InvalidParameterValue with a message
+that names the offending field, so a client sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from labtrack.entities import decode_double
+from labtrack.errors import InvalidParameterValue
+
+LIMITS = {
+    "param_value": 6000,
+    "run_tag_value": 8000,
+    "key": 250,
+    "experiment_name": 500,
+    "experiment_tag_key": 250,
+    "experiment_tag_value": 20000,
+    "registry_tag_key": 250,
+    "registry_tag_value": 100000,
+    "alias": 255,
+    "dataset_name": 500,
+    "dataset_digest": 36,
+    "dataset_source": 65535,
+    "dataset_schema": 1048575,
+    "dataset_profile": 16777215,
+    "input_tag_key": 255,
+    "input_tag_value": 500,
+    "batch_metrics": 1000,
+    "batch_params": 100,
+    "batch_tags": 100,
+    "batch_total": 1000,
+    "log_inputs_datasets": 1000,
+    "runs_max_results": 50000,
+    "experiments_max_results": 50000,
+    "registered_models_max_results": 1000,
+    "model_versions_max_results": 200000,
+    "logged_model_params": 100,
+}
+
+_KEY_RE = re.compile(r"^[/\w.\- :]*$")
+_RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+
+
+def check_key(kind: str, key: Any, limit: int | None = None) -> str:
+    """A metric/param/tag key: ``[/\\w.\\- :]``, path-safe, at most 250 chars."""
+    if not isinstance(key, str) or key == "":
+        raise InvalidParameterValue(f"Invalid {kind} name: {key!r}. Names must be non-empty strings.")
+    limit = limit or LIMITS["key"]
+    if len(key) > limit:
+        raise InvalidParameterValue(
+            f"{kind.capitalize()} name '{key[:50]}...' had length {len(key)}, which exceeded length limit of {limit}")
+    if not _KEY_RE.match(key):
+        raise InvalidParameterValue(
+            f"Invalid {kind} name: '{key}'. Names may only contain alphanumerics, underscores (_), "
+            "dashes (-), periods (.), spaces ( ), colons (:) and slashes (/).")
+    if posixpath.normpath(key) != key or key.startswith(("..", "/")):
+        raise InvalidParameterValue(
+            f"Invalid {kind} name: '{key}'. Names may be treated as files in certain cases, and must not "
+            "resolve to other names when treated as such.")
+    return key
+
+
+def check_value_length(kind: str, key: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise InvalidParameterValue(
+            f"{kind.capitalize()} value for '{key}' had length {len(value)}, which exceeded length limit of {limit}")
+    return value
+
+
+def check_string(field: str, value: Any, *, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': expected a string")
+    if not allow_empty and value == "":
+        raise InvalidParameterValue(f"Missing value for required parameter '{field}'")
+    return value
+
+
+def check_int(field: str, value: Any, *, minimum: int | None = None) -> int:
+    """An int64 that may arrive as a JSON number or a numeric string."""
+    if isinstance(value, bool):
+        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': expected an integer")
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise InvalidParameterValue(
+                f"Invalid value {value!r} for parameter '{field}': expected an integer") from None
+    if not isinstance(value, int):
+        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': expected an integer")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidParameterValue(f"Value {value} for parameter '{field}' is out of the int64 range")
+    if minimum is not None and value < minimum:
+        raise InvalidParameterValue(f"Invalid value {value} for parameter '{field}': must be >= {minimum}")
+    return value
+
+
+def check_double(field: str, value: Any) -> float:
+    """A double that may arrive as a number or "NaN"/"Infinity"/"-Infinity"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': expected a number")
+    try:
+        out = decode_double(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterValue(
+            f"Invalid value {value!r} for parameter '{field}': expected a number") from None
+    return out
+
+
+def check_run_id(run_id: Any) -> str:
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidParameterValue("Missing value for required parameter 'run_id'")
+    if not _RUN_ID_RE.match(run_id):
+        raise InvalidParameterValue(f"Invalid run ID: '{run_id[:80]}'")
+    return run_id
+
+
+def check_experiment_id(experiment_id: Any) -> int:
+    if isinstance(experiment_id, bool):
+        raise InvalidParameterValue(f"Invalid experiment ID: {experiment_id!r}")
+    try:
+        value = int(str(experiment_id).strip())
+    except ValueError:
+        raise InvalidParameterValue(f"Invalid experiment ID: '{str(experiment_id)[:80]}'") from None
+    if value < 0 or value >= 2**31:
+        raise InvalidParameterValue(f"Invalid experiment ID: '{experiment_id}'")
+    return value
+
+
+def check_max_results(value: Any, default: int, limit: int) -> int:
+    if value is None or value == "":
+        return default
+    n = check_int("max_results", value)
+    if n < 1:
+        raise InvalidParameterValue(f"Invalid value {n} for parameter 'max_results': must be at least 1")
+    if n > limit:
+        raise InvalidParameterValue(
+            f"Invalid value {n} for parameter 'max_results' supplied. It must be at most {limit}")
+    return n
+
+
+def check_experiment_name(name: Any) -> str:
+    if not isinstance(name, str) or name.strip() == "":
+        raise InvalidParameterValue("Invalid experiment name: must be a non-empty string")
+    if len(name) > LIMITS["experiment_name"]:
+        raise InvalidParameterValue(
+            f"Experiment name had length {len(name)}, which exceeded length limit of {LIMITS['experiment_name']}")
+    return name
