@@ -208,6 +208,15 @@ class DatasetInput:
 
 
 @dataclass
+class RunData:
+    """MLflow's ``run.data`` view: latest metric values, params and tags as plain dicts."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Run:
     info: RunInfo
     metrics: dict[str, Metric] = field(default_factory=dict)
@@ -253,6 +262,11 @@ class Run:
             model_outputs=[(x["model_id"], int(x.get("step", 0)))
                            for x in outputs.get("model_outputs") or []],
         )
+
+    @property
+    def data(self) -> RunData:
+        """``run.data.metrics["loss"]`` etc., as code written for MLflow expects."""
+        return RunData({k: m.value for k, m in self.metrics.items()}, self.params, self.tags)
 
     def _repr_html_(self) -> str:
         rows: list[tuple[str, Any]] = [

@@ -1,0 +1,249 @@
+"""The background sender: queues metrics, params and tags and delivers them in batches.
+
+``log_metric`` appends a tuple to a deque and returns.  One daemon thread drains
+the deque in order, packing consecutive writes for the same run into
+``runs/log-batch`` calls within MLflow's limits.  A flush marker travels
+through the same queue, so ``flush()`` returns exactly when everything queued
+before it was delivered (or rejected).  A batch that the server rejects is
+bisected until the offending write is isolated: every good write still lands,
+and the rejection is raised at the next ``flush()``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+from labtrack.errors import LabtrackError, TransientError
+
+# runs/log-batch limits (reference §5).  One source of truth for the client.
+MAX_METRICS = 1000
+MAX_PARAMS = 100
+MAX_TAGS = 100
+MAX_ENTRIES = 1000
+MAX_BODY_BYTES = 900_000  # the server accepts 1 MB; leave room for JSON overhead
+
+METRIC, PARAM, TAG = 0, 1, 2
+_INF = float("inf")
+
+
+def _value(v: float) -> float | str:
+    if v != v:
+        return "NaN"
+    if v == _INF:
+        return "Infinity"
+    if v == -_INF:
+        return "-Infinity"
+    return v
+
+
+class _Batch:
+    """Writes for one run that fit in one log-batch call."""
+
+    __slots__ = ("run_id", "metrics", "params", "tags", "size", "param_keys")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.metrics: list[dict[str, Any]] = []
+        self.params: list[dict[str, str]] = []
+        self.tags: dict[str, str] = {}
+        self.size = 0
+        self.param_keys: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.metrics) + len(self.params) + len(self.tags)
+
+    def add(self, item: tuple) -> bool:
+        """Add ``item`` if it fits; False means "send what you have first"."""
+        kind = item[0]
+        total = len(self)
+        if total >= MAX_ENTRIES:
+            return False
+        if kind == METRIC:
+            if len(self.metrics) >= MAX_METRICS or self.size + 120 > MAX_BODY_BYTES:
+                return False
+            _, _, key, value, ts, step = item
+            self.metrics.append({"key": key, "value": _value(value), "timestamp": ts,
+                                 "step": step})
+            self.size += len(key) + 80
+            return True
+        key, value = item[2], item[3]
+        cost = len(key) + len(value) + 32
+        if self.size + cost > MAX_BODY_BYTES and total:
+            return False
+        if kind == PARAM:
+            # A key twice in one batch is refused as a whole by MLflow; send it next time
+            # so that the server judges the second value against the first.
+            if len(self.params) >= MAX_PARAMS or key in self.param_keys:
+                return False
+            self.param_keys.add(key)
+            self.params.append({"key": key, "value": value})
+        else:
+            if key not in self.tags and len(self.tags) >= MAX_TAGS:
+                return False
+            self.tags.pop(key, None)  # the last value of a tag wins, as if sent in order
+            self.tags[key] = value
+        self.size += cost
+        return True
+
+    def message(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "metrics": self.metrics, "params": self.params,
+                "tags": [{"key": k, "value": v} for k, v in self.tags.items()]}
+
+    def halves(self) -> tuple[_Batch, _Batch]:
+        items: list[tuple] = (
+            [(PARAM, self.run_id, p["key"], p["value"]) for p in self.params]
+            + [(TAG, self.run_id, k, v) for k, v in self.tags.items()]
+            + [(METRIC, self.run_id, m["key"], m["value"], m["timestamp"], m["step"])
+               for m in self.metrics])
+        mid = len(items) // 2
+        parts = []
+        for chunk in (items[:mid], items[mid:]):
+            b = _Batch(self.run_id)
+            for it in chunk:
+                if it[0] == METRIC and isinstance(it[3], str):
+                    it = it[:3] + (float(it[3]),) + it[4:]
+                b.add(it)
+            parts.append(b)
+        return parts[0], parts[1]
+
+
+class _Marker:
+    """A flush request travelling through the queue."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class Sender:
+    """Delivers queued writes to one server on a daemon thread."""
+
+    def __init__(self, transport: Any, max_queue: int = 2_000_000) -> None:
+        self._transport = transport
+        self._max_queue = max_queue
+        self._q: deque = deque()
+        self._wake = threading.Event()
+        self._room = threading.Condition()
+        self._idle = True
+        self._thread: threading.Thread | None = None
+        self._errors: list[LabtrackError] = []
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (s := ref()) and s._after_fork())
+
+    def _after_fork(self) -> None:
+        # The child inherits the parent's queue but not its thread: start afresh.
+        self._q.clear()
+        self._errors = []
+        self._thread = None
+        self._idle = True
+        self._wake = threading.Event()
+        self._room = threading.Condition()
+
+    # -- producer side ---------------------------------------------------------------
+    def put(self, item: tuple) -> None:
+        """Queue one write; returns at once unless the queue is full (back-pressure)."""
+        q = self._q
+        if len(q) >= self._max_queue:
+            self._wait_for_room()
+        q.append(item)
+        if self._idle:
+            if self._thread is None:
+                self._start()
+            self._wake.set()
+
+    def put_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+        self.put((METRIC, run_id, key, value, timestamp, step))
+
+    def put_param(self, run_id: str, key: str, value: str) -> None:
+        self.put((PARAM, run_id, key, value))
+
+    def put_tag(self, run_id: str, key: str, value: str) -> None:
+        self.put((TAG, run_id, key, value))
+
+    def pending(self) -> int:
+        return len(self._q)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is delivered; raise the first rejection."""
+        if self._q or self._thread is not None:
+            marker = _Marker()
+            self.put(marker)  # type: ignore[arg-type]
+            if not marker.done.wait(timeout):
+                raise TransientError(f"flush timed out with {len(self._q)} writes queued")
+        self.raise_errors()
+
+    def raise_errors(self) -> None:
+        if not self._errors:
+            return
+        errors, self._errors = self._errors, []
+        first = errors[0]
+        if len(errors) > 1:
+            first.message += f" (and {len(errors) - 1} more rejected writes)"
+            first.args = (first.message,)
+        raise first
+
+    def _wait_for_room(self) -> None:
+        with self._room:
+            self._room.wait_for(lambda: len(self._q) < self._max_queue // 2, timeout=60)
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="labtrack-sender", daemon=True)
+        self._thread.start()
+
+    # -- consumer side ---------------------------------------------------------------
+    def _run(self) -> None:
+        q = self._q
+        while True:
+            if not q:
+                self._idle = True
+                self._wake.clear()
+                if not q:
+                    self._wake.wait(1.0)
+                self._idle = False
+                continue
+            batch: _Batch | None = None
+            while q:
+                item = q[0]
+                if type(item) is _Marker:
+                    if batch is not None:
+                        break
+                    q.popleft()
+                    item.done.set()
+                    continue
+                if batch is None:
+                    batch = _Batch(item[1])
+                elif item[1] != batch.run_id:
+                    break
+                if not batch.add(item):
+                    break
+                q.popleft()
+            if batch is not None and len(batch):
+                self._deliver(batch)
+            if len(q) < self._max_queue // 2:
+                with self._room:
+                    self._room.notify_all()
+
+    def _deliver(self, batch: _Batch) -> None:
+        try:
+            self._transport.call("POST", "runs/log-batch", batch.message())
+        except TransientError as exc:
+            exc.message += f" ({len(batch)} writes for run {batch.run_id} not delivered)"
+            exc.args = (exc.message,)
+            self._errors.append(exc)
+        except LabtrackError as exc:
+            if len(batch) == 1:
+                self._errors.append(exc)
+                return
+            # Isolate the rejected write(s); re-sending good ones is harmless because
+            # the server's writes are idempotent.
+            for half in batch.halves():
+                if len(half):
+                    self._deliver(half)
+        except Exception as exc:  # a bug must not kill the thread and hang flush()
+            self._errors.append(LabtrackError(f"sender failed: {exc!r}"))
+
