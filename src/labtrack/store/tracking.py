@@ -455,8 +455,28 @@ class TrackingStore:
             return load_runs(conn, ids[:limit]), token
         return self.read(op)
 
-    def run_experiment_id(self, run_id: str) -> int:
-        return self.read(lambda conn: _run_row(conn, check_run_id(run_id)).experiment_id)
+    def search_datasets(self, experiment_ids: Sequence[Any]) -> list[dict[str, str]]:
+        """The UI's dataset summaries: (experiment, name, digest, context) triples."""
+        exp_ids = [check_experiment_id(e) for e in experiment_ids]
+        if len(exp_ids) > 20:
+            raise InvalidParameterValue("At most 20 experiment IDs may be given.")
+        ds, ri, it = s.datasets, s.run_inputs, s.input_tags
+
+        def op(conn: Connection) -> list[dict[str, str]]:
+            rows = conn.execute(
+                select(ds.c.experiment_id, ds.c.name, ds.c.digest, it.c.value).distinct()
+                .join(ri, ri.c.dataset_uuid == ds.c.dataset_uuid)
+                .outerjoin(it, (it.c.dataset_uuid == ds.c.dataset_uuid) & (it.c.run_uuid == ri.c.run_uuid)
+                           & (it.c.key == "mlflow.data.context"))
+                .where(ds.c.experiment_id.in_(exp_ids)).order_by(ds.c.name, ds.c.digest))
+            out = []
+            for exp_id, name, digest, context in rows:
+                item = {"experiment_id": str(exp_id), "name": name, "digest": digest}
+                if context:
+                    item["context"] = context
+                out.append(item)
+            return out
+        return self.read(op)
 
     def count_runs(self) -> dict[str, int]:
         def op(conn: Connection) -> dict[str, int]:
