@@ -1,0 +1,70 @@
+// The app shell: a top bar, the token notice, and a hash router that mounts one view at a time.
+
+import { onBusy, onUnauthorized } from "./api";
+import { h, replace } from "./dom";
+import { current, Route } from "./router";
+import { experimentsView } from "./views/experiments";
+import { runsView } from "./views/runs";
+import { runView } from "./views/run";
+import { compareView } from "./views/compare";
+
+export interface View {
+  dispose?: () => void;
+}
+
+type ViewFn = (root: HTMLElement, route: Route) => View | void;
+
+function pick(route: Route): ViewFn {
+  const [a, b, c] = route.parts;
+  if (a === "experiments" && b && c === "runs") return runsView;
+  if (a === "runs" && b) return runView;
+  if (a === "runs") return runsView;
+  if (a === "compare") return compareView;
+  return experimentsView;
+}
+
+function start(): void {
+  const app = document.getElementById("app")!;
+  const spinner = h("span", { class: "spinner", hidden: true, "aria-label": "loading" });
+  const notice = h("div", { class: "notice", hidden: true, role: "alert" });
+  const main = h("main", { id: "main" });
+  replace(
+    app,
+    h(
+      "header",
+      { class: "topbar" },
+      h("a", { class: "brand", href: "#/" }, h("img", { src: "static/favicon.svg", alt: "" }), "labtrack"),
+      h("nav", null, h("a", { href: "#/" }, "Experiments"), h("a", { href: "#/runs" }, "All runs")),
+      spinner,
+    ),
+    notice,
+    main,
+  );
+  onBusy((n) => {
+    spinner.hidden = n === 0;
+  });
+  onUnauthorized(() => {
+    notice.hidden = false;
+    replace(
+      notice,
+      h("b", null, "Token required. "),
+      "This labtrack server asks for its access token. Open the page once with ",
+      h("code", null, "?token=<your token>"),
+      " added to its address (the server then remembers it in a cookie), or open it from JupyterLab's launcher tile.",
+    );
+    document.body.classList.add("unauthorized");
+  });
+  let view: View | void;
+  const render = () => {
+    view?.dispose?.();
+    view = undefined;
+    const route = current();
+    const root = h("div", { class: "view" });
+    replace(main, root);
+    view = pick(route)(root, route);
+  };
+  window.addEventListener("hashchange", render);
+  render();
+}
+
+start();

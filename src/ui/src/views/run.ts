@@ -1,0 +1,370 @@
+// One run: overview, description (safe markdown, editable), params, metrics with min/max/steps,
+// charts, images per step, artifacts and editable tags.
+
+import { mlPost } from "../api";
+import { artifactBrowser, findImageSeries, imageStepper } from "../artifacts";
+import { confirmAction, h, replace } from "../dom";
+import { color, fmtDuration, fmtNum, fmtTime, runDuration } from "../format";
+import { renderMarkdown } from "../markdown";
+import { chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
+import { displayName, Experiment, getExperiment, getRun, Run, searchRunsPage } from "../model";
+import { href, Route, setQuery } from "../router";
+import { fetchSeries, pool } from "../series";
+
+const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
+type Tab = (typeof TABS)[number];
+const NOTE = "mlflow.note.content";
+
+export function runView(root: HTMLElement, route: Route): { dispose: () => void } {
+  const runId = route.parts[1];
+  let tab: Tab = (TABS as readonly string[]).includes(route.q.get("tab") ?? "") ? (route.q.get("tab") as Tab) : "overview";
+  let run: Run;
+  let experiment: Experiment | undefined;
+  let settings: ChartSettings = parseSettings(route.q);
+  let charts: MetricChart[] = [];
+  const content = h("div", { class: "tab-content" });
+  const tabs = h("div", { class: "tabs run-tabs", role: "tablist" });
+  const head = h("div", { class: "page-head" });
+
+  replace(root, head, tabs, content);
+
+  async function reload(): Promise<void> {
+    try {
+      run = await getRun(runId);
+      experiment = await getExperiment(run.experimentId).catch(() => undefined);
+    } catch (e) {
+      replace(root, h("div", { class: "error" }, (e as Error).message));
+      return;
+    }
+    document.title = `${displayName(run)} · labtrack`;
+    drawHead();
+    drawTabs();
+    void drawTab();
+  }
+
+  function drawHead(): void {
+    const deleted = run.lifecycle === "deleted";
+    const nameEl = h("h1", { class: "run-name" }, displayName(run));
+    const err = h("span", { class: "error" });
+    const rename = () => {
+      const input = h("input", { type: "text", value: run.name, class: "rename-input", "aria-label": "run name" });
+      const save = async (e: Event) => {
+        e.preventDefault();
+        try {
+          await mlPost("runs/update", { run_id: run.id, run_name: input.value.trim() });
+          await reload();
+        } catch (x) {
+          err.textContent = (x as Error).message;
+        }
+      };
+      replace(nameEl, h("form", { onsubmit: save }, input, h("button", { type: "submit" }, "Save")));
+      input.focus();
+    };
+    const lifecycle = async (path: string) => {
+      if (path === "runs/delete" && !confirmAction(`Delete run "${displayName(run)}"?`)) return;
+      try {
+        await mlPost(path, { run_id: run.id });
+        await reload();
+      } catch (x) {
+        err.textContent = (x as Error).message;
+      }
+    };
+    replace(
+      head,
+      h(
+        "div",
+        { class: "crumbs" },
+        h("a", { href: "#/" }, "Experiments"),
+        " / ",
+        h("a", { href: href(["experiments", run.experimentId, "runs"]) }, experiment?.name ?? run.experimentId),
+        " / ",
+      ),
+      nameEl,
+      h("span", { class: `status status-${run.status.toLowerCase()}` }, run.status),
+      deleted ? h("span", { class: "badge deleted" }, "deleted") : null,
+      h(
+        "span",
+        { class: "head-actions" },
+        h("button", { class: "rename-run", onclick: rename }, "Rename"),
+        deleted
+          ? h("button", { class: "restore-run", onclick: () => lifecycle("runs/restore") }, "Restore")
+          : h("button", { class: "delete-run danger", onclick: () => lifecycle("runs/delete") }, "Delete"),
+        h("a", { class: "button", href: href(["compare"], { runs: run.id }) }, "Compare…"),
+      ),
+      err,
+    );
+  }
+
+  function drawTabs(): void {
+    replace(
+      tabs,
+      TABS.map((t) =>
+        h(
+          "button",
+          {
+            class: `tab${t === tab ? " active" : ""}`,
+            role: "tab",
+            dataset: { tab: t },
+            onclick: () => {
+              tab = t;
+              setQuery({ tab: t === "overview" ? undefined : t });
+              drawTabs();
+              void drawTab();
+            },
+          },
+          t[0].toUpperCase() + t.slice(1),
+        ),
+      ),
+    );
+  }
+
+  async function drawTab(): Promise<void> {
+    for (const c of charts) c.destroy();
+    charts = [];
+    replace(content);
+    switch (tab) {
+      case "overview":
+        return overview();
+      case "params":
+        return kvTable(run.params, "params");
+      case "metrics":
+        return metrics();
+      case "charts":
+        return drawCharts(route.q.get("metric") ?? undefined);
+      case "images":
+        return images();
+      case "artifacts":
+        replace(content, artifactBrowser(run, route.q.get("path") ?? undefined));
+        return;
+      case "tags":
+        return tags();
+    }
+  }
+
+  async function overview(): Promise<void> {
+    const t = run.tags;
+    const parent = t["mlflow.parentRunId"];
+    const children = h("span", { class: "muted" }, "…");
+    const rows: [string, Node | string][] = [
+      ["Run ID", h("code", null, run.id)],
+      ["Experiment", h("a", { href: href(["experiments", run.experimentId, "runs"]) }, experiment?.name ?? run.experimentId)],
+      ["Status", run.status],
+      ["Started", fmtTime(run.start)],
+      ["Ended", fmtTime(run.end)],
+      ["Duration", fmtDuration(runDuration(run.start, run.end, run.status))],
+      ["User", run.user],
+      ["Source", [t["mlflow.source.type"], t["mlflow.source.name"]].filter(Boolean).join(": ")],
+      ["Git commit", t["mlflow.source.git.commit"] ? h("code", null, t["mlflow.source.git.commit"]) : ""],
+      ["Entry point", t["mlflow.project.entryPoint"] ?? ""],
+      ["Artifact URI", h("code", null, run.artifactUri)],
+      ["Lifecycle", run.lifecycle],
+      ["Parent run", parent ? h("a", { href: `#/runs/${encodeURIComponent(parent)}`, class: "parent-link" }, parent) : ""],
+      ["Child runs", children],
+    ];
+    const note = h("div", { class: "description" });
+    const drawNote = () => {
+      const text = run.tags[NOTE] ?? "";
+      replace(
+        note,
+        h("div", { class: "section-head" }, h("h2", null, "Description"), h("button", { class: "edit-description", onclick: editNote }, text ? "Edit" : "Add")),
+        text ? renderMarkdown(text) : h("p", { class: "muted" }, "No description."),
+      );
+    };
+    const editNote = () => {
+      const ta = h("textarea", { class: "description-input", rows: "8", "aria-label": "description (markdown)" });
+      ta.value = run.tags[NOTE] ?? "";
+      const err = h("span", { class: "error" });
+      const save = async () => {
+        try {
+          await mlPost("runs/set-tag", { run_id: run.id, key: NOTE, value: ta.value });
+          run.tags[NOTE] = ta.value;
+          drawNote();
+        } catch (e) {
+          err.textContent = (e as Error).message;
+        }
+      };
+      replace(note, h("h2", null, "Description"), ta, h("div", null, h("button", { class: "save-description", onclick: save }, "Save"), h("button", { onclick: drawNote }, "Cancel"), err));
+      ta.focus();
+    };
+    drawNote();
+    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note);
+    try {
+      const kids = await searchRunsPage([run.experimentId], `tags.mlflow.parentRunId = '${run.id}'`, "ACTIVE_ONLY", 1000);
+      replace(
+        children,
+        kids.runs.length
+          ? kids.runs.map((k, i) => [i ? ", " : "", h("a", { href: `#/runs/${encodeURIComponent(k.id)}`, class: "child-link" }, displayName(k))])
+          : "none",
+      );
+      children.classList.remove("muted");
+    } catch {
+      children.textContent = "";
+    }
+  }
+
+  function kvTable(map: Record<string, string>, cls: string): void {
+    const keys = Object.keys(map).sort((a, b) => a.localeCompare(b));
+    const search = h("input", { type: "search", placeholder: `Filter ${cls}`, class: "kv-search" });
+    const body = h("tbody");
+    const draw = () => {
+      const s = search.value.toLowerCase();
+      replace(
+        body,
+        keys
+          .filter((k) => !s || k.toLowerCase().includes(s) || map[k].toLowerCase().includes(s))
+          .map((k) => h("tr", null, h("th", null, k), h("td", { class: "value" }, map[k]))),
+      );
+    };
+    search.addEventListener("input", draw);
+    draw();
+    replace(content, keys.length ? search : null, keys.length ? h("table", { class: `kv ${cls}-table` }, body) : h("p", { class: "muted" }, `No ${cls}.`));
+  }
+
+  async function metrics(): Promise<void> {
+    const keys = Object.keys(run.metrics).sort((a, b) => a.localeCompare(b));
+    if (!keys.length) {
+      replace(content, h("p", { class: "muted" }, "No metrics."));
+      return;
+    }
+    const cells = new Map<string, HTMLElement[]>();
+    const body = h(
+      "tbody",
+      null,
+      keys.map((k) => {
+        const m = run.metrics[k];
+        const extra = [h("td", { class: "num" }, "…"), h("td", { class: "num" }, "…"), h("td", { class: "num" }, "…")];
+        cells.set(k, extra);
+        return h(
+          "tr",
+          { dataset: { metric: k } },
+          h("th", null, h("a", { href: href(["runs", run.id], { tab: "charts", metric: k }) }, k)),
+          h("td", { class: "num latest" }, fmtNum(m.value)),
+          h("td", { class: "num" }, String(m.step)),
+          ...extra,
+        );
+      }),
+    );
+    replace(
+      content,
+      h(
+        "table",
+        { class: "grid metrics-table" },
+        h("thead", null, h("tr", null, h("th", null, "Metric"), h("th", null, "Latest"), h("th", null, "Step"), h("th", null, "Min"), h("th", null, "Max"), h("th", null, "Points"))),
+        body,
+      ),
+    );
+    // min and max are exact: the server keeps each bucket's extremes when it downsamples
+    await pool(keys, 6, async (k) => {
+      const [mn, mx, n] = cells.get(k)!;
+      try {
+        const s = await fetchSeries(run.id, k, 64);
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const p of s.points) {
+          if (p.value < lo) lo = p.value;
+          if (p.value > hi) hi = p.value;
+        }
+        mn.textContent = s.points.length ? fmtNum(lo) : "";
+        mx.textContent = s.points.length ? fmtNum(hi) : "";
+        n.textContent = s.total.toLocaleString();
+        mn.classList.add("min");
+        mx.classList.add("max");
+        n.classList.add("points");
+      } catch {
+        mn.textContent = mx.textContent = n.textContent = "";
+      }
+    });
+  }
+
+  function drawCharts(only?: string): void {
+    const keys = only ? [only] : Object.keys(run.metrics).sort((a, b) => a.localeCompare(b));
+    const grid = h("div", { class: only ? "chart-grid single" : "chart-grid" });
+    const controls = chartControls(settings, (s) => {
+      settings = s;
+      setQuery(settingsQuery(s));
+      for (const c of charts) c.applySettings(s);
+    });
+    replace(content, only ? h("a", { href: href(["runs", run.id], { tab: "charts" }) }, "← all metrics") : null, controls, grid);
+    for (const k of keys) {
+      const mc = new MetricChart(k, [{ run, color: color(0) }], settings, only ? 420 : 240);
+      charts.push(mc);
+      grid.appendChild(mc.el);
+      void mc.load();
+    }
+    if (!keys.length) grid.appendChild(h("p", { class: "muted" }, "No metrics."));
+  }
+
+  async function images(): Promise<void> {
+    replace(content, h("p", { class: "muted" }, "Looking for images…"));
+    const series = await findImageSeries(run);
+    replace(content, series.length ? series.map((s) => imageStepper(run, s)) : h("p", { class: "muted" }, "No images logged per step."));
+  }
+
+  function tags(): void {
+    const user = Object.keys(run.tags).filter((k) => !k.startsWith("mlflow.")).sort();
+    const system = Object.keys(run.tags).filter((k) => k.startsWith("mlflow.")).sort();
+    const err = h("div", { class: "error" });
+    const act = async (fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+        run = await getRun(run.id);
+        tags();
+      } catch (e) {
+        err.textContent = (e as Error).message;
+      }
+    };
+    const row = (k: string) => {
+      const valueCell = h("td", { class: "value" }, run.tags[k]);
+      const edit = () => {
+        const input = h("input", { type: "text", value: run.tags[k], class: "tag-value-input", "aria-label": `value of ${k}` });
+        replace(
+          valueCell,
+          h(
+            "form",
+            { onsubmit: (e: Event) => { e.preventDefault(); void act(() => mlPost("runs/set-tag", { run_id: run.id, key: k, value: input.value })); } },
+            input,
+            h("button", { type: "submit" }, "Save"),
+          ),
+        );
+        input.focus();
+      };
+      return h(
+        "tr",
+        { dataset: { tag: k } },
+        h("th", null, k),
+        valueCell,
+        h(
+          "td",
+          { class: "actions" },
+          h("button", { class: "edit-tag", onclick: edit }, "Edit"),
+          h("button", { class: "delete-tag danger", onclick: () => void act(() => mlPost("runs/delete-tag", { run_id: run.id, key: k })) }, "Delete"),
+        ),
+      );
+    };
+    const key = h("input", { type: "text", placeholder: "key", class: "new-tag-key", "aria-label": "new tag key" });
+    const value = h("input", { type: "text", placeholder: "value", class: "new-tag-value", "aria-label": "new tag value" });
+    replace(
+      content,
+      h(
+        "form",
+        {
+          class: "add-tag",
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            if (key.value.trim()) void act(() => mlPost("runs/set-tag", { run_id: run.id, key: key.value.trim(), value: value.value }));
+          },
+        },
+        key,
+        value,
+        h("button", { type: "submit" }, "Add tag"),
+      ),
+      err,
+      h("table", { class: "kv tags-table" }, h("tbody", null, user.map(row))),
+      user.length ? null : h("p", { class: "muted" }, "No tags yet."),
+      h("details", null, h("summary", null, `System tags (${system.length})`), h("table", { class: "kv" }, h("tbody", null, system.map((k) => h("tr", null, h("th", null, k), h("td", { class: "value" }, run.tags[k])))))),
+    );
+  }
+
+  void reload();
+  return { dispose: () => charts.forEach((c) => c.destroy()) };
+}
