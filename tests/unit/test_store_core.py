@@ -23,14 +23,21 @@ def test_head_constant_is_alembic_head() -> None:
     assert ScriptDirectory.from_config(cfg).get_current_head() == migrate.HEAD
 
 
-def test_migrations_build_exactly_the_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["alembic-migrations", "fresh-create"])
+def test_both_paths_build_exactly_the_schema(tmp_path: Path, how: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    engines = open_engines(f"sqlite:///{tmp_path / 'm.db'}")
-    with engines.writer.connect() as conn:
+    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with engine.connect() as conn:
+        if how == "alembic-migrations":
+            migrate.upgrade(conn)
+        else:
+            migrate.create_fresh(conn)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD
         diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
-    engines.dispose()
+    engine.dispose()
     assert diff == []
 
 
