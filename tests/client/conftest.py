@@ -25,6 +25,8 @@ import pytest
 
 import labtrack as lt
 from labtrack.client import config
+from labtrack.client.transport import Transport, unix_uri
+from labtrack.errors import LabtrackError
 
 # The environment variables that steer the client; tests start from none of them.
 CLIENT_ENV = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE",
@@ -64,10 +66,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) ->
         if proc.poll() is not None:
             raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
+            if url.startswith("http+unix://"):
+                status, _ = Transport.from_uri(url, auth="").request_raw("GET", "/health",
+                                                                         retries=False)
+                if status == 200:
                     return
-        except OSError:
+            else:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+        except (OSError, LabtrackError):
             pass
         time.sleep(0.2)
     raise RuntimeError(f"server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
@@ -140,6 +148,8 @@ def start_labtrack(workdir: Path, *extra: str, token: str | None = "auto") -> Tr
              "--port", str(port), *auth, *extra],
             stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    if "--unix-socket" in extra:
+        url = unix_uri(extra[list(extra).index("--unix-socket") + 1])
     try:
         wait_healthy(url, proc, log, 30)
     except RuntimeError:

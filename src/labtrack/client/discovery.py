@@ -154,11 +154,15 @@ def _spawn_server(db: Path) -> tuple[subprocess.Popen, Path]:
            "--backend-store-uri", f"sqlite:///{db}",
            "--artifacts-destination", str(artifacts),
            "--port", "0", "--idle-timeout", str(IDLE_TIMEOUT_S)]
-    with open(log_path, "ab") as log:
+    # 0600: the server may print its token, and login nodes are shared.
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
         # A new session: the server outlives this process and ignores its Ctrl-C.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 cwd=str(folder), close_fds=True)
+    finally:
+        os.close(log)
     return proc, log_path
 
 

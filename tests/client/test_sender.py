@@ -1,0 +1,111 @@
+"""Non-blocking logging: batching, order, limits, and rejected writes surfacing at flush."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import labtrack as lt
+from labtrack.client.sender import MAX_METRICS, MAX_PARAMS, MAX_TAGS, _Batch
+from labtrack.entities import Metric
+from labtrack.errors import InvalidParameterValue, LabtrackError
+
+
+def test_ten_thousand_points_arrive_in_order(server) -> None:
+    n = 12_000
+    with lt.start_run() as run:
+        for i in range(n):
+            lt.log_metric("loss", 1.0 / (i + 1), step=i)
+            if i % 3000 == 0:
+                lt.log_metric("checkpoint", float(i), step=i)
+        lt.flush()
+        history = lt.get_metric_history(run.info.run_id, "loss")
+    assert len(history) == n
+    assert [m.step for m in history] == list(range(n))
+    assert [m.value for m in history] == [1.0 / (i + 1) for i in range(n)]
+    timestamps = [m.timestamp for m in history]
+    assert timestamps == sorted(timestamps)
+    assert [m.step for m in lt.get_metric_history(run.info.run_id, "checkpoint")] == [
+        0, 3000, 6000, 9000]
+    assert lt.get_run(run.info.run_id).data.metrics["loss"] == 1.0 / n
+
+
+def test_changed_param_is_a_typed_error_at_flush(server) -> None:
+    with lt.start_run() as run:
+        lt.log_param("lr", 0.1)
+        for i in range(500):
+            lt.log_metric("m", float(i), step=i)
+        lt.log_param("lr", 0.2)  # returns at once; the server refuses it later
+        lt.log_metric("after", 1.0)
+        lt.set_tag("still", "here")
+        with pytest.raises(InvalidParameterValue) as info:
+            lt.flush()
+        assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+        lt.flush()  # reported once, not again
+    got = lt.get_run(run.info.run_id)
+    # Every good write around the rejected one landed.
+    assert got.data.params == {"lr": "0.1"}
+    assert got.data.metrics == {"m": 499.0, "after": 1.0}
+    assert got.data.tags["still"] == "here"
+    assert len(lt.get_metric_history(run.info.run_id, "m")) == 500
+
+
+def test_rejected_write_raises_at_end_run_and_the_run_still_ends(server) -> None:
+    run = lt.start_run()
+    lt.log_param("p", "a")
+    lt.log_param("p", "b")
+    with pytest.raises(InvalidParameterValue):
+        lt.end_run()
+    assert lt.active_run() is None
+    assert lt.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_bad_metric_key_is_rejected_at_flush(server) -> None:
+    with lt.start_run() as run:
+        lt.log_metric("../escape", 1.0)
+        lt.log_metric("fine", 2.0)
+        with pytest.raises(LabtrackError):
+            lt.flush()
+    assert lt.get_run(run.info.run_id).data.metrics == {"fine": 2.0}
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_log_batch_over_the_limits_is_split(server, synchronous: bool) -> None:
+    client = lt.Client(server.uri)
+    run = client.create_run(client.create_experiment(f"split-{uuid.uuid4().hex}"))
+    rid = run.info.run_id
+    params = {f"p{i:03d}": str(i) for i in range(3 * MAX_PARAMS + 7)}
+    tags = {f"t{i:03d}": "x" * 7000 for i in range(2 * MAX_TAGS + 3)}  # also over 1 MB
+    metrics = [Metric("m", float(i), 1000 + i, i) for i in range(2 * MAX_METRICS + 11)]
+    client.log_batch(rid, metrics=metrics, params=params, tags=tags, synchronous=synchronous)
+    client.set_terminated(rid)
+    got = client.get_run(rid)
+    assert got.data.params == params
+    assert {k: v for k, v in got.data.tags.items() if k.startswith("t")} == tags
+    assert len(client.get_metric_history(rid, "m")) == len(metrics)
+    assert got.info.status == "FINISHED"
+
+
+def test_tag_overwrites_keep_their_order(server) -> None:
+    with lt.start_run() as run:
+        for i in range(250):
+            lt.set_tag("phase", str(i))
+            lt.log_metric("x", float(i), step=i)
+    assert lt.get_run(run.info.run_id).data.tags["phase"] == "249"
+
+
+def test_batches_respect_limits() -> None:
+    batch = _Batch("r")
+    added = 0
+    while batch.add((0, "r", "k", 1.0, 0, added)):
+        added += 1
+    assert added == MAX_METRICS
+    batch = _Batch("r")
+    assert batch.add((1, "r", "a", "1"))
+    assert not batch.add((1, "r", "a", "2"))  # one key twice goes to the next batch
+    for i in range(MAX_TAGS):
+        assert batch.add((2, "r", f"t{i}", "v"))
+    assert batch.add((2, "r", "t0", "again"))  # overwriting an existing tag still fits
+    assert not batch.add((2, "r", "new", "v"))
+    assert batch.message()["tags"][-1] == {"key": "t0", "value": "again"}
