@@ -134,7 +134,7 @@ export function artifactBrowser(run: Run, initial?: string): HTMLElement {
                 }
               },
             },
-            h("span", { class: "art-icon" }, "📁"),
+            h("span", { class: "art-icon dir-icon" }),
             label,
           );
           return h("div", null, row, kids);
@@ -142,7 +142,7 @@ export function artifactBrowser(run: Run, initial?: string): HTMLElement {
         const row: HTMLElement = h(
           "div",
           { class: "art-item art-file", role: "treeitem", style: { paddingLeft: `${depth * 14 + 4}px` }, dataset: { path: f.path }, onclick: () => void open(f, row) },
-          h("span", { class: "art-icon" }, IMAGE.test(f.path) ? "🖼" : "📄"),
+          h("span", { class: `art-icon ${IMAGE.test(f.path) ? "img-icon" : "file-icon"}` }),
           label,
           h("span", { class: "muted art-size" }, fmtBytes(f.size)),
         );

@@ -41,7 +41,7 @@ export function column(id: string, experiments: Map<string, Experiment>): Column
   const key = id.slice(dot + 1);
   if (kind === "metrics") {
     return {
-      id, label: key, kind, width: 110, numeric: true,
+      id, label: key, kind, width: 130, numeric: true,
       get: (r) => r.metrics[key]?.value,
       text: (r) => (r.metrics[key] ? fmtNum(r.metrics[key].value) : ""),
     };
@@ -66,7 +66,7 @@ export function column(id: string, experiments: Map<string, Experiment>): Column
     case "status":
       return { ...base, width: 96, get: (r) => r.status, text: (r) => r.status };
     case "start":
-      return { ...base, width: 150, numeric: true, get: (r) => r.start, text: (r) => fmtTime(r.start) };
+      return { ...base, width: 160, numeric: true, get: (r) => r.start, text: (r) => fmtTime(r.start) };
     case "duration":
       return {
         ...base, width: 90, numeric: true,

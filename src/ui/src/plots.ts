@@ -24,6 +24,9 @@ function scaleFor(values: (number | string | undefined)[]): Scale {
       lo -= 1;
       hi += 1;
     }
+    const pad = (hi - lo) * 0.04; // keep dots off the frame
+    lo -= pad;
+    hi += pad;
     return {
       pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : undefined),
       ticks: niceTicks(lo, hi, 4).map((t) => ({ at: (t - lo) / (hi - lo), text: fmtNum(t) })),
