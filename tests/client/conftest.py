@@ -187,7 +187,7 @@ def reset_client_state() -> None:
     fluent._state.experiment_id = None
     fluent._state.last_run_id = None
     lt.set_tracking_uri(None)  # type: ignore[arg-type]
-    config._async = None
+    config.reset()
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from labtrack.client import config
 from labtrack.entities import Experiment, FileInfo, Metric, Param, Run, RunInfo, RunTag
 from labtrack.errors import LabtrackError, ResourceDoesNotExist
 
+METRIC = 0  # the sender's item kinds (labtrack.client.sender), kept here to stay import-light
+
 PARAM_VALUE_LIMIT = 6000
 TAG_VALUE_LIMIT = 8000
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
@@ -245,9 +247,10 @@ class Client:
         """Log one metric point (queued unless synchronous)."""
         value = float(value)
         ts = int(timestamp) if timestamp is not None else int(time.time() * 1000)
-        step = int(step or 0)
-        if self._async(synchronous):
-            self.sender.put_metric(run_id, key, value, ts, step)
+        step = int(step) if step else 0
+        if synchronous is None and config.ASYNC[0] or synchronous is False:
+            # The hot path of a training loop: one tuple appended to the queue.
+            (self._sender or self.sender).put((METRIC, run_id, key, value, ts, step))
             return
         self._call("POST", "runs/log-metric", {
             "run_id": run_id, "run_uuid": run_id, "key": key,
@@ -289,9 +292,9 @@ class Client:
             for k, v in tags_:
                 sender.put_tag(run_id, k, v)
             for k, v, ts, step in points:
-                sender.put_metric(run_id, k, v, ts, step)
+                sender.put((METRIC, run_id, k, v, ts, step))
             return
-        from labtrack.client.sender import METRIC, PARAM, TAG, _Batch
+        from labtrack.client.sender import PARAM, TAG, _Batch
 
         items = ([(PARAM, run_id, k, v) for k, v in params_]
                  + [(TAG, run_id, k, v) for k, v in tags_]

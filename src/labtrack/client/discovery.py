@@ -85,9 +85,11 @@ def transport_for(uri: str | None) -> Transport:
 
 
 def _database_transport(db: Path) -> Transport:
-    endpoint, auth = server_for_database(db)
-    # If the server goes away (idle timeout), find or start it again on demand.
-    return Transport(endpoint, auth, resolver=lambda: server_for_database(db))
+    # HTTP to the server that owns ``db`` (found or started; found again if it goes
+    # away), or this process's spool file when no server is reachable (a batch job).
+    from labtrack.client.spool_transport import database_transport
+
+    return database_transport(db)
 
 
 def server_for_database(db: Path, start: bool = True,

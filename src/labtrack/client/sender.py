@@ -11,6 +11,7 @@ and the rejection is raised at the next ``flush()``.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import weakref
@@ -65,10 +66,8 @@ class _Batch:
         if kind == METRIC:
             if len(self.metrics) >= MAX_METRICS or self.size + 120 > MAX_BODY_BYTES:
                 return False
-            _, _, key, value, ts, step = item
-            self.metrics.append({"key": key, "value": _value(value), "timestamp": ts,
-                                 "step": step})
-            self.size += len(key) + 80
+            self.metrics.append(item)
+            self.size += len(item[2]) + 80
             return True
         key, value = item[2], item[3]
         cost = len(key) + len(value) + 32
@@ -90,22 +89,38 @@ class _Batch:
         return True
 
     def message(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "metrics": self.metrics, "params": self.params,
+        return {"run_id": self.run_id,
+                "metrics": [{"key": m[2], "value": _value(m[3]), "timestamp": m[4],
+                             "step": m[5]} for m in self.metrics],
+                "params": self.params,
                 "tags": [{"key": k, "value": v} for k, v in self.tags.items()]}
+
+    def body(self) -> bytes:
+        """The JSON body, written directly: ~3x faster than json.dumps on dicts, and
+        the sender's encoding competes with the user's loop for the GIL."""
+        dumps = json.dumps
+        keys: dict[str, str] = {}
+        parts = []
+        for _, _, key, value, ts, step in self.metrics:
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = dumps(key)
+            v = repr(value) if value - value == 0.0 else dumps(_value(value))
+            parts.append(f'{{"key":{k},"value":{v},"timestamp":{ts},"step":{step}}}')
+        tags = [{"key": k, "value": v} for k, v in self.tags.items()]
+        return (f'{{"run_id":{dumps(self.run_id)},"metrics":[{",".join(parts)}],'
+                f'"params":{dumps(self.params)},"tags":{dumps(tags)}}}').encode()
 
     def halves(self) -> tuple[_Batch, _Batch]:
         items: list[tuple] = (
             [(PARAM, self.run_id, p["key"], p["value"]) for p in self.params]
             + [(TAG, self.run_id, k, v) for k, v in self.tags.items()]
-            + [(METRIC, self.run_id, m["key"], m["value"], m["timestamp"], m["step"])
-               for m in self.metrics])
+            + list(self.metrics))
         mid = len(items) // 2
         parts = []
         for chunk in (items[:mid], items[mid:]):
             b = _Batch(self.run_id)
             for it in chunk:
-                if it[0] == METRIC and isinstance(it[3], str):
-                    it = it[:3] + (float(it[3]),) + it[4:]
                 b.add(it)
             parts.append(b)
         return parts[0], parts[1]
@@ -155,9 +170,6 @@ class Sender:
             if self._thread is None:
                 self._start()
             self._wake.set()
-
-    def put_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
-        self.put((METRIC, run_id, key, value, timestamp, step))
 
     def put_param(self, run_id: str, key: str, value: str) -> None:
         self.put((PARAM, run_id, key, value))
@@ -230,7 +242,7 @@ class Sender:
 
     def _deliver(self, batch: _Batch) -> None:
         try:
-            self._transport.call("POST", "runs/log-batch", batch.message())
+            self._transport.call("POST", "runs/log-batch", raw_body=batch.body())
         except TransientError as exc:
             exc.message += f" ({len(batch)} writes for run {batch.run_id} not delivered)"
             exc.args = (exc.message,)

@@ -254,12 +254,18 @@ class Transport:
             return status, data
 
     def call(self, method: str, endpoint: str, message: dict[str, Any] | None = None, *,
-             retries: bool = True, api: str = "/api/2.0/mlflow/") -> dict[str, Any]:
-        """Call an MLflow REST endpoint; return the decoded JSON or raise a typed error."""
+             retries: bool = True, api: str = "/api/2.0/mlflow/",
+             raw_body: bytes | None = None) -> dict[str, Any]:
+        """Call an MLflow REST endpoint; return the decoded JSON or raise a typed error.
+
+        ``raw_body`` is an already encoded JSON message (the sender writes its own).
+        """
         path = api + endpoint
         body = None
         headers = None
-        if method == "GET":
+        if raw_body is not None:
+            body, headers = raw_body, {"Content-Type": "application/json"}
+        elif method == "GET":
             if message:
                 path += "?" + urlencode(_query(message), doseq=True)
         else:
