@@ -460,3 +460,25 @@ def test_token_required_message(browser: Any, ui_server: ServerProcess, data: Se
         assert "token=" not in page.url, "the token does not stay in the address bar"
     finally:
         ctx.close()
+
+
+def test_runs_charts_tab_and_experiment_selection(ui: tuple[Any, PageWatch], data: Seeded) -> None:
+    page, _ = ui
+    page.wait_for_selector(".exp-table")
+    page.locator("tr", has_text="cnn-sweep").locator("input[type=checkbox]").check()
+    page.locator("tr", has_text="nlp-baselines").locator("input[type=checkbox]").check()
+    page.click(".compare-exps")
+    page.wait_for_selector(".run-row")
+    assert page.locator("h1").inner_text() == "Runs of 2 experiments"
+    got = wait_rows(page, lambda r: "bert-2" in r and "cnn-sgd-lr0.1-b32" in r)
+    assert "bert-2" in got and "cnn-sgd-lr0.1-b32" in got
+    for name in ("bert-0", "cnn-sgd-lr0.1-b32"):
+        page.locator(".run-row", has_text=name).locator("input[type=checkbox]").check()
+    page.click(".charts-tab")
+    card = page.locator(".chart-card[data-metric='loss']")
+    page.wait_for_selector(".chart-card[data-metric='loss'][data-ready='1']")
+    assert card.locator(".legend-item").all_inner_texts() == ["bert-0", "cnn-sgd-lr0.1-b32"]
+    assert hash_query(page)["view"] == ["charts"]
+    page.locator(".smoothing").fill("0.6")
+    page.locator(".smoothing").dispatch_event("change")
+    assert hash_query(page)["smooth"] == ["0.6"]

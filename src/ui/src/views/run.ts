@@ -31,7 +31,13 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
   async function reload(): Promise<void> {
     try {
       run = await getRun(runId);
-      experiment = await getExperiment(run.experimentId).catch(() => undefined);
+      if (experiment?.id !== run.experimentId) {
+        experiment = undefined;
+        void getExperiment(run.experimentId).then((e) => {
+          experiment = e;
+          drawHead();
+        }, () => undefined);
+      }
     } catch (e) {
       replace(root, h("div", { class: "error" }, (e as Error).message));
       return;

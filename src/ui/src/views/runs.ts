@@ -12,8 +12,8 @@ import { href, Route, setQuery } from "../router";
 
 const ROW_H = 34;
 const OVERSCAN = 8;
-const FIRST_PAGE = 500;
-const PAGE = 2500;
+const FIRST_PAGE = 100; // small first page: rows are interactive while the rest streams in
+const PAGE = 2000;
 const LIVE_MS = 5000;
 
 type Row =
@@ -576,21 +576,25 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     filterErr.textContent = "";
     const view: ViewType = showDeleted ? "ALL" : "ACTIVE_ONLY";
     try {
-      if (experiments.size === 0 || acrossAll) {
+      // Names of experiments are fetched beside the first page of runs, not before it.
+      let names: Promise<void> = Promise.resolve();
+      if (acrossAll) {
         const exps = await searchExperiments("ALL");
         experiments.clear();
         for (const e of exps) experiments.set(e.id, e);
-        if (acrossAll) experimentIds = exps.filter((e) => showDeleted || e.lifecycle === "active").map((e) => e.id);
-      }
-      for (const id of experimentIds) if (!experiments.has(id)) experiments.set(id, await getExperiment(id));
-      if (!acrossAll) {
-        const names = experimentIds.map((id) => experiments.get(id)?.name ?? id);
-        title.textContent = names.length === 1 ? names[0] : `Runs of ${names.length} experiments`;
-        title.title = names.join(", ");
-        document.title = `${title.textContent} · labtrack`;
+        experimentIds = exps.filter((e) => showDeleted || e.lifecycle === "active").map((e) => e.id);
+      } else if (experimentIds.some((id) => !experiments.has(id))) {
+        names = Promise.all(experimentIds.map((id) => getExperiment(id).then((e) => void experiments.set(id, e)))).then(() => {
+          const list = experimentIds.map((id) => experiments.get(id)?.name ?? id);
+          title.textContent = list.length === 1 ? list[0] : `Runs of ${list.length} experiments`;
+          title.title = list.join(", ");
+          document.title = `${title.textContent} · labtrack`;
+          if (runs.length) renderRows(true);
+        });
       }
       let page = await searchRunsPage(experimentIds, filter, view, FIRST_PAGE);
       if (seq !== loadSeq) return;
+      void names.catch(() => undefined);
       setQuery({ filter: filter || undefined });
       persist();
       runs = page.runs;
