@@ -125,7 +125,7 @@ def start_mlflow(workdir: Path) -> TrackingServer:
             stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc, log, 90)
+        wait_healthy(url, proc, log, 300)  # ~15 s idle; minutes on a busy CI host
     except RuntimeError:
         stop(proc)
         raise
@@ -151,7 +151,7 @@ def start_labtrack(workdir: Path, *extra: str, token: str | None = "auto") -> Tr
     if "--unix-socket" in extra:
         url = unix_uri(extra[list(extra).index("--unix-socket") + 1])
     try:
-        wait_healthy(url, proc, log, 30)
+        wait_healthy(url, proc, log, 120)
     except RuntimeError:
         stop(proc)
         raise

@@ -109,3 +109,14 @@ def test_batches_respect_limits() -> None:
     assert batch.add((2, "r", "t0", "again"))  # overwriting an existing tag still fits
     assert not batch.add((2, "r", "new", "v"))
     assert batch.message()["tags"][-1] == {"key": "t0", "value": "again"}
+
+
+def test_reads_see_queued_writes_and_leave_rejections_to_flush(server) -> None:
+    with lt.start_run() as run:
+        lt.log_param("k", "1")
+        lt.log_param("k", "2")
+        lt.log_metric("seen", 7.0)
+        got = lt.get_run(run.info.run_id)  # waits for delivery, raises nothing
+        assert got.data.metrics == {"seen": 7.0} and got.data.params == {"k": "1"}
+        with pytest.raises(InvalidParameterValue):
+            lt.flush()

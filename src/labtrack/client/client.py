@@ -114,7 +114,9 @@ class Client:
 
     def _read(self, method: str, endpoint: str, message: dict[str, Any] | None = None,
               **kw: Any) -> dict[str, Any]:
-        self.flush()
+        # Read your own writes; a rejected write is still raised by flush()/end_run only.
+        if self._sender is not None:
+            self._sender.wait()
         return self._call(method, endpoint, message, **kw)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -312,7 +314,8 @@ class Client:
         """Every logged point of one metric (all pages), in the server's order."""
         out: list[Metric] = []
         token: str | None = None
-        self.flush()
+        if self._sender is not None:
+            self._sender.wait()
         while True:
             reply = self._call("GET", "metrics/get-history", {
                 "run_id": run_id, "run_uuid": run_id, "metric_key": key,

@@ -25,7 +25,7 @@ from labtrack.client.transport import Endpoint, Transport, auth_header_from_env
 from labtrack.errors import LabtrackError
 
 DB_NAME = "mlruns.db"
-START_TIMEOUT_S = 15.0
+START_TIMEOUT_S = float(os.environ.get("LABTRACK_SERVER_START_TIMEOUT", "15"))
 IDLE_TIMEOUT_S = 900
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

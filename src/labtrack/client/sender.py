@@ -182,12 +182,17 @@ class Sender:
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is delivered; raise the first rejection."""
+        self.wait(timeout)
+        self.raise_errors()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is delivered; rejections stay pending."""
+        # Also when the queue looks empty: the thread may be delivering what it took.
         if self._q or self._thread is not None:
             marker = _Marker()
             self.put(marker)  # type: ignore[arg-type]
             if not marker.done.wait(timeout):
                 raise TransientError(f"flush timed out with {len(self._q)} writes queued")
-        self.raise_errors()
 
     def raise_errors(self) -> None:
         if not self._errors:
