@@ -9,7 +9,7 @@ from typing import Any
 from tornado import web
 
 from labtrack._version import __version__
-from labtrack.server import api_artifacts, api_logged_models, api_tracking
+from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking
 from labtrack.server.base import TOKEN_COOKIE, ApiHandler, BaseHandler, ServerContext
 
 STATIC_UI = Path(__file__).resolve().parent.parent / "static" / "ui"
@@ -81,7 +81,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         (r"/", IndexHandler, {"ctx": ctx}),
         (r"/static/(.*)", web.StaticFileHandler, {"path": str(STATIC_UI)}),
     ]
-    api = api_tracking.ROUTES + api_logged_models.ROUTES + api_artifacts.ROUTES
+    api = api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
     extra = ctx.extra.get("routes", [])
     for prefix in MLFLOW_PREFIXES:
         for path, methods in api + extra:

@@ -40,6 +40,7 @@ class ServerContext:
     artifacts: Any
     settings: Any
     token: str | None = None
+    registry: Any = None
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "labtrack-req"))
     last_activity: float = field(default_factory=time.monotonic)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -72,13 +72,14 @@ class Server:
         from labtrack.server.app import make_app
         from labtrack.server.base import ServerContext
         from labtrack.store.logged_models import LoggedModelStore
+        from labtrack.store.registry import RegistryStore
         from labtrack.store.tracking import TrackingStore
 
         s = self.settings
         store = TrackingStore(url, default_artifact_root=self._artifact_root_uri(destination))
         artifacts = LocalArtifactRoot(destination) if s.serve_artifacts else None
         ctx = ServerContext(store=store, logged_models=LoggedModelStore(store), artifacts=artifacts,
-                            settings=s, token=token)
+                            settings=s, token=token, registry=RegistryStore(store))
         app = make_app(ctx)
         server = HTTPServer(app, max_body_size=64 << 20, idle_connection_timeout=3600, xheaders=False)
         if s.unix_socket:
