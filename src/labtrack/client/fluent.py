@@ -311,10 +311,12 @@ def log_metric(key: str, value: float, step: int | None = None,
 def log_metrics(metrics: dict[str, float], step: int | None = None,
                 synchronous: bool | None = None, run_id: str | None = None,
                 timestamp: int | None = None) -> None:
-    client = _client()
-    rid = run_id or _run_id()
-    for key, value in metrics.items():
-        client.log_metric(rid, key, value, timestamp, step, synchronous)
+    """Log several metrics at one step (one log-batch call in synchronous mode)."""
+    import time
+
+    ts = int(timestamp) if timestamp is not None else int(time.time() * 1000)
+    points = [Metric(key, float(value), ts, int(step or 0)) for key, value in metrics.items()]
+    _client().log_batch(run_id or _run_id(), metrics=points, synchronous=synchronous)
 
 
 def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
