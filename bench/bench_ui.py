@@ -70,7 +70,7 @@ class Server:
             try:
                 if requests.get(self.url + "/health", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{kind} server exited: {(workdir / 'server.log').read_text()[-2000:]}")
@@ -234,6 +234,7 @@ def main() -> None:
                     r = measure_mlflow(browser, server, exp, long_run, args.mlflow_timeout)
                 r["rss_peak_mb"] = sampler.stop()
                 results[kind] = r
+                print(f"{kind}: {json.dumps(r)}", file=sys.stderr, flush=True)
             finally:
                 server.stop()
                 shutil.rmtree(work, ignore_errors=True)

@@ -36,6 +36,7 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
         void getExperiment(run.experimentId).then((e) => {
           experiment = e;
           drawHead();
+          for (const a of Array.from(content.querySelectorAll(".exp-link"))) a.textContent = e.name;
         }, () => undefined);
       }
     } catch (e) {
@@ -153,7 +154,7 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     const children = h("span", { class: "muted" }, "…");
     const rows: [string, Node | string][] = [
       ["Run ID", h("code", null, run.id)],
-      ["Experiment", h("a", { href: href(["experiments", run.experimentId, "runs"]) }, experiment?.name ?? run.experimentId)],
+      ["Experiment", h("a", { class: "exp-link", href: href(["experiments", run.experimentId, "runs"]) }, experiment?.name ?? run.experimentId)],
       ["Status", run.status],
       ["Started", fmtTime(run.start)],
       ["Ended", fmtTime(run.end)],

@@ -702,9 +702,10 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   const timer = window.setInterval(() => void poll(), LIVE_MS);
   const onResize = debounce(() => renderRows(true), 100);
   window.addEventListener("resize", onResize);
-  document.addEventListener("click", (e) => {
+  const closePicker = (e: MouseEvent) => {
     if (!picker.hidden && !picker.contains(e.target as Node) && e.target !== colBtn) picker.hidden = true;
-  });
+  };
+  document.addEventListener("click", closePicker);
 
   tablePane.hidden = mode !== "table";
   chartsPane.hidden = mode !== "charts";
@@ -718,6 +719,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       loadSeq++;
       window.clearInterval(timer);
       window.removeEventListener("resize", onResize);
+      document.removeEventListener("click", closePicker);
       for (const c of charts) c.destroy();
     },
   };
