@@ -47,6 +47,7 @@ from labtrack.client.fluent import (
     set_tracking_uri,
     start_run,
 )
+from labtrack.client.mlflow_env import mlflow_env
 from labtrack.entities import Experiment, FileInfo, LoggedModel, Metric, Param, Run, RunInfo, RunTag
 from labtrack.errors import LabtrackError
 
@@ -92,6 +93,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "mlflow_env",
     "search_experiments",
     "search_runs",
     "set_async",

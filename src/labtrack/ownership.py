@@ -48,6 +48,9 @@ class OwnerRecord:
     token: str | None = None
     started_ms: int = 0
     version: str = ""
+    # > 0: a background server that exits when idle, so it may be asked to stop
+    # (JupyterLab's proxied server takes its database over).
+    idle_timeout: int = 0
 
     def describe(self) -> str:
         where = self.url or (f"unix socket {self.unix_socket}" if self.unix_socket else "?")

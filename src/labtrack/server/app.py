@@ -10,6 +10,7 @@ from tornado import web
 
 from labtrack._version import __version__
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking
+from labtrack.server import listener
 from labtrack.server.base import TOKEN_COOKIE, ApiHandler, BaseHandler, ServerContext
 
 STATIC_UI = Path(__file__).resolve().parent.parent / "static" / "ui"
@@ -87,7 +88,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         for path, methods in api + extra:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in LABTRACK_PREFIXES:
-        for path, methods in api_tracking.LABTRACK_ROUTES:
+        for path, methods in api_tracking.LABTRACK_ROUTES + listener.ROUTES:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))

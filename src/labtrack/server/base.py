@@ -13,6 +13,7 @@ import base64
 import hmac
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +69,8 @@ class BaseHandler(web.RequestHandler):
 
     def check_token(self) -> None:
         token = self.ctx.token
-        if not token:
+        if not token or self._via_unix_socket():
+            # The socket sits in a private (0700) folder: reaching it is the credential.
             return
         header = self.request.headers.get("Authorization", "")
         offered = None
@@ -83,6 +85,10 @@ class BaseHandler(web.RequestHandler):
             offered = self.get_cookie(TOKEN_COOKIE)
         if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
             raise Unauthenticated("A valid token is required (Authorization: Bearer <token>).")
+
+    def _via_unix_socket(self) -> bool:
+        context = getattr(self.request.connection, "context", None)
+        return getattr(context, "address_family", None) == socket.AF_UNIX
 
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -48,7 +48,8 @@ class Server:
         destination = Path(s.artifacts_destination).expanduser().resolve()
         token = self._token()
         record = ownership.OwnerRecord(host=socket.gethostname(), pid=os.getpid(),
-                                       database=str(db_path or url.split("@")[-1]), version=__version__)
+                                       database=str(db_path or url.split("@")[-1]), version=__version__,
+                                       idle_timeout=s.idle_timeout)
         if db_path is not None:
             ownership.claim(db_path, record)  # raises DatabaseInUse naming the owner
         try:
@@ -97,6 +98,10 @@ class Server:
         record.token = token
         if db_path is not None:
             ownership.write_record(db_path, record)
+        from labtrack.server import listener
+
+        ctx.extra[listener.OPENER_KEY] = listener.tcp_opener(server, record, db_path, ctx,
+                                                             asyncio.get_running_loop())
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
