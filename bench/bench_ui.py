@@ -65,7 +65,7 @@ class Server:
         self.session = requests.Session()
         if self.token:
             self.session.headers["Authorization"] = f"Bearer {self.token}"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # mlflow 3 takes about a minute to start here
         while time.monotonic() < deadline:
             try:
                 if requests.get(self.url + "/health", timeout=1).status_code == 200:
