@@ -75,9 +75,6 @@ TRAVERSAL_PAYLOADS = [
     "~/x",
     "~root/x",
     "%7e/x",
-    "%c0%ae%c0%ae/outside/new.txt",  # overlong UTF-8 for '.'
-    "%e0%80%ae%e0%80%ae/outside/new.txt",  # 3-byte overlong '.'
-    "..%c0%afoutside",  # overlong '/'
     "\uff0e\uff0e/outside/new.txt",  # fullwidth full stops
     "%ef%bc%8e%ef%bc%8e/outside/new.txt",  # the same, encoded
     "\u2025/outside/new.txt",  # two dot leader, NFKC '..'
@@ -396,7 +393,11 @@ def test_delete_missing_and_root(root):
 
 @pytest.mark.parametrize("name", ["....", "...", "..a", "a..", "a..b", ".hidden", "....//x",
                                   "a%20b.txt", "100%.txt", "model:v1", "\u00e9t\u00e9.txt",
-                                  "x~", "a/~b", "a b/c d.txt"])
+                                  "x~", "a/~b", "a b/c d.txt",
+                                  # overlong UTF-8 is no traversal: nothing decodes it again
+                                  "%c0%ae%c0%ae/x.txt", "%e0%80%ae%e0%80%ae/x.txt", "y%c0%afx",
+                                  # mlflow.log_image(key=, step=) names its files like this
+                                  "images/loss%step%3%timestamp%1700000000%ab12cd.png"])
 def test_odd_but_valid_names_are_literal(root, name):
     _write(root, name, b"ok")
     expected = root.root.joinpath(*[s for s in name.split("/") if s])

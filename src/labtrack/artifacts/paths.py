@@ -60,16 +60,15 @@ def _traversal_reason(text: str) -> str | None:
 def _decoded_stages(rel: str) -> list[str]:
     """``rel`` followed by each further percent-decoding of it, until it stops changing.
 
-    Raises when a stage is not valid UTF-8 (overlong encodings such as
-    ``%c0%ae`` decode to '.' in lax decoders) or the layers do not end.
+    Bytes that are not UTF-8 (``%ab`` in MLflow's ``key%step%N%...`` image
+    names, or overlong forms such as ``%c0%ae``) decode to U+FFFD, which can
+    never form a traversal; the file keeps its literal name, which nothing
+    below us decodes again.  Raises when the layers do not end.
     """
     stages = [rel]
     current = rel
     for _ in range(_MAX_DECODE_ROUNDS):
-        try:
-            decoded = unquote_to_bytes(current).decode("utf-8")
-        except UnicodeError:
-            raise _refuse(rel, "malformed percent-encoding or invalid UTF-8") from None
+        decoded = unquote_to_bytes(current).decode("utf-8", "replace")
         if decoded == current:
             return stages
         stages.append(decoded)
