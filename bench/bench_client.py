@@ -113,13 +113,14 @@ def start_mlflow(workdir: Path) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # ~15 s on an idle machine, minutes on a busy one
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url + "/health", timeout=2):
                 return proc, url
         except OSError:
             time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGTERM)
     raise RuntimeError("mlflow server did not start")
 
 
@@ -155,6 +156,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-client-"))
     db = work / "lt" / "mlruns.db"
     db.parent.mkdir()
+    try:
+        measure(args, work, db)
+    finally:
+        from labtrack.ownership import read_owner  # stop the server the client started
+
+        record = read_owner(db)
+        if record is not None:
+            os.kill(record.pid, signal.SIGTERM)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path, db: Path) -> None:
     lt_uri = f"sqlite:///{db}"
     print(f"labtrack: {args.points:,} points, zero-setup server for {db}")
     lt_async = run_loop(LT_LOOP, [lt_uri, str(args.points), "async"], child_env(), 1800)
@@ -182,7 +195,11 @@ def main() -> None:
             print(f"  sync   {rate(ml_sync, 'flush'):>12,.1f} calls/s ({ml_sync['n']:,} calls)")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(20)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
     lt_imp, lt_wall = import_seconds("labtrack")
     print(f"import labtrack: {lt_imp:.3f} s (importtime), process {lt_wall:.3f} s")
@@ -198,13 +215,6 @@ def main() -> None:
         print(f"  sync calls        {rate(lt_sync, 'flush') / rate(ml_sync, 'flush'):,.1f}x")
     if ml_imp:
         print(f"  import time       {ml_imp / lt_imp:,.1f}x faster")
-
-    from labtrack.ownership import read_owner  # stop the server the bench started
-
-    record = read_owner(db)
-    if record is not None:
-        os.kill(record.pid, signal.SIGTERM)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

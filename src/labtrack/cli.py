@@ -7,6 +7,7 @@ line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -78,3 +79,34 @@ def server(**flags: Any) -> None:
 def ui(**flags: Any) -> None:
     """Alias of ``labtrack server``."""
     _run_server(flags)
+
+
+@main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=True, dir_okay=True))
+def sync(folder: str) -> None:
+    """Ingest the spool files of FOLDER/mlruns.db without a server (default: this folder).
+
+    Batch jobs that could not reach a server append their writes to spool files
+    (mlruns/.spool); a running server ingests them by itself, this does it now.
+    FOLDER may also name the database file.
+    """
+    from labtrack.sync import SyncRefused, sync_database
+
+    path = Path(folder).expanduser().resolve()
+    db = path if path.suffix == ".db" else path / "mlruns.db"
+    try:
+        report = sync_database(db, progress=_progress_bar)
+    except (SyncRefused, LabtrackError) as e:
+        click.echo(f"labtrack: {e.message if isinstance(e, LabtrackError) else e}", err=True)
+        sys.exit(1)
+    if not (report.files or report.retired):
+        click.echo(f"labtrack: no spool files waiting for {db}")
+        return
+    rejected = f", {report.rejected} rejected (see the *.rejected files)" if report.rejected else ""
+    click.echo(f"labtrack: {report.records} records from {report.files} spool files applied to "
+               f"{db}{rejected}; {report.retired} files retired to .spool/done")
+
+
+def _progress_bar(total: int) -> Any:
+    return click.progressbar(length=max(total, 1), label="ingesting spool", file=sys.stderr,
+                             show_eta=False, show_percent=True)

@@ -106,6 +106,16 @@ class TransientError(LabtrackError):
     error_code = "TEMPORARILY_UNAVAILABLE"
 
 
+class SpoolReadError(LabtrackError):
+    """A read asked of a client that spools its writes (no server is reachable).
+
+    Spooled writes reach the database when a server or ``labtrack sync``
+    ingests the spool files; only then can they be read back.
+    """
+
+    error_code = "TEMPORARILY_UNAVAILABLE"
+
+
 _BY_CODE: dict[str, type[LabtrackError]] = {
     cls.error_code: cls
     for cls in (InvalidParameterValue, ResourceDoesNotExist, ResourceAlreadyExists,

@@ -271,10 +271,10 @@ class FallbackTransport:
     def __init__(self, http: Transport, folder: Path) -> None:
         self.http = http
         self.folder = folder
-        self._spool: SpoolTransport | None = None
-        self._lock = threading.Lock()
-        # Created now, not on the first failure: see SpoolTransport.__init__ on exit order.
+        # Made now, not at the first failure: see SpoolTransport.__init__ on the order at exit.
+        # It opens no file until something is spooled.
         self._spool = SpoolTransport(folder)
+        self._lock = threading.Lock()
         self.spooling = False
 
     def __getattr__(self, name: str) -> Any:
@@ -288,7 +288,7 @@ class FallbackTransport:
              retries: bool = True, api: str = _API, raw_body: bytes | None = None) -> dict[str, Any]:
         spoolable = api == _API and (method, endpoint) in _SPOOLABLE
         if spoolable and self.spooling:
-            return self._spool.call(method, endpoint, message, raw_body=raw_body)  # type: ignore[union-attr]
+            return self._spool.call(method, endpoint, message, raw_body=raw_body)
         try:
             return self.http.call(method, endpoint, message, retries=retries, api=api, raw_body=raw_body)
         except TransientError as e:
@@ -298,7 +298,7 @@ class FallbackTransport:
                 if not self.spooling:
                     self.spooling = True
                     _announce(self.folder, f"the server is gone ({e.message})")
-        return self._spool.call(method, endpoint, message, raw_body=raw_body)  # type: ignore[union-attr]
+        return self._spool.call(method, endpoint, message, raw_body=raw_body)
 
 
 __all__ = ["EXPERIMENT_REF", "FallbackTransport", "SpoolTransport", "database_transport",

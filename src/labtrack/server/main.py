@@ -82,6 +82,7 @@ class Server:
         ctx = ServerContext(store=store, logged_models=LoggedModelStore(store), artifacts=artifacts,
                             settings=s, token=token, registry=RegistryStore(store))
         app = make_app(ctx)
+        ingest = self._start_ingest(store, db_path, ctx)
         server = HTTPServer(app, max_body_size=64 << 20, idle_connection_timeout=3600, xheaders=False)
         if s.unix_socket:
             Path(s.unix_socket).parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +117,8 @@ class Server:
         for w in watchers:
             w.cancel()
         server.stop()
+        if ingest is not None:
+            await loop.run_in_executor(None, ingest.stop)
         await loop.run_in_executor(None, store.close)
         ctx.pool.shutdown(wait=False)
         if s.unix_socket:
@@ -124,6 +127,19 @@ class Server:
             except OSError:
                 pass
         return self.exit_code
+
+    def _start_ingest(self, store: object, db_path: Path | None, ctx: object) -> object | None:
+        """Apply spool files (writes of clients that could not reach us) every second."""
+        if db_path is None:
+            return None  # spool files belong to a SQLite folder
+        from labtrack.spool import spool_folder
+        from labtrack.store.ingest import IngestThread, SpoolIngest
+
+        def touch(_report: object) -> None:
+            ctx.last_activity = time.monotonic()  # type: ignore[attr-defined]  # ingesting is not idle
+
+        return IngestThread(SpoolIngest(store, spool_folder(db_path)),  # type: ignore[arg-type]
+                            on_applied=touch).start()
 
     async def _watch(self, ctx: object) -> None:
         """Idle timeout and parent-death watchdog (no orphans behind the proxy)."""

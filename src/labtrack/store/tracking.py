@@ -233,8 +233,19 @@ class TrackingStore:
     # -- runs ---------------------------------------------------------------
 
     def create_run(self, experiment_id: Any, user_id: str = "", start_time: int | None = None,
-                   run_name: str | None = None, tags: dict[str, str] | None = None) -> Run:
+                   run_name: str | None = None, tags: dict[str, str] | None = None,
+                   run_id: str | None = None) -> Run:
+        """Create a RUNNING run.
+
+        ``run_id`` is a client-chosen id (spool files carry one so that applying a
+        record twice creates one run): when a run with that id exists, it is
+        returned unchanged.
+        """
         exp_id = check_experiment_id(experiment_id if experiment_id not in (None, "") else "0")
+        if run_id is not None:
+            run_id = check_run_id(run_id)
+            if len(run_id) > 32:
+                raise InvalidParameterValue(f"Invalid run ID: '{run_id[:80]}' (at most 32 characters)")
         tags = dict(tags or {})
         for k, v in tags.items():
             check_key("tag", k)
@@ -247,10 +258,15 @@ class TrackingStore:
         name = run_name or tag_name or generate_run_name()
         check_value_length("run name", "run_name", name, 250)
         tags[RUN_NAME_TAG] = name
-        run_id = uuid.uuid4().hex
+        chosen = run_id is not None
+        run_id = run_id or uuid.uuid4().hex
         start = start_time if start_time is not None else now_ms()
 
         def op(conn: Connection) -> Run:
+            if chosen:
+                existing = load_runs(conn, [run_id])
+                if existing:
+                    return existing[0]
             exp = _experiment(conn, exp_id)
             if exp.lifecycle_stage != "active":
                 raise InvalidParameterValue(

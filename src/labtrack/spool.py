@@ -1,0 +1,281 @@
+"""Spool files: how a process that cannot reach the server hands it its writes.
+
+A leaf module shared by the client (which writes spool files) and the store's
+ingest (which applies them).  The rules that make this safe on NFS, Lustre and
+GPFS, where many array tasks on many nodes write at once:
+
+* one file per process, ``<spool folder>/<host>-<pid>-<random>.jsonl``, so no
+  two writers ever share a file and no lock is needed (POSIX locks on network
+  filesystems are slow or broken, and one lock for hundreds of tasks would
+  serialise them);
+* append only; each batch of records is ONE ``write()`` followed by
+  ``fsync()``, so after a crash the file holds every acknowledged batch and at
+  most one torn line at its end;
+* each line is a self-contained JSON record ``{"v": 1, "seq": N, "op": ...}``
+  carrying everything needed to apply it exactly once: the run's id is chosen
+  by the client, experiments are named, not numbered, and every operation is
+  idempotent at ingest.
+
+The spool folder of a database ``<dir>/<name>.db`` is ``<dir>/<name>/.spool``,
+i.e. ``mlruns/.spool`` beside the usual ``mlruns.db``: a client finds it from
+the database path alone, without a server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import socket
+import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+SUFFIX = ".jsonl"
+REJECTED_SUFFIX = ".rejected"
+DONE_FOLDER = "done"
+CLOSE_OP = "close"
+# The operations a spool file may hold, and the fields each one needs.
+OPS: dict[str, tuple[str, ...]] = {
+    "set_experiment": ("experiment_name",),
+    "set_experiment_tag": ("key", "value"),
+    "create_run": ("run_id",),
+    "update_run": ("run_id",),
+    "log_batch": ("run_id",),
+    "delete_tag": ("run_id", "key"),
+    "delete_run": ("run_id",),
+    "restore_run": ("run_id",),
+    CLOSE_OP: (),
+}
+_MAX_HOST = 64  # keeps a spool id within the 128 characters spool_progress stores
+
+
+def spool_folder(db_path: str | os.PathLike) -> Path:
+    """The spool folder of a SQLite database: ``mlruns.db`` -> ``mlruns/.spool``."""
+    db = Path(db_path)
+    return db.parent / db.stem / ".spool"
+
+
+def host_tag() -> str:
+    """This host as spool file names spell it (short name, safe characters)."""
+    host = socket.gethostname().split(".")[0][:_MAX_HOST] or "host"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in host)
+
+
+def new_spool_path(folder: Path) -> Path:
+    """A fresh file name no other process will choose: host, pid and 48 random bits."""
+    return folder / f"{host_tag()}-{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
+
+
+def writer_of(path: Path) -> tuple[str, int] | None:
+    """(host, pid) of the process that wrote a spool file, from its name."""
+    parts = path.name[: -len(SUFFIX)].rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def spool_files(folder: Path) -> list[Path]:
+    """The spool files waiting in ``folder`` (not retired ones), oldest name first."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(folder / n for n in names if n.endswith(SUFFIX) and not n.startswith("."))
+
+
+class SpoolWriter:
+    """Appends records to this process's own spool file, durably.
+
+    Thread-safe.  After a fork the child gets a file of its own, and if the
+    file was retired by an ingest (moved to ``done/`` after a long silence) the
+    next append starts a new one, so no record is ever written where no
+    ingest will look.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self._ino = 0
+        self._pid = 0
+        self._seq = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        ref = weakref.ref(self)
+        atexit.register(lambda: (w := ref()) and w.close())
+
+    def append(self, records: Iterable[dict[str, Any]]) -> int:
+        """Write ``records`` as one batch, flushed and fsynced; return the last seq."""
+        with self._lock:
+            fd = self._open()
+            lines = []
+            for rec in records:
+                self._seq += 1
+                lines.append(_dump({"v": VERSION, "seq": self._seq, **rec}))
+            if not lines:
+                return self._seq
+            data = "".join(lines).encode()
+            # One write per batch: a crash leaves whole batches and at most one torn line.
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            return self._seq
+
+    def close(self) -> None:
+        """Write the ``close`` record (the file is complete: it may be retired) and close."""
+        with self._lock:
+            fd = self._fd
+            if fd is None or self._pid != os.getpid() or self._closed:
+                return
+            self._closed = True
+            self._fd = None
+            try:
+                self._seq += 1
+                os.write(fd, _dump({"v": VERSION, "seq": self._seq, "op": CLOSE_OP}).encode())
+                os.fsync(fd)
+            except OSError:
+                pass  # the file stays unclosed; ingest retires it once the writer is gone
+            finally:
+                os.close(fd)
+
+    def _open(self) -> int:
+        fd = self._fd
+        if fd is not None and self._pid == os.getpid() and self._still_there():
+            return fd
+        if fd is not None and self._pid == os.getpid():
+            os.close(fd)  # retired under us: leave it to the done/ folder
+        # First use, after a fork (the parent keeps its file), after close, or after retirement.
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = new_spool_path(self.folder)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        self._ino = os.fstat(self._fd).st_ino
+        self._pid = os.getpid()
+        self._seq = 0
+        self._closed = False
+        return self._fd
+
+    def _still_there(self) -> bool:
+        try:
+            return self.path is not None and os.stat(self.path).st_ino == self._ino
+        except FileNotFoundError:
+            return False
+
+
+def _dump(record: dict[str, Any]) -> str:
+    # allow_nan=False: the client already encodes NaN/Infinity as MLflow's strings.
+    return json.dumps(record, separators=(",", ":"), allow_nan=False, ensure_ascii=False) + "\n"
+
+
+@dataclass
+class SpoolRecord:
+    """One complete line of a spool file and where it starts."""
+
+    offset: int
+    data: dict[str, Any]
+
+    @property
+    def op(self) -> str:
+        return str(self.data.get("op", ""))
+
+    @property
+    def seq(self) -> int:
+        seq = self.data.get("seq")
+        return seq if isinstance(seq, int) else 0
+
+
+@dataclass
+class BadLine:
+    """A complete line that is not a valid record (it is reported, never applied)."""
+
+    offset: int
+    text: str
+    error: str
+
+
+@dataclass
+class SpoolChunk:
+    """What ``read_records`` found: records, bad lines, and where to continue."""
+
+    records: list[SpoolRecord] = field(default_factory=list)
+    bad: list[BadLine] = field(default_factory=list)
+    end_offset: int = 0
+    torn_bytes: int = 0  # an incomplete last line (a writer killed mid-write, or still writing)
+    more: bool = False  # the read stopped at max_bytes: call again from end_offset
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.records) and self.records[-1].op == CLOSE_OP
+
+
+def read_records(path: str | os.PathLike, start_offset: int = 0,
+                 max_bytes: int = 16 << 20) -> SpoolChunk:
+    """Read complete records from ``start_offset`` on (up to about ``max_bytes``).
+
+    A last line without its newline, or a last line that is not valid JSON,
+    is a torn write: it is left unread (``torn_bytes``) and ``end_offset``
+    stops before it, so a writer that is still alive can finish it.  A bad
+    line followed by good ones is corruption: it is reported in ``bad`` and
+    skipped.
+    """
+    chunk = SpoolChunk(end_offset=start_offset)
+    with open(path, "rb") as f:
+        f.seek(start_offset)
+        data = f.read(max_bytes)
+        if len(data) == max_bytes:
+            # Finish the line we are in, so one long line never stalls the reader.
+            data += f.readline()
+        more = bool(f.read(1))
+    chunk.more = more
+    last_nl = data.rfind(b"\n")
+    complete = data[: last_nl + 1] if last_nl >= 0 else b""
+    chunk.torn_bytes = len(data) - len(complete)
+    pos = start_offset
+    lines = complete.split(b"\n")[:-1] if complete else []
+    for i, raw in enumerate(lines):
+        offset = pos
+        pos += len(raw) + 1
+        text = raw.strip(b"\0 \r\t")
+        if not text:
+            chunk.end_offset = pos
+            continue
+        try:
+            rec = json.loads(text)
+            error = _check(rec)
+        except ValueError as e:
+            rec, error = None, f"not JSON: {e}"
+        if error is not None:
+            at_eof = i == len(lines) - 1 and not chunk.torn_bytes and not more
+            if at_eof and rec is None:
+                chunk.torn_bytes = len(raw) + 1  # a torn write that happened to end in a newline
+                return chunk
+            chunk.bad.append(BadLine(offset, raw.decode("utf-8", "replace")[:2000], error))
+        else:
+            chunk.records.append(SpoolRecord(offset, rec))
+        chunk.end_offset = pos
+    return chunk
+
+
+def _check(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return "a record must be a JSON object"
+    if rec.get("v") != VERSION:
+        return f"unknown spool format version {rec.get('v')!r}"
+    op = rec.get("op")
+    if op not in OPS:
+        return f"unknown operation {op!r}"
+    missing = [f for f in OPS[op] if f not in rec]
+    if missing:
+        return f"{op} needs {', '.join(missing)}"
+    return None
+
+
+__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "host_tag", "new_spool_path",
+           "read_records", "spool_files", "spool_folder", "writer_of"]

@@ -1,0 +1,497 @@
+"""Spool ingest: apply the spool files of one database through the TrackingStore.
+
+Exactly once, by construction: every record is idempotent when applied
+(a run is created with the id its writer chose, identical metric points are
+one point, a param may be logged again with the same value, tags overwrite),
+and ``spool_progress`` remembers per file the byte offset up to which records
+are applied, so whole files are not re-read and a file that grows continues
+where it stopped.  A crash between applying records and saving the offset
+re-applies a few records, which changes nothing.
+
+A record the store rejects (bad input) is written, with the error, to the
+file's ``<file>.rejected`` sidecar and skipped: one bad record never blocks
+the rest.  A record for a run that does not exist yet (written by another
+process whose file is not ingested yet, or not yet visible on a network
+filesystem) is retried on later passes, and rejected only when the run is
+still missing after ``defer_s`` seconds (or, for a one-shot ``labtrack sync``,
+when no other file can create it any more).
+
+Retirement: a fully applied file whose writer is finished (its last record is
+``close``, or its process is gone from this host, or it has been silent for
+``idle_retire_s``) is MOVED to ``.spool/done/`` with its sidecar, not deleted:
+it is the only copy of what a batch job logged, it costs little, and it can be
+re-ingested by hand (moving it back changes nothing).  A writer that writes
+again after its file was retired notices and starts a new file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from labtrack import spool
+from labtrack.entities import Metric, decode_double
+from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
+from labtrack.store import schema as s
+from labtrack.store.dialect import upsert
+from labtrack.store.tracking import TrackingStore
+from labtrack.store.validation import LIMITS
+
+log = logging.getLogger("labtrack.ingest")
+
+DEFER_S = 300.0
+IDLE_RETIRE_S = 3600.0
+_PROGRESS_EVERY = 5000  # records between progress saves within one large file
+
+
+@dataclass
+class IngestReport:
+    """What one pass did."""
+
+    files: int = 0
+    records: int = 0
+    rejected: int = 0
+    deferred: int = 0
+    retired: int = 0
+    bytes: int = 0
+
+    def add(self, other: IngestReport) -> None:
+        for name in ("files", "records", "rejected", "deferred", "retired", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class _MissingRun(Exception):
+    """The record's run does not exist (yet)."""
+
+
+@dataclass
+class _FileState:
+    offset: int = 0
+    seq: int = 0
+    closed: bool = False
+    tail_checked: bool = False
+    deferred_since: float | None = None
+
+
+@dataclass
+class _Group:
+    """Consecutive log_batch records of one run, applied as one store call."""
+
+    run_id: str
+    records: list[spool.SpoolRecord] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def try_add(self, rec: spool.SpoolRecord, batch: tuple[list[Metric], list[tuple[str, str]],
+                                                          list[tuple[str, str]]]) -> bool:
+        metrics, params, tags = batch
+        if rec.data["run_id"] != self.run_id:
+            return False
+        if any(k in self.params and self.params[k] != v for k, v in params):
+            return False  # let the store judge the second value against the first, alone
+        n_params = len(self.params.keys() | {k for k, _ in params})
+        n_tags = len(self.tags.keys() | {k for k, _ in tags})
+        n_metrics = len(self.metrics) + len(metrics)
+        if self.records and (n_metrics > LIMITS["batch_metrics"] or n_params > LIMITS["batch_params"]
+                             or n_tags > LIMITS["batch_tags"]
+                             or n_metrics + n_params + n_tags > LIMITS["batch_total"]):
+            return False
+        self.records.append(rec)
+        self.metrics += metrics
+        self.params.update(params)
+        for k, v in tags:
+            self.tags.pop(k, None)  # the last value wins, as if applied in order
+            self.tags[k] = v
+        return True
+
+
+class SpoolIngest:
+    """Applies the spool files in ``folder`` to ``store``; one instance per database."""
+
+    def __init__(self, store: TrackingStore, folder: str | os.PathLike, *, defer_s: float = DEFER_S,
+                 idle_retire_s: float = IDLE_RETIRE_S,
+                 on_progress: Callable[[int], None] | None = None) -> None:
+        self.store = store
+        self.folder = Path(folder)
+        self.defer_s = defer_s
+        self.idle_retire_s = idle_retire_s
+        self.on_progress = on_progress
+        self._files: dict[str, _FileState] | None = None
+        self._experiments: dict[str, str] = {}
+        self._host = spool.host_tag()
+
+    # -- passes -------------------------------------------------------------------------
+    def pending_bytes(self) -> int:
+        """Bytes of spool files not applied yet (for a progress bar)."""
+        states = self._states()
+        total = 0
+        for path in spool.spool_files(self.folder):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            total += max(0, size - states.get(path.name, _FileState()).offset)
+        return total
+
+    def run_once(self) -> IngestReport:
+        """One pass over the waiting files, as the server does every second."""
+        report = IngestReport()
+        for path in spool.spool_files(self.folder):
+            report.add(self._ingest_file(path, force=False))
+        return report
+
+    def run_all(self) -> IngestReport:
+        """Apply everything there is (``labtrack sync``): pass again while passes make
+        progress, then reject records whose run no file can create any more."""
+        report = IngestReport()
+        touched: set[str] = set()
+
+        def one(path: Path, force: bool) -> None:
+            step = self._ingest_file(path, force)
+            if step.files:
+                touched.add(path.name)
+            report.add(step)
+
+        while True:
+            before = report.records + report.rejected
+            deferred = report.deferred
+            for path in spool.spool_files(self.folder):
+                one(path, False)
+            if report.deferred == deferred:
+                break
+            if report.records + report.rejected == before:
+                for path in spool.spool_files(self.folder):
+                    one(path, True)
+                break
+        report.files, report.deferred = len(touched), 0
+        return report
+
+    # -- one file ---------------------------------------------------------------------------
+    def _ingest_file(self, path: Path, force: bool) -> IngestReport:
+        report = IngestReport()
+        sid = path.name
+        state = self._states().setdefault(sid, _FileState())
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return report
+        if size > state.offset:
+            report.files = 1
+            self._apply_new(path, state, report, force)
+        elif not state.closed and not state.tail_checked and state.offset == size:
+            # Progress loaded from the database: was the file finished before we restarted?
+            state.tail_checked = True
+            state.closed = _ends_with_close(path, size)
+        if state.deferred_since is None:
+            self._maybe_retire(path, state, report)
+        return report
+
+    def _apply_new(self, path: Path, state: _FileState, report: IngestReport, force: bool) -> None:
+        while True:
+            start = state.offset
+            chunk = spool.read_records(path, start)
+            items: list[Any] = sorted([*chunk.records, *chunk.bad], key=lambda r: r.offset)
+            stopped = self._apply_items(path, items, state, report, force)
+            if stopped is None:
+                state.offset = chunk.end_offset
+                state.deferred_since = None
+            else:
+                state.offset = stopped
+            if state.offset != start:
+                self._save(path.name, state)
+                report.bytes += state.offset - start
+                if self.on_progress is not None:
+                    self.on_progress(state.offset - start)
+            if stopped is not None or not chunk.more:
+                return
+
+    def _apply_items(self, path: Path, items: list[Any], state: _FileState, report: IngestReport,
+                     force: bool) -> int | None:
+        """Apply in order; return the offset of the first record that must wait, else None."""
+        group: _Group | None = None
+        since_save = 0
+        for item in items:
+            if isinstance(item, spool.BadLine):
+                stop = self._flush(path, group, state, report, force)
+                if stop is not None:
+                    return stop
+                group = None
+                self._reject(path, item.offset, item.text, item.error, report)
+                continue
+            rec: spool.SpoolRecord = item
+            state.seq = max(state.seq, rec.seq)
+            if rec.op == "log_batch":
+                try:
+                    batch = _batch_of(rec.data)
+                except (LabtrackError, KeyError, TypeError, ValueError) as e:
+                    stop = self._flush(path, group, state, report, force)
+                    if stop is not None:
+                        return stop
+                    group = None
+                    self._reject(path, rec.offset, rec.data, _message(e), report)
+                    continue
+                if group is not None and group.try_add(rec, batch):
+                    continue
+                stop = self._flush(path, group, state, report, force)
+                if stop is not None:
+                    return stop
+                group = _Group(rec.data["run_id"])
+                group.try_add(rec, batch)
+                continue
+            stop = self._flush(path, group, state, report, force)
+            if stop is not None:
+                return stop
+            group = None
+            stop = self._apply_one(path, rec, state, report, force)
+            if stop is not None:
+                return stop
+            since_save += 1
+            if since_save >= _PROGRESS_EVERY:
+                state.offset = rec.offset
+                self._save(path.name, state)
+                since_save = 0
+        return self._flush(path, group, state, report, force)
+
+    def _flush(self, path: Path, group: _Group | None, state: _FileState, report: IngestReport,
+               force: bool) -> int | None:
+        if group is None or not group.records:
+            return None
+        if len(group.records) > 1:
+            try:
+                self.store.log_batch(group.run_id, group.metrics, list(group.params.items()),
+                                     list(group.tags.items()))
+            except ResourceDoesNotExist:
+                pass  # decided record by record below (defer or reject)
+            except LabtrackError:
+                pass  # find the bad record(s) one by one; the good ones land again harmlessly
+            else:
+                report.records += len(group.records)
+                return None
+        for rec in group.records:
+            stop = self._apply_one(path, rec, state, report, force)
+            if stop is not None:
+                return stop
+        return None
+
+    def _apply_one(self, path: Path, rec: spool.SpoolRecord, state: _FileState, report: IngestReport,
+                   force: bool) -> int | None:
+        try:
+            self._apply(rec.data)
+        except _MissingRun as e:
+            now = time.monotonic()
+            if state.deferred_since is None:
+                state.deferred_since = now
+            if force or now - state.deferred_since >= self.defer_s:
+                self._reject(path, rec.offset, rec.data, str(e), report)
+                state.deferred_since = None
+                return None
+            report.deferred += 1
+            return rec.offset
+        except (LabtrackError, KeyError, TypeError, ValueError) as e:
+            self._reject(path, rec.offset, rec.data, _message(e), report)
+            return None
+        if rec.op == spool.CLOSE_OP:
+            state.closed = True
+        else:
+            report.records += 1
+        return None
+
+    # -- one record -------------------------------------------------------------------------
+    def _apply(self, d: dict[str, Any]) -> None:
+        op = d["op"]
+        store = self.store
+        if op == "set_experiment":
+            self._experiment_id(d)
+        elif op == "set_experiment_tag":
+            store.set_experiment_tag(self._experiment_id(d), d["key"], d["value"])
+        elif op == "create_run":
+            tags = {t["key"]: t["value"] for t in d.get("tags") or []}
+            store.create_run(self._experiment_id(d), user_id=d.get("user_id") or "",
+                             start_time=_opt_int(d.get("start_time")), run_name=d.get("run_name") or None,
+                             tags=tags, run_id=d["run_id"])
+        elif op == "update_run":
+            _on_run(d, lambda: store.update_run(d["run_id"], status=d.get("status"),
+                                                end_time=_opt_int(d.get("end_time")),
+                                                run_name=d.get("run_name") or None))
+        elif op == "log_batch":
+            metrics, params, tags = _batch_of(d)
+            _on_run(d, lambda: store.log_batch(d["run_id"], metrics, params, tags))
+        elif op == "delete_tag":
+            _on_run(d, lambda: store.get_run(d["run_id"]))
+            try:
+                store.delete_tag(d["run_id"], d["key"])
+            except ResourceDoesNotExist:
+                pass  # already deleted: applying twice changes nothing
+        elif op == "delete_run":
+            _on_run(d, lambda: store.delete_run(d["run_id"]))
+        elif op == "restore_run":
+            _on_run(d, lambda: store.restore_run(d["run_id"]))
+
+    def _experiment_id(self, d: dict[str, Any]) -> str:
+        """The record's experiment: its id, or its NAME resolved (and created) now."""
+        name = d.get("experiment_name")
+        if not name:
+            exp_id = d.get("experiment_id")
+            return "0" if exp_id in (None, "") else str(exp_id)
+        if name in self._experiments:
+            return self._experiments[name]
+        try:
+            exp_id = self.store.get_experiment_by_name(name).experiment_id
+        except ResourceDoesNotExist:
+            try:
+                exp_id = self.store.create_experiment(name)
+            except ResourceAlreadyExists:  # created over HTTP a moment ago
+                exp_id = self.store.get_experiment_by_name(name).experiment_id
+        self._experiments[name] = exp_id
+        return exp_id
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _states(self) -> dict[str, _FileState]:
+        if self._files is None:
+            sp = s.spool_progress
+            rows = self.store.read(lambda conn: conn.execute(select(sp)).all())
+            self._files = {r.spool_id: _FileState(r.applied_offset, r.applied_seq) for r in rows}
+        return self._files
+
+    def _save(self, sid: str, state: _FileState) -> None:
+        offset, seq = state.offset, state.seq
+
+        def op(conn: Connection) -> None:
+            sp = s.spool_progress
+            stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["spool_id"],
+                set_={"applied_offset": stmt.excluded.applied_offset,
+                      "applied_seq": stmt.excluded.applied_seq}))
+        self.store.write(op)
+
+    def _reject(self, path: Path, offset: int, record: Any, error: str, report: IngestReport) -> None:
+        report.rejected += 1
+        line = json.dumps({"offset": offset, "error": error, "record": record}, ensure_ascii=False,
+                          default=str) + "\n"
+        side = path.with_name(path.name + spool.REJECTED_SUFFIX)
+        fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.warning("spool %s: record at byte %d rejected: %s", path.name, offset, error)
+
+    def _maybe_retire(self, path: Path, state: _FileState, report: IngestReport) -> None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        if st.st_size > state.offset and not self._writer_gone(path, st.st_mtime):
+            return  # unread records, or a torn line its live writer is still finishing
+        if not (state.closed or self._writer_gone(path, st.st_mtime)):
+            return
+        done = self.folder / spool.DONE_FOLDER
+        done.mkdir(exist_ok=True)
+        target = done / path.name
+        os.replace(path, target)
+        side = path.with_name(path.name + spool.REJECTED_SUFFIX)
+        if side.exists():
+            os.replace(side, done / side.name)
+        report.retired += 1
+        # A writer that appended between our last read and the move wrote into the
+        # moved file (same inode): apply that too, so nothing is stranded in done/.
+        if target.stat().st_size > state.offset:
+            self._apply_new(target, state, report, force=True)
+
+    def _writer_gone(self, path: Path, mtime: float) -> bool:
+        if time.time() - mtime > self.idle_retire_s:
+            return True
+        who = spool.writer_of(path)
+        if who is None or who[0] != self._host:
+            return False
+        try:
+            os.kill(who[1], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+class IngestThread:
+    """Runs ``SpoolIngest`` every ``interval`` seconds on a daemon thread (the server's)."""
+
+    def __init__(self, ingest: SpoolIngest, interval: float = 1.0,
+                 on_applied: Callable[[IngestReport], None] | None = None) -> None:
+        self.ingest = ingest
+        self.interval = interval
+        self.on_applied = on_applied
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="labtrack-ingest", daemon=True)
+
+    def start(self) -> IngestThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the pass under way (its records are applied and their offsets saved)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                report = self.ingest.run_once()
+            except Exception:  # a full disk or a lost database must not end ingest for good
+                log.exception("spool ingest failed; retrying")
+                report = IngestReport()
+            if report.records or report.rejected or report.retired:
+                log.info("spool: %d records applied, %d rejected, %d files retired",
+                         report.records, report.rejected, report.retired)
+                if self.on_applied is not None:
+                    self.on_applied(report)
+            self._stop.wait(self.interval)
+
+
+def _on_run(d: dict[str, Any], fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except ResourceDoesNotExist as e:
+        raise _MissingRun(e.message) from e
+
+
+def _batch_of(d: dict[str, Any]) -> tuple[list[Metric], list[tuple[str, str]], list[tuple[str, str]]]:
+    metrics = [Metric(key=m["key"], value=decode_double(m["value"]), timestamp=int(m["timestamp"]),
+                      step=int(m.get("step") or 0)) for m in d.get("metrics") or []]
+    params = [(p["key"], p["value"]) for p in d.get("params") or []]
+    tags = [(t["key"], t["value"]) for t in d.get("tags") or []]
+    return metrics, params, tags
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _message(e: BaseException) -> str:
+    return e.message if isinstance(e, LabtrackError) else f"malformed record: {e!r}"
+
+
+def _ends_with_close(path: Path, size: int) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 256))
+            tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        return json.loads(tail).get("op") == spool.CLOSE_OP
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+__all__ = ["DEFER_S", "IDLE_RETIRE_S", "IngestReport", "IngestThread", "SpoolIngest"]
