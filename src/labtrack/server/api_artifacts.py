@@ -22,6 +22,17 @@ CHUNK = 1 << 20
 MAX_UPLOAD = 1 << 40
 
 
+def query_text(handler: BaseHandler, name: str) -> str:
+    """A query argument exactly as sent (percent-decoded once).
+
+    Tornado's ``get_query_argument`` turns control characters into spaces and
+    strips whitespace, so ``?path=%00`` would list the root; artifact paths must
+    reach the confinement check unaltered.
+    """
+    values = handler.request.query_arguments.get(name)
+    return handler.decode_argument(values[-1], name=name) if values else ""
+
+
 def _root(ctx: ServerContext) -> Any:
     if ctx.artifacts is None:
         raise ResourceDoesNotExist("This server does not serve artifacts (started with --no-serve-artifacts).")
@@ -86,7 +97,7 @@ class ArtifactHandler(BaseHandler):
     async def get(self, rel: str = "") -> None:
         root = _root(self.ctx)
         if not rel:
-            listing = await self.run(root.list, self.get_query_argument("path", ""))
+            listing = await self.run(root.list, query_text(self, "path"))
             self.write_json({} if listing is None else {"files": [f.to_json() for f in listing]})
             return
         await send_file(self, root, rel)
@@ -127,8 +138,8 @@ class RunArtifactHandler(BaseHandler):
     """``GET get-artifact?run_uuid=&path=``: the UI's download of one run artifact."""
 
     async def get(self) -> None:
-        run_id = self.get_query_argument("run_uuid", "") or self.get_query_argument("run_id", "")
-        path = self.get_query_argument("path", "")
+        run_id = query_text(self, "run_uuid") or query_text(self, "run_id")
+        path = query_text(self, "path")
         if not run_id or not path:
             raise InvalidParameterValue("get-artifact needs run_uuid and path")
         rel = await self.run(run_artifact_rel, self.ctx, run_id, path)

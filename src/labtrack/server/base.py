@@ -23,7 +23,7 @@ from typing import Any
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from labtrack.errors import BadRequest, LabtrackError, Unauthenticated
+from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
 
 log = logging.getLogger("labtrack.server")
@@ -121,7 +121,11 @@ class BaseHandler(web.RequestHandler):
         super().send_error(status_code, **kwargs)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await IOLoop.current().run_in_executor(self.ctx.pool, fn, *args)
+        try:
+            fut = IOLoop.current().run_in_executor(self.ctx.pool, fn, *args)
+        except RuntimeError:  # the pool is shut down: a kept-alive connection spoke during shutdown
+            raise TransientError("The server is shutting down.") from None
+        return await fut
 
 
 class ApiHandler(BaseHandler):

@@ -120,7 +120,14 @@ class Server:
         if ingest is not None:
             await loop.run_in_executor(None, ingest.stop)
         await loop.run_in_executor(None, store.close)
-        ctx.pool.shutdown(wait=False)
+        # Let running requests answer (writes now get 503), then close kept-alive
+        # connections: a request still open when asyncio.run ends is cancelled, and
+        # tornado answers a cancelled request with a 500.
+        await loop.run_in_executor(None, ctx.pool.shutdown)
+        try:
+            await asyncio.wait_for(server.close_all_connections(), 10)
+        except asyncio.TimeoutError:
+            log.warning("connections still open at shutdown")
         if s.unix_socket:
             try:
                 os.unlink(s.unix_socket)

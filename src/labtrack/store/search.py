@@ -78,8 +78,9 @@ def decode_page_token(token: str | None) -> int:
     except (ValueError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidParameterValue(f"Invalid page token {token!r}: not base64 of JSON") from exc
     offset = data.get("offset") if isinstance(data, dict) else None
-    if type(offset) is not int or offset < 0:
-        raise InvalidParameterValue(f"Invalid page token {token!r}: no non-negative offset")
+    # The bound keeps offset + limit inside SQL's int64 (SQLite raises OverflowError past it).
+    if type(offset) is not int or not 0 <= offset < 2**62:
+        raise InvalidParameterValue(f"Invalid page token {token!r}: no valid offset")
     return offset
 
 

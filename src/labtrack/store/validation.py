@@ -58,7 +58,7 @@ def check_key(kind: str, key: Any, limit: int | None = None) -> str:
         raise InvalidParameterValue(
             f"Invalid {kind} name: '{key}'. Names may only contain alphanumerics, underscores (_), "
             "dashes (-), periods (.), spaces ( ), colons (:) and slashes (/).")
-    if posixpath.normpath(key) != key or key.startswith(("..", "/")):
+    if posixpath.normpath(key) != key or key == "." or key.startswith(("..", "/")):
         raise InvalidParameterValue(
             f"Invalid {kind} name: '{key}'. Names may be treated as files in certain cases, and must not "
             "resolve to other names when treated as such.")

@@ -36,6 +36,7 @@ class Writer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="labtrack-writer", daemon=True)
         self._stopped = False
+        self._lock = threading.Lock()  # a write queued behind _STOP would never be answered
         self._after_commit: list[Callable[[], None]] = []
         self.commits = 0
         self._thread.start()
@@ -43,10 +44,11 @@ class Writer:
     def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
         """Queue ``fn``; the future resolves once its group has committed."""
         fut: Future[T] = Future()
-        if self._stopped:
-            fut.set_exception(TransientError("the server is shutting down"))
-            return fut
-        self._queue.put((fn, fut))
+        with self._lock:
+            if self._stopped:
+                fut.set_exception(TransientError("the server is shutting down"))
+                return fut
+            self._queue.put((fn, fut))
         return fut
 
     def run(self, fn: Callable[[Connection], T]) -> T:
@@ -55,10 +57,11 @@ class Writer:
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then stop."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._queue.put(_STOP)
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._queue.put(_STOP)
         self._thread.join(timeout)
 
     def _run(self) -> None:
