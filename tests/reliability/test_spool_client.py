@@ -103,3 +103,31 @@ def test_a_reachable_server_is_used_over_http_with_the_spool_as_fallback(
         assert not isinstance(lt.Client().transport, (FallbackTransport, SpoolTransport))
     finally:
         srv.stop()
+
+
+def test_after_the_server_is_gone_a_new_experiment_and_run_are_spooled_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_client_env: None) -> None:
+    db = tmp_path / "mlruns.db"
+    srv = start_server(f"sqlite:///{db}", tmp_path)
+    monkeypatch.setenv("LABTRACK_DATABASE", str(db))
+    monkeypatch.setenv("SLURM_JOB_ID", "5")  # may not start a server of its own
+    monkeypatch.setenv("LABTRACK_HTTP_REQUEST_MAX_RETRIES", "0")
+    client = lt.Client()
+    first = client.create_run("0", run_name="before")
+    srv.stop("kill")
+    # What lt.set_experiment("later") does, then a run in it.
+    assert client.get_experiment_by_name("later") is None
+    exp_id = client.create_experiment("later")
+    assert client.get_experiment(exp_id).name == "later"
+    run = client.create_run(exp_id, run_name="after")
+    client.log_batch(first.info.run_id, params={"k": "v"}, synchronous=True)
+    client.log_batch(run.info.run_id, metrics=[lt.Metric("loss", 1.0, 1, 0)], synchronous=True)
+    assert client.transport.spooling
+    srv = start_server(f"sqlite:///{db}", tmp_path)
+    try:
+        assert wait_until(lambda: metric_counts(db).get("after") == (1, 1), timeout=15)
+        assert query(db, """SELECT e.name FROM runs r JOIN experiments e USING (experiment_id)
+                            WHERE r.name = 'after'""") == [("later",)]
+        assert query(db, "SELECT key, value FROM params") == [("k", "v")]
+    finally:
+        srv.stop()

@@ -244,8 +244,11 @@ _HANDLERS = {
     ("POST", "runs/delete"): SpoolTransport._delete_run,
     ("POST", "runs/restore"): SpoolTransport._restore_run,
 }
-# Writes that may fall back to the spool when the server cannot be reached.
-_SPOOLABLE = frozenset(k for k in _HANDLERS if k[0] == "POST")
+
+
+def _names_spooled_experiment(message: dict[str, Any] | None) -> bool:
+    # An experiment made while spooling is known by name only: the server cannot look it up.
+    return str((message or {}).get("experiment_id", "")).startswith(EXPERIMENT_REF)
 
 
 def _run_id(m: dict[str, Any]) -> str:
@@ -265,7 +268,8 @@ class FallbackTransport:
 
     Once a write was spooled, later writes are spooled too, so they are applied
     in the order they were made (a tag set twice keeps its last value).  Reads
-    and everything else still go to the server.
+    still go to the server; those the spool can answer (an experiment looked up
+    by name for ``set_experiment``) fall back to it as well.
     """
 
     def __init__(self, http: Transport, folder: Path) -> None:
@@ -286,13 +290,13 @@ class FallbackTransport:
 
     def call(self, method: str, endpoint: str, message: dict[str, Any] | None = None, *,
              retries: bool = True, api: str = _API, raw_body: bytes | None = None) -> dict[str, Any]:
-        spoolable = api == _API and (method, endpoint) in _SPOOLABLE
-        if spoolable and self.spooling:
+        handled = api == _API and (method, endpoint) in _HANDLERS
+        if handled and self.spooling and (method == "POST" or _names_spooled_experiment(message)):
             return self._spool.call(method, endpoint, message, raw_body=raw_body)
         try:
             return self.http.call(method, endpoint, message, retries=retries, api=api, raw_body=raw_body)
         except TransientError as e:
-            if not spoolable:
+            if not handled:
                 raise
             with self._lock:
                 if not self.spooling:
