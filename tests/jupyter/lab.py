@@ -96,9 +96,14 @@ def start_lab(root: Path, home: Path, base_url: str = "/", settings: dict[str, A
     """Start ``jupyter lab`` on ``root`` and wait until its API answers."""
     root.mkdir(parents=True, exist_ok=True)
     env = lab_env(home)
+    settings_dir = Path(env["JUPYTERLAB_SETTINGS_DIR"])
+    # No "get notified about Jupyter news?" toast over the page (and no fetch for it).
+    news = settings_dir / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True, exist_ok=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     if settings:
         # Lab user settings, e.g. {"openIn": "lab-tab"} for labtrack's plugin.
-        folder = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "labtrack"
+        folder = settings_dir / "labtrack"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plugin.jupyterlab-settings").write_text(json.dumps(settings))
     port, token = free_port(), secrets.token_hex(16)

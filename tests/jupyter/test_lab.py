@@ -102,6 +102,9 @@ def test_tile_opens_ui_with_runs_from_a_subfolder_notebook(tmp_path: Path, brows
     # 7. Jupyter stopped: its labtrack server went with it, and released the database.
     _wait(lambda: not _labtrack_processes(root), 15, "labtrack processes to exit")
     assert _owner(db) is None
+    # The browser and every request carried the Jupyter token; the log (Jupyter's, the proxy's
+    # and labtrack's, which share it) never shows it.
+    assert lab.token not in lab.log()
 
 
 def _walk_through(lab: JupyterLab, browser: Any, db: Path) -> None:

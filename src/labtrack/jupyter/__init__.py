@@ -26,7 +26,3 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from labtrack.jupyter.extension import load
 
     load(serverapp)
-
-
-def _jupyter_labextension_paths() -> list[dict[str, str]]:
-    return [{"src": "labextension", "dest": "labtrack"}]

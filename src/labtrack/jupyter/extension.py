@@ -39,7 +39,7 @@ def server_status(db: os.PathLike | str) -> dict[str, Any]:
             reply = transport.call("GET", "status", retries=False, api="/api/2.0/labtrack/")
         finally:
             transport.close()
-    except LabtrackError:
+    except (LabtrackError, OSError):
         # Owned, but not answering (still starting, or on another host): it runs, count unknown.
         return {"running": True, "active_runs": 0}
     return {"running": True, "active_runs": int(reply.get("active_runs") or 0)}
