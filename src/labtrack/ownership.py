@@ -131,7 +131,7 @@ def claim(db_path: str | os.PathLike, record: OwnerRecord) -> None:
     path = lock_path(db_path)
     fd = _fd(path)
     if not _try_lock(fd, _OWNER_BYTE, exclusive=True, blocking=False):
-        owner = _read_record_fd(fd)
+        owner = _wait_for_record(fd)
         who = owner.describe() if owner else "another process"
         raise DatabaseInUse(f"{os.fspath(db_path)} is already served by {who}")
     record.started_ms = record.started_ms or int(time.time() * 1000)
@@ -168,6 +168,18 @@ def schema_lock(db_path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         _unlock(fd, _SCHEMA_BYTE)
+
+
+def _wait_for_record(fd: int, timeout: float = 5.0) -> OwnerRecord | None:
+    """The owner's record.  The owner writes it just after taking the lock (and
+    rewrites it once it listens), so a process that lost a start race by a hair
+    may find the file empty for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        owner = _read_record_fd(fd)
+        if owner is not None or time.monotonic() >= deadline:
+            return owner
+        time.sleep(0.01)
 
 
 def _read_record_fd(fd: int) -> OwnerRecord | None:
