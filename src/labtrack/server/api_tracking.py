@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from labtrack.entities import DatasetInput, Metric
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.args import Args
-from labtrack.server.base import ServerContext
+from labtrack.server.base import RawJson, ServerContext
 
 
 def _tags(a: Args, name: str = "tags") -> dict[str, str]:
@@ -115,7 +118,20 @@ def restore_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return {}
 
 
+_INT64 = 2**63
+
+
 def _metric(item: dict[str, Any] | Args) -> Metric:
+    if type(item) is dict:
+        # The shape every client sends ({key, value: number, timestamp, step}),
+        # taken without the general checks: a log_batch carries 1,000 of them.
+        # Anything else falls through to the general path and its error messages.
+        key, value, ts, step = item.get("key"), item.get("value"), item.get("timestamp"), item.get("step", 0)
+        if (type(key) is str and key and type(value) is float and type(ts) is int and -_INT64 <= ts < _INT64
+                and type(step) is int and -_INT64 <= step < _INT64
+                and item.get("model_id") is None and item.get("dataset_name") is None
+                and item.get("dataset_digest") is None):
+            return Metric(key=key, value=value, timestamp=ts, step=step)
     a = item if isinstance(item, Args) else Args(item)
     key = a.str("key", required=True)
     timestamp = a.int("timestamp")
@@ -194,10 +210,34 @@ def search_runs(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return _page([r.to_json() for r in runs], "runs", token)
 
 
-def get_metric_history(ctx: ServerContext, a: Args) -> dict[str, Any]:
-    points, token = ctx.store.get_metric_history(a.run_id(), a.req("metric_key"),
-                                                 a.int("max_results"), a.str("page_token"))
-    return _page([m.to_json() for m in points], "metrics", token)
+_SPECIAL = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
+
+
+def _points_json(key: str, rows: Sequence[Any], run_id: str | None = None) -> list[str]:
+    """Rows of ``metrics.HISTORY_FIELDS`` as JSON objects, exactly as ``Metric.to_json`` renders them.
+
+    A 100,000-point history is 100,000 objects: building a Metric and a dict for
+    each costs more than the database read, so the text is written directly.
+    """
+    head = '{"key":' + json.dumps(key) + ',"value":'
+    tail_run = ',"run_id":' + json.dumps(run_id) if run_id is not None else ""
+    out = []
+    for step, timestamp, value, is_nan, model_id, ds_name, ds_digest in rows:
+        v = '"NaN"' if is_nan else _SPECIAL.get(value) or repr(value)
+        item = f'{head}{v},"timestamp":{timestamp},"step":{step}{tail_run}'
+        if model_id is not None or ds_name is not None or ds_digest is not None:
+            for name, x in (("model_id", model_id), ("dataset_name", ds_name), ("dataset_digest", ds_digest)):
+                if x is not None:
+                    item += f',"{name}":{json.dumps(x)}'
+        out.append(item + "}")
+    return out
+
+
+def get_metric_history(ctx: ServerContext, a: Args) -> RawJson:
+    key = a.req("metric_key")
+    rows, token = ctx.store.get_metric_history_rows(a.run_id(), key, a.int("max_results"), a.str("page_token"))
+    more = ',"next_page_token":' + json.dumps(token) if token else ""
+    return RawJson('{"metrics":[' + ",".join(_points_json(key, rows)) + "]" + more + "}")
 
 
 def get_metric_history_bulk_interval(ctx: ServerContext, a: Args) -> dict[str, Any]:
@@ -207,15 +247,14 @@ def get_metric_history_bulk_interval(ctx: ServerContext, a: Args) -> dict[str, A
     return {"metrics": [m.to_json() for m in points]}
 
 
-def get_metric_history_bulk(ctx: ServerContext, a: Args) -> dict[str, Any]:
+def get_metric_history_bulk(ctx: ServerContext, a: Args) -> RawJson:
     limit = a.int("max_results", default=25000) or 25000
-    out = []
+    out: list[str] = []
     for run_id in a.str_list("run_id"):
-        points, _ = ctx.store.get_metric_history(run_id, a.req("metric_key"), limit, None)
-        for m in points:
-            m.run_id = run_id
-            out.append(m.to_json())
-    return {"metrics": out}
+        key = a.req("metric_key")
+        rows, _ = ctx.store.get_metric_history_rows(run_id, key, limit, None)
+        out += _points_json(key, rows, run_id)
+    return RawJson('{"metrics":[' + ",".join(out) + "]}")
 
 
 def search_datasets(ctx: ServerContext, a: Args) -> dict[str, Any]:

@@ -50,6 +50,10 @@ class ServerContext:
 Endpoint = Callable[..., Any]
 
 
+class RawJson(str):
+    """A reply an endpoint has already rendered to JSON text (long histories)."""
+
+
 class BaseHandler(web.RequestHandler):
     """Auth and error rendering shared by every route."""
 
@@ -93,7 +97,7 @@ class BaseHandler(web.RequestHandler):
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", JSON_TYPE)
-        self.finish(json.dumps(obj, separators=(",", ":"), allow_nan=False))
+        self.finish(obj if isinstance(obj, RawJson) else json.dumps(obj, separators=(",", ":"), allow_nan=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -14,3 +15,20 @@ def upsert(conn: Connection, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def cached(conn: Connection, name: str, build: Callable[[Connection], Any]) -> Any:
+    """A statement built once per dialect and reused.
+
+    Building an upsert (its ``excluded`` alias above all) costs more than
+    executing it; the statement is the same for every call, only the bound
+    parameters differ.
+    """
+    key = (conn.dialect.name, name)
+    stmt = _CACHE.get(key)
+    if stmt is None:
+        stmt = _CACHE[key] = build(conn)
+    return stmt

@@ -6,12 +6,31 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from labtrack.entities import DatasetInput, Metric, Run, RunInfo
 from labtrack.store import schema as s
 
 _CHUNK = 900  # stays under every backend's bound-parameter limit
+
+
+def _of_runs(*columns: Any) -> Any:
+    """``SELECT columns WHERE run_uuid IN :ids``, built once (building costs more than running)."""
+    table = columns[0].table
+    return select(*columns).where(table.c.run_uuid.in_(bindparam("ids", expanding=True)))
+
+
+_lm, _ri, _ds, _it = s.latest_metrics, s.run_inputs, s.datasets, s.input_tags
+_RUNS = _of_runs(*s.runs.c)
+_PARAMS = _of_runs(s.params.c.run_uuid, s.params.c.key, s.params.c.value)
+_TAGS = _of_runs(s.tags.c.run_uuid, s.tags.c.key, s.tags.c.value)
+_LATEST = _of_runs(_lm.c.run_uuid, _lm.c.key, _lm.c.value, _lm.c.is_nan, _lm.c.timestamp, _lm.c.step)
+_MODEL_INPUTS = _of_runs(s.run_model_inputs.c.run_uuid, s.run_model_inputs.c.model_id)
+_MODEL_OUTPUTS = _of_runs(s.run_model_outputs.c.run_uuid, s.run_model_outputs.c.model_id,
+                          s.run_model_outputs.c.step)
+_INPUTS = (select(_ri.c.run_uuid, _ds).join(_ds, _ds.c.dataset_uuid == _ri.c.dataset_uuid)
+           .where(_ri.c.run_uuid.in_(bindparam("ids", expanding=True))).order_by(_ri.c.run_uuid, _ds.c.name))
+_INPUT_TAGS = _of_runs(*_it.c)
 
 
 def chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -35,39 +54,34 @@ def load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     """Full runs in the order of ``run_ids`` (missing ids are skipped)."""
     runs: dict[str, Run] = {}
     for part in chunks(run_ids):
-        for row in conn.execute(select(s.runs).where(s.runs.c.run_uuid.in_(part))):
+        ids = {"ids": list(part)}
+        for row in conn.execute(_RUNS, ids):
             runs[row.run_uuid] = Run(info=run_info(row))
-        _attach(conn, runs, part)
+        _attach(conn, runs, ids)
     return [runs[r] for r in run_ids if r in runs]
 
 
-def _attach(conn: Connection, runs: dict[str, Run], part: Sequence[str]) -> None:
-    for row in conn.execute(select(s.params).where(s.params.c.run_uuid.in_(part))):
-        runs[row.run_uuid].params[row.key] = row.value
-    for row in conn.execute(select(s.tags).where(s.tags.c.run_uuid.in_(part))):
-        runs[row.run_uuid].tags[row.key] = row.value
-    lm = s.latest_metrics
-    for row in conn.execute(select(lm.c.run_uuid, lm.c.key, lm.c.value, lm.c.is_nan, lm.c.timestamp,
-                                   lm.c.step).where(lm.c.run_uuid.in_(part))):
-        runs[row.run_uuid].metrics[row.key] = Metric(
-            key=row.key, value=metric_value(row.value, row.is_nan), timestamp=row.timestamp, step=row.step)
-    _attach_inputs(conn, runs, part)
-    for row in conn.execute(select(s.run_model_inputs).where(s.run_model_inputs.c.run_uuid.in_(part))):
-        runs[row.run_uuid].model_inputs.append(row.model_id)
-    for row in conn.execute(select(s.run_model_outputs).where(s.run_model_outputs.c.run_uuid.in_(part))):
-        runs[row.run_uuid].model_outputs.append((row.model_id, row.step))
+def _attach(conn: Connection, runs: dict[str, Run], ids: dict[str, Any]) -> None:
+    for run_uuid, key, value in conn.execute(_PARAMS, ids):
+        runs[run_uuid].params[key] = value
+    for run_uuid, key, value in conn.execute(_TAGS, ids):
+        runs[run_uuid].tags[key] = value
+    for run_uuid, key, value, is_nan, timestamp, step in conn.execute(_LATEST, ids):
+        runs[run_uuid].metrics[key] = Metric(
+            key=key, value=metric_value(value, is_nan), timestamp=timestamp, step=step)
+    _attach_inputs(conn, runs, ids)
+    for run_uuid, model_id in conn.execute(_MODEL_INPUTS, ids):
+        runs[run_uuid].model_inputs.append(model_id)
+    for run_uuid, model_id, step in conn.execute(_MODEL_OUTPUTS, ids):
+        runs[run_uuid].model_outputs.append((model_id, step))
 
 
-def _attach_inputs(conn: Connection, runs: dict[str, Run], part: Sequence[str]) -> None:
-    ri, ds, it = s.run_inputs, s.datasets, s.input_tags
-    rows = conn.execute(
-        select(ri.c.run_uuid, ds).join(ds, ds.c.dataset_uuid == ri.c.dataset_uuid)
-        .where(ri.c.run_uuid.in_(part)).order_by(ri.c.run_uuid, ds.c.name)
-    ).all()
+def _attach_inputs(conn: Connection, runs: dict[str, Run], ids: dict[str, Any]) -> None:
+    rows = conn.execute(_INPUTS, ids).all()
     if not rows:
         return
     input_tags: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    for row in conn.execute(select(it).where(it.c.run_uuid.in_(part))):
+    for row in conn.execute(_INPUT_TAGS, ids):
         input_tags[(row.run_uuid, row.dataset_uuid)][row.key] = row.value
     for row in rows:
         runs[row.run_uuid].dataset_inputs.append(DatasetInput(

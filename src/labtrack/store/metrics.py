@@ -1,9 +1,8 @@
 """Metric points: idempotent inserts, the latest-value table, history reads.
 
 History is clustered by (run, key, step) (see schema.metrics), so a
-million-point history is one range scan.  ``downsample`` answers charts with
-at most ``max_points`` points, keeping each bucket's minimum and maximum, so
-spikes survive and no client ever pulls a whole history to draw it.
+million-point history is one range scan.  Every insert also folds the points
+into the min/max pyramid that charts read (store/downsample.py).
 """
 
 from __future__ import annotations
@@ -12,12 +11,35 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, bindparam, func, select
 
 from labtrack.entities import Metric
 from labtrack.store import schema as s
-from labtrack.store.dialect import upsert
+from labtrack.store.dialect import cached, upsert
+from labtrack.store.downsample import update_summaries
 from labtrack.store.loading import metric_value
+
+# Statements built once: constructing a Core statement costs more than running it.
+_m, _lm = s.metrics, s.latest_metrics
+_LATEST = select(_lm).where(_lm.c.run_uuid == bindparam("run_id"),
+                            _lm.c.key.in_(bindparam("keys", expanding=True)))
+_HISTORY = (
+    select(_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan, _m.c.model_id, _m.c.dataset_name,
+           _m.c.dataset_digest)
+    .where(_m.c.run_uuid == bindparam("run_id"), _m.c.key == bindparam("key"))
+    .order_by(_m.c.step, _m.c.timestamp, _m.c.is_nan, _m.c.value)
+    .offset(bindparam("offset")).limit(bindparam("limit")))
+_LATEST_FIELDS = ("value", "is_nan", "timestamp", "step", "min_value", "max_value")
+
+
+def _insert_points(conn: Connection) -> Any:
+    return upsert(conn, _m).on_conflict_do_nothing()
+
+
+def _upsert_latest(conn: Connection) -> Any:
+    stmt = upsert(conn, _lm)
+    return stmt.on_conflict_do_update(index_elements=[_lm.c.run_uuid, _lm.c.key],
+                                      set_={c: stmt.excluded[c] for c in _LATEST_FIELDS})
 
 
 def _row(run_id: str, m: Metric) -> dict[str, Any]:
@@ -32,37 +54,35 @@ def _order_key(step: int, timestamp: int, value: float, is_nan: bool) -> tuple[i
     return (step, timestamp, 0 if is_nan else 1, value)
 
 
+def _row_order(r: dict[str, Any]) -> tuple[int, int, int, float]:
+    return (r["step"], r["timestamp"], 0 if r["is_nan"] else 1, r["value"])
+
+
 def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric], experiment_id: int) -> None:
     """Store points (identical ones are one point) and update the latest values."""
     if not points:
         return
     rows = [_row(run_id, m) for m in points]
-    conn.execute(upsert(conn, s.metrics).on_conflict_do_nothing(), rows)
+    conn.execute(cached(conn, "insert_metrics", _insert_points), rows)
     _update_latest(conn, run_id, rows)
+    update_summaries(conn, run_id, rows)
     model_rows = [r for r in rows if r["model_id"]]
     if model_rows:
         _insert_model_metrics(conn, run_id, model_rows)
 
 
 def _update_latest(conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
-    best: dict[str, dict[str, Any]] = {}
+    by_key: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        key = r["key"]
-        v = r["value"]
-        cur = best.get(key)
-        if cur is None:
-            cur = best[key] = dict(r, min_value=None, max_value=None)
-        elif _order_key(r["step"], r["timestamp"], v, r["is_nan"]) > _order_key(
-                cur["step"], cur["timestamp"], cur["value"], cur["is_nan"]):
-            cur.update(step=r["step"], timestamp=r["timestamp"], value=v, is_nan=r["is_nan"])
-        if not r["is_nan"]:
-            cur["min_value"] = v if cur["min_value"] is None else min(cur["min_value"], v)
-            cur["max_value"] = v if cur["max_value"] is None else max(cur["max_value"], v)
-    lm = s.latest_metrics
-    existing = {
-        row.key: row for row in conn.execute(
-            select(lm).where(lm.c.run_uuid == run_id, lm.c.key.in_(list(best))))
-    }
+        by_key.setdefault(r["key"], []).append(r)
+    best: dict[str, dict[str, Any]] = {}
+    for key, group in by_key.items():
+        # max() keeps the first of equal rows, as a running comparison would.
+        cur = best[key] = dict(max(group, key=_row_order))
+        finite = [r["value"] for r in group if not r["is_nan"]]
+        cur["min_value"] = min(finite) if finite else None
+        cur["max_value"] = max(finite) if finite else None
+    existing = {row.key: row for row in conn.execute(_LATEST, {"run_id": run_id, "keys": list(best)})}
     out = []
     for key, b in best.items():
         old = existing.get(key)
@@ -75,12 +95,7 @@ def _update_latest(conn: Connection, run_id: str, rows: list[dict[str, Any]]) ->
         out.append({"run_uuid": run_id, "key": key, "value": b["value"], "is_nan": b["is_nan"],
                     "timestamp": b["timestamp"], "step": b["step"],
                     "min_value": b["min_value"], "max_value": b["max_value"]})
-    stmt = upsert(conn, lm)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[lm.c.run_uuid, lm.c.key],
-        set_={c: stmt.excluded[c] for c in ("value", "is_nan", "timestamp", "step", "min_value", "max_value")},
-    )
-    conn.execute(stmt, out)
+    conn.execute(cached(conn, "upsert_latest_metrics", _upsert_latest), out)
 
 
 def _combine(fn: Any, a: float | None, b: float | None) -> float | None:
@@ -99,17 +114,41 @@ def _insert_model_metrics(conn: Connection, run_id: str, rows: list[dict[str, An
          "dataset_name": r["dataset_name"], "dataset_digest": r["dataset_digest"]} for r in rows])
 
 
+def history_rows(conn: Connection, run_id: str, key: str, offset: int, limit: int) -> list[Any]:
+    """One page of a history as rows of HISTORY_FIELDS, in MLflow's order.
+
+    Rows, not Metric objects: a 100,000-point history is read on every chart
+    and every ``get_metric_history``; the server renders the rows straight to JSON.
+    """
+    params = {"run_id": run_id, "key": key, "offset": offset, "limit": limit}
+    # Straight through the DBAPI cursor: SQLAlchemy's Row per point would cost as
+    # much as SQLite's own work.  The SQL is SQLAlchemy's, compiled once per dialect;
+    # the cursor runs inside ``conn``'s transaction.  No column here needs a
+    # result processor (is_nan comes back as 0/1 on SQLite; only its truth counts).
+    compiled = cached(conn, "history_sql", lambda c: _HISTORY.compile(dialect=c.dialect))
+    bound = tuple(params[n] for n in compiled.positiontup) if compiled.positional else params
+    if not conn.in_transaction():
+        conn.begin()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, bound)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+HISTORY_FIELDS = ("step", "timestamp", "value", "is_nan", "model_id", "dataset_name", "dataset_digest")
+
+
+def to_metric(key: str, row: Any) -> Metric:
+    """A Metric from a row of HISTORY_FIELDS."""
+    step, ts, value, is_nan, model_id, ds_name, ds_digest = row
+    return Metric(key=key, value=metric_value(value, is_nan), timestamp=ts, step=step,
+                  model_id=model_id, dataset_name=ds_name, dataset_digest=ds_digest)
+
+
 def history(conn: Connection, run_id: str, key: str, offset: int, limit: int) -> list[Metric]:
-    m = s.metrics
-    rows = conn.execute(
-        select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan, m.c.model_id, m.c.dataset_name,
-               m.c.dataset_digest)
-        .where(m.c.run_uuid == run_id, m.c.key == key)
-        .order_by(m.c.step, m.c.timestamp, m.c.is_nan, m.c.value)
-        .offset(offset).limit(limit))
-    return [Metric(key=key, value=metric_value(r.value, r.is_nan), timestamp=r.timestamp, step=r.step,
-                   model_id=r.model_id, dataset_name=r.dataset_name, dataset_digest=r.dataset_digest)
-            for r in rows]
+    return [to_metric(key, r) for r in history_rows(conn, run_id, key, offset, limit)]
 
 
 def history_interval(conn: Connection, run_ids: Sequence[str], key: str, start_step: int | None,
@@ -137,57 +176,3 @@ def history_interval(conn: Connection, run_ids: Sequence[str], key: str, start_s
         out.extend(Metric(key=key, value=metric_value(r.value, r.is_nan), timestamp=r.timestamp,
                           step=r.step, run_id=run_id) for r in rows)
     return out
-
-
-def downsample(conn: Connection, run_id: str, key: str, max_points: int,
-               min_step: int | None = None, max_step: int | None = None) -> tuple[list[dict[str, Any]], int]:
-    """At most ~max_points points of a window, keeping each bucket's min and max.
-
-    Returns (points, total points in the window).  Buckets split the step
-    range evenly; the SQL groups by bucket so the server never holds the whole
-    history in memory.
-    """
-    m = s.metrics
-    cond = [m.c.run_uuid == run_id, m.c.key == key]
-    if min_step is not None:
-        cond.append(m.c.step >= min_step)
-    if max_step is not None:
-        cond.append(m.c.step <= max_step)
-    lo, hi, total = conn.execute(
-        select(func.min(m.c.step), func.max(m.c.step), func.count()).where(*cond)).one()
-    if not total:
-        return [], 0
-    cols = (m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
-    if total <= max_points:
-        rows = conn.execute(select(*cols).where(*cond).order_by(m.c.step, m.c.timestamp))
-        return [_point(r) for r in rows], total
-    buckets = max(1, max_points // 2)
-    width = max(1, math.ceil((hi - lo + 1) / buckets))
-    bucket = ((m.c.step - lo) // width).label("b")
-    finite = m.c.is_nan.is_(False)
-    agg = (select(bucket, func.min(m.c.value).label("vmin"), func.max(m.c.value).label("vmax"))
-           .where(*cond, finite).group_by(bucket).subquery())
-    # Join back to find the step and timestamp of each bucket's extremes.
-    rows = conn.execute(
-        select(*cols)
-        .join_from(m, agg, and_((m.c.step - lo) // width == agg.c.b,
-                                (m.c.value == agg.c.vmin) | (m.c.value == agg.c.vmax)))
-        .where(*cond, finite)
-        .order_by(m.c.step, m.c.timestamp))
-    points: list[dict[str, Any]] = []
-    seen: set[tuple[int, float]] = set()
-    for r in rows:
-        # one point per bucket extreme, even when the value repeats inside the bucket
-        ident = ((r.step - lo) // width, r.value)
-        if ident not in seen:
-            seen.add(ident)
-            points.append(_point(r))
-    return points, total
-
-
-def _point(r: Any) -> dict[str, Any]:
-    return {"step": r.step, "timestamp": r.timestamp, "value": metric_value(r.value, r.is_nan)}
-
-
-def has_run(conn: Connection, run_id: str) -> bool:
-    return conn.execute(select(s.runs.c.run_uuid).where(s.runs.c.run_uuid == run_id)).first() is not None

@@ -112,6 +112,21 @@ latest_metrics = Table(
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
+# Min/max pyramid over metric histories for downsampled charts (store/downsample.py).
+metric_summaries = Table(
+    "metric_summaries", metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("min_value", Float(precision=53), nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("min_timestamp", BigInteger, nullable=False),
+    Column("max_value", Float(precision=53), nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("max_timestamp", BigInteger, nullable=False),
+)
+
 datasets = Table(
     "datasets", metadata,
     Column("dataset_uuid", String(36), primary_key=True),

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from labtrack.entities import (
     RUN_STATUSES,
@@ -27,7 +27,8 @@ from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists, Resour
 from labtrack.store import metrics as metric_rows
 from labtrack.store import schema as s
 from labtrack.store import search
-from labtrack.store.dialect import upsert
+from labtrack.store.dialect import cached, upsert
+from labtrack.store.downsample import downsample
 from labtrack.store.engine import Engines, open_engines
 from labtrack.store.loading import load_runs, run_info
 from labtrack.store.names import generate_run_name
@@ -353,7 +354,7 @@ class TrackingStore:
                 _put_tags(conn, run_id, dict(tags))
             if metrics:
                 metric_rows.insert_metrics(conn, run_id, metrics, row.experiment_id)
-            conn.execute(update(s.runs).where(s.runs.c.run_uuid == run_id).values(last_update_time=now_ms()))
+            conn.execute(_TOUCH_RUN, {"_run_id": run_id, "_time": now_ms()})
         self.write(op)
 
     def delete_tag(self, run_id: Any, key: Any) -> None:
@@ -411,17 +412,23 @@ class TrackingStore:
 
     def get_metric_history(self, run_id: Any, key: Any, max_results: Any = None,
                            page_token: str | None = None) -> tuple[list[Metric], str | None]:
+        rows, token = self.get_metric_history_rows(run_id, key, max_results, page_token)
+        return [metric_rows.to_metric(key, r) for r in rows], token
+
+    def get_metric_history_rows(self, run_id: Any, key: Any, max_results: Any = None,
+                                page_token: str | None = None) -> tuple[list[Any], str | None]:
+        """One page of a history as rows of ``metrics.HISTORY_FIELDS`` (no objects per point)."""
         run_id = check_run_id(run_id)
         if not isinstance(key, str) or not key:
             raise InvalidParameterValue("Missing value for required parameter 'metric_key'")
         limit = check_max_results(max_results, 25000, 10**9)
         offset = search.decode_page_token(page_token)
 
-        def op(conn: Connection) -> tuple[list[Metric], str | None]:
+        def op(conn: Connection) -> tuple[list[Any], str | None]:
             _run_row(conn, run_id)
-            points = metric_rows.history(conn, run_id, key, offset, limit + 1)
-            token = search.encode_page_token(offset + limit) if len(points) > limit else None
-            return points[:limit], token
+            rows = metric_rows.history_rows(conn, run_id, key, offset, limit + 1)
+            token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+            return rows[:limit], token
         return self.read(op)
 
     def get_metric_history_bulk_interval(self, run_ids: Sequence[str], key: str, start_step: int | None,
@@ -446,7 +453,7 @@ class TrackingStore:
 
         def op(conn: Connection) -> tuple[list[dict[str, Any]], int]:
             _run_row(conn, run_id)
-            return metric_rows.downsample(conn, run_id, key, max_points, min_step, max_step)
+            return downsample(conn, run_id, key, max_points, min_step, max_step)
         return self.read(op)
 
     # -- search -------------------------------------------------------------
@@ -532,8 +539,16 @@ def _experiment(conn: Connection, exp_id: int) -> Experiment:
                       creation_time=row.creation_time, last_update_time=row.last_update_time, tags=tags)
 
 
+# Built once: every logging request runs these, and building costs more than running.
+_RUN_ROW = select(s.runs).where(s.runs.c.run_uuid == bindparam("run_id"))
+_TOUCH_RUN = (update(s.runs).where(s.runs.c.run_uuid == bindparam("_run_id"))
+              .values(last_update_time=bindparam("_time")))
+_PARAMS_OF = select(s.params).where(s.params.c.run_uuid == bindparam("run_id"),
+                                    s.params.c.key.in_(bindparam("keys", expanding=True)))
+
+
 def _run_row(conn: Connection, run_id: str) -> Any:
-    row = conn.execute(select(s.runs).where(s.runs.c.run_uuid == run_id)).first()
+    row = conn.execute(_RUN_ROW, {"run_id": run_id}).first()
     if row is None:
         raise ResourceDoesNotExist(f"Run with id={run_id} not found")
     return row
@@ -564,8 +579,11 @@ def _check_batch(metrics: Sequence[Metric], params: Sequence[tuple[str, str]],
         raise InvalidParameterValue(
             f"A batch logging request can contain at most {LIMITS['batch_total']} metrics, params and tags "
             f"in total. Got {total}.")
+    checked: set[str] = set()  # a batch repeats a few keys many times; the check is pure
     for m in metrics:
-        check_key("metric", m.key)
+        if not (type(m.key) is str and m.key in checked):
+            check_key("metric", m.key)
+            checked.add(m.key)
         if m.timestamp < 0:
             raise InvalidParameterValue(f"Metric '{m.key}' has a negative timestamp {m.timestamp}.")
     for k, v in params:
@@ -577,8 +595,7 @@ def _check_batch(metrics: Sequence[Metric], params: Sequence[tuple[str, str]],
 
 
 def _put_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
-    existing = {r.key: r.value for r in conn.execute(
-        select(s.params).where(s.params.c.run_uuid == run_id, s.params.c.key.in_(list(params))))}
+    existing = {r.key: r.value for r in conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)})}
     for k, v in params.items():
         if k in existing and existing[k] != v:
             raise InvalidParameterValue(
@@ -589,9 +606,13 @@ def _put_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
         conn.execute(insert(s.params), new)
 
 
-def _put_tags(conn: Connection, run_id: str, tags: dict[str, str]) -> None:
+def _upsert_tags(conn: Connection) -> Any:
     stmt = upsert(conn, s.tags)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value}),
+    return stmt.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value})
+
+
+def _put_tags(conn: Connection, run_id: str, tags: dict[str, str]) -> None:
+    conn.execute(cached(conn, "upsert_tags", _upsert_tags),
                  [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()])
     if RUN_NAME_TAG in tags:  # the tag and the run's name stay in sync both ways
         conn.execute(update(s.runs).where(s.runs.c.run_uuid == run_id).values(name=tags[RUN_NAME_TAG]))

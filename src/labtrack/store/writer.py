@@ -90,19 +90,24 @@ class Writer:
 
     def _apply(self, conn: Connection, group: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> Connection:
         outcomes: list[tuple[Future[Any], bool, Any]] = []
+        # A write alone in its group needs no savepoint: if it fails, the whole
+        # transaction rolls back, which is the same.  (SAVEPOINT and RELEASE are
+        # compiled afresh each time and cost as much as the write itself.)
+        alone = len(group) == 1
         try:
-            with conn.begin():
+            with conn.begin() as transaction:
                 for fn, fut in group:
                     if not fut.set_running_or_notify_cancel():
                         continue
-                    savepoint = conn.begin_nested()
+                    savepoint = None if alone else conn.begin_nested()
                     try:
                         result = fn(conn)
                     except BaseException as e:  # noqa: BLE001 - delivered to the caller
-                        savepoint.rollback()
+                        (transaction if savepoint is None else savepoint).rollback()
                         outcomes.append((fut, False, e))
                     else:
-                        savepoint.commit()
+                        if savepoint is not None:
+                            savepoint.commit()
                         outcomes.append((fut, True, result))
         except Exception as e:  # the commit itself failed: nothing of the group is stored
             log.error("group commit failed: %s", e)

@@ -182,6 +182,20 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['model_id'], ['logged_models.model_id'], name=op.f('fk_logged_model_tags_model_id_logged_models'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('model_id', 'key', name=op.f('pk_logged_model_tags'))
     )
+    op.create_table('metric_summaries',
+    sa.Column('run_uuid', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=250), nullable=False),
+    sa.Column('level', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('bucket', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('min_value', sa.Float(precision=53), nullable=False),
+    sa.Column('min_step', sa.BigInteger(), nullable=False),
+    sa.Column('min_timestamp', sa.BigInteger(), nullable=False),
+    sa.Column('max_value', sa.Float(precision=53), nullable=False),
+    sa.Column('max_step', sa.BigInteger(), nullable=False),
+    sa.Column('max_timestamp', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], name=op.f('fk_metric_summaries_run_uuid_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_uuid', 'key', 'level', 'bucket', name=op.f('pk_metric_summaries'))
+    )
     op.create_table('metrics',
     sa.Column('run_uuid', sa.String(length=32), nullable=False),
     sa.Column('key', sa.String(length=250), nullable=False),
@@ -241,6 +255,7 @@ def downgrade() -> None:
     op.drop_table('run_inputs')
     op.drop_table('params')
     op.drop_table('metrics')
+    op.drop_table('metric_summaries')
     op.drop_table('logged_model_tags')
     op.drop_table('logged_model_params')
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:

@@ -1,0 +1,158 @@
+"""Downsampled metric histories from a min/max pyramid kept as points arrive.
+
+Charts never need a million points, only the shape: for every bucket of
+steps, the lowest and the highest point.  ``metric_summaries`` keeps, for a
+few bucket widths (16, 128, ... steps), each bucket's min and max point and is
+updated in the same transaction as the points themselves.  Reading a window
+then costs one index range over at most ``max_points / 2`` summary rows plus
+the raw points of the two partial buckets at its edges, however long the
+history: a 1,000,000-point metric draws as fast as a 1,000-point one.
+
+Summaries merge with min/max, so writing the same point twice (a retried
+request, a re-ingested spool file) changes nothing.  NaN points are left out
+of summaries: they have no place on a chart's value axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from labtrack.store import schema as s
+from labtrack.store.dialect import cached, upsert
+from labtrack.store.loading import metric_value
+
+# Bucket widths, finest first; each level is 8x coarser than the one before.
+LEVELS: tuple[int, ...] = (16, 128, 1024, 8192, 65536, 524288, 4194304)
+
+_ms = s.metric_summaries
+_SIDES = ("value", "step", "timestamp")
+
+
+def _upsert_summaries(conn: Connection) -> Any:
+    stmt = upsert(conn, _ms)
+    new, old = stmt.excluded, _ms.c
+    lower = new.min_value < old.min_value
+    higher = new.max_value > old.max_value
+    return stmt.on_conflict_do_update(
+        index_elements=[old.run_uuid, old.key, old.level, old.bucket],
+        set_={
+            **{f"min_{f}": case((lower, new[f"min_{f}"]), else_=old[f"min_{f}"]) for f in _SIDES},
+            **{f"max_{f}": case((higher, new[f"max_{f}"]), else_=old[f"max_{f}"]) for f in _SIDES},
+        },
+    )
+
+
+def update_summaries(conn: Connection, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Fold new points (rows of ``schema.metrics``) into every level's buckets."""
+    # Fold each point into its finest bucket only, then each level into the
+    # next (widths are multiples): per-point work does not grow with levels.
+    level_acc: dict[tuple[str, int], list[Any]] = {}
+    width = LEVELS[0]
+    for r in rows:
+        if r["is_nan"]:
+            continue
+        v, step, ts = r["value"], r["step"], r["timestamp"]
+        k = (r["key"], step // width)
+        cur = level_acc.get(k)
+        if cur is None:
+            level_acc[k] = [v, step, ts, v, step, ts]
+            continue
+        if v < cur[0]:
+            cur[0:3] = [v, step, ts]
+        if v > cur[3]:
+            cur[3:6] = [v, step, ts]
+    if not level_acc:
+        return
+    acc: dict[tuple[str, int, int], list[Any]] = {}
+    for level in range(len(LEVELS)):
+        if level:
+            factor = LEVELS[level] // LEVELS[level - 1]
+            coarser: dict[tuple[str, int], list[Any]] = {}
+            for (key, bucket), c in level_acc.items():
+                k = (key, bucket // factor)
+                cur = coarser.get(k)
+                if cur is None:
+                    coarser[k] = list(c)
+                    continue
+                if c[0] < cur[0]:
+                    cur[0:3] = c[0:3]
+                if c[3] > cur[3]:
+                    cur[3:6] = c[3:6]
+            level_acc = coarser
+        for (key, bucket), c in level_acc.items():
+            acc[(key, level, bucket)] = c
+    conn.execute(cached(conn, "upsert_metric_summaries", _upsert_summaries), [
+        {"run_uuid": run_id, "key": key, "level": level, "bucket": bucket,
+         "min_value": c[0], "min_step": c[1], "min_timestamp": c[2],
+         "max_value": c[3], "max_step": c[4], "max_timestamp": c[5]}
+        for (key, level, bucket), c in acc.items()])
+
+
+def downsample(conn: Connection, run_id: str, key: str, max_points: int,
+               min_step: int | None = None, max_step: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """At most about ``max_points`` points of a window, keeping each bucket's min and max.
+
+    Returns (points sorted by step, number of points in the window).
+    """
+    m = s.metrics
+    cond = [m.c.run_uuid == run_id, m.c.key == key]
+    if min_step is not None:
+        cond.append(m.c.step >= min_step)
+    if max_step is not None:
+        cond.append(m.c.step <= max_step)
+    lo, hi, total = conn.execute(select(func.min(m.c.step), func.max(m.c.step), func.count()).where(*cond)).one()
+    if not total:
+        return [], 0
+    if total <= max_points:
+        return _raw(conn, cond), total
+    span = hi - lo + 1
+    if span <= max_points // 2:
+        # Many points per step (e.g. logged without steps, all at step 0):
+        # steps cannot spread them, so buckets follow the logged order.
+        return _by_position(_raw(conn, cond), max(1, max_points // 2)), total
+    width = next((w for w in LEVELS if -(-span // w) <= max(1, max_points // 2)), LEVELS[-1])
+    level = LEVELS.index(width)
+    first = -(-lo // width)          # first bucket wholly inside the window
+    last = (hi + 1) // width - 1     # last bucket wholly inside it
+    points: dict[tuple[int, int], dict[str, Any]] = {}
+    rows = conn.execute(select(_ms).where(
+        _ms.c.run_uuid == run_id, _ms.c.key == key, _ms.c.level == level,
+        _ms.c.bucket >= first, _ms.c.bucket <= last))
+    for r in rows:
+        for side in ("min", "max"):
+            step, ts = r._mapping[f"{side}_step"], r._mapping[f"{side}_timestamp"]
+            points[(step, ts)] = {"step": step, "timestamp": ts, "value": r._mapping[f"{side}_value"]}
+    # The partial buckets at both edges come from the raw points.
+    if lo < first * width:
+        _extremes(_raw(conn, cond + [m.c.step < first * width]), points)
+    if hi >= (last + 1) * width:
+        _extremes(_raw(conn, cond + [m.c.step >= (last + 1) * width]), points)
+    return _sorted(points), total
+
+
+def _raw(conn: Connection, cond: list[Any]) -> list[dict[str, Any]]:
+    m = s.metrics
+    rows = conn.execute(select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan).where(*cond)
+                        .order_by(m.c.step, m.c.timestamp))
+    return [{"step": r.step, "timestamp": r.timestamp, "value": metric_value(r.value, r.is_nan)} for r in rows]
+
+
+def _by_position(rows: list[dict[str, Any]], buckets: int) -> list[dict[str, Any]]:
+    points: dict[tuple[int, int], dict[str, Any]] = {}
+    size = -(-len(rows) // buckets)
+    for i in range(0, len(rows), size):
+        _extremes(rows[i:i + size], points)
+    return _sorted(points)
+
+
+def _extremes(points: list[dict[str, Any]], into: dict[tuple[int, int], dict[str, Any]]) -> None:
+    finite = [p for p in points if p["value"] == p["value"]]
+    for p in (min(finite, key=lambda p: p["value"]), max(finite, key=lambda p: p["value"])) if finite else ():
+        into[(p["step"], p["timestamp"])] = p
+
+
+def _sorted(points: dict[tuple[int, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    return [points[k] for k in sorted(points)]

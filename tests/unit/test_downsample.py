@@ -1,0 +1,77 @@
+"""Downsampled metric history keeps every bucket's extremes (real SQLite store)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from labtrack.entities import Metric
+from labtrack.store.tracking import TrackingStore
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    st = TrackingStore(f"sqlite:///{tmp_path / 'd.db'}")
+    yield st
+    st.close()
+
+
+def _log(store: TrackingStore, run_id: str, values: list[float]) -> None:
+    for i in range(0, len(values), 1000):
+        store.log_batch(run_id, metrics=[Metric("loss", v, 1000 + s, s)
+                                         for s, v in enumerate(values[i:i + 1000], start=i)])
+
+
+def test_spikes_survive_and_size_is_bounded(store: TrackingStore) -> None:
+    run = store.create_run("0")
+    values = [math.sin(i / 500) for i in range(20000)]
+    values[12345] = 50.0   # a spike
+    values[777] = -50.0    # a dip
+    values[9000] = math.nan
+    _log(store, run.info.run_id, values)
+    points, total = store.downsampled_history(run.info.run_id, "loss", max_points=400)
+    assert total == 20000
+    assert len(points) <= 400
+    steps = [p["step"] for p in points]
+    assert steps == sorted(steps)
+    by_step = {p["step"]: p["value"] for p in points}
+    assert by_step[12345] == 50.0 and by_step[777] == -50.0
+    assert 0 in by_step and 19999 in by_step or min(steps) < 100 and max(steps) > 19900
+
+
+def test_window_is_exact_when_small(store: TrackingStore) -> None:
+    run = store.create_run("0")
+    _log(store, run.info.run_id, [float(i) for i in range(5000)])
+    points, total = store.downsampled_history(run.info.run_id, "loss", max_points=400,
+                                              min_step=100, max_step=299)
+    assert total == 200
+    assert [p["step"] for p in points] == list(range(100, 300))
+    assert [p["value"] for p in points] == [float(i) for i in range(100, 300)]
+
+
+def test_every_bucket_keeps_its_min_and_max(store: TrackingStore) -> None:
+    from labtrack.store.downsample import LEVELS
+
+    run = store.create_run("0")
+    values = [float((i * 7919) % 1000) for i in range(10000)]
+    _log(store, run.info.run_id, values)
+    points, _ = store.downsampled_history(run.info.run_id, "loss", max_points=100)
+    assert len(points) <= 100
+    width = next(w for w in LEVELS if math.ceil(10000 / w) <= 50)
+    kept: dict[int, set[float]] = {}
+    for p in points:
+        assert p["value"] == values[p["step"]]
+        kept.setdefault(p["step"] // width, set()).add(p["value"])
+    for b in range(math.ceil(10000 / width)):
+        chunk = values[b * width:(b + 1) * width]
+        assert {min(chunk), max(chunk)} <= kept[b]
+
+
+def test_points_logged_without_steps_are_spread_by_order(store: TrackingStore) -> None:
+    run = store.create_run("0")
+    store.log_batch(run.info.run_id, metrics=[Metric("t", float(i % 50), 1000 + i, 0) for i in range(1000)])
+    points, total = store.downsampled_history(run.info.run_id, "t", max_points=100)
+    assert total == 1000 and 40 <= len(points) <= 100
+    assert {p["value"] for p in points} >= {0.0, 49.0}
