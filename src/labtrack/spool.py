@@ -156,6 +156,7 @@ class SpoolWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = new_spool_path(self.folder)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        _fsync_folder(self.folder)  # the new name itself must survive a crash, not only its data
         self._ino = os.fstat(self._fd).st_ino
         self._pid = os.getpid()
         self._seq = 0
@@ -167,6 +168,19 @@ class SpoolWriter:
             return self.path is not None and os.stat(self.path).st_ino == self._ino
         except FileNotFoundError:
             return False
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some network filesystems refuse fsync on a folder; their creates are synchronous
+    finally:
+        os.close(fd)
 
 
 def _dump(record: dict[str, Any]) -> str:
