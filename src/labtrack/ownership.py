@@ -101,16 +101,22 @@ def read_owner(db_path: str | os.PathLike) -> OwnerRecord | None:
     return record
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (even another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _owner_alive(path: Path, record: OwnerRecord) -> bool:
     if record.pid == os.getpid() and str(path) in _fds:
         return True
-    if record.host == socket.gethostname():
-        try:
-            os.kill(record.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
+    if record.host == socket.gethostname() and not pid_alive(record.pid):
+        return False
     # The lock is the truth: if nobody holds the owner byte, the record is stale.
     # Probe with a separate descriptor only when this process holds no locks on
     # the file (closing a descriptor would drop them).

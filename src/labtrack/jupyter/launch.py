@@ -69,16 +69,6 @@ def _settings(ns: argparse.Namespace) -> Settings:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def take_over(db: Path, owner: ownership.OwnerRecord, wait_s: float = TAKEOVER_WAIT_S) -> bool:
     """Ask a background server on this host to stop; True once it released ``db``."""
     if owner.host != socket.gethostname() or owner.idle_timeout <= 0:
@@ -140,7 +130,7 @@ async def _wait_out(db: Path, owner: ownership.OwnerRecord, settings: Settings) 
         loop.add_signal_handler(sig, stop.set)
     try:
         while not stop.is_set():
-            if not _alive(settings.parent_pid) or os.getppid() != settings.parent_pid:
+            if not ownership.pid_alive(settings.parent_pid) or os.getppid() != settings.parent_pid:
                 return False
             if ownership.read_owner(db) is None:
                 return True

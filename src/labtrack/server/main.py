@@ -167,15 +167,8 @@ class Server:
 
 
 def _alive(pid: int) -> bool:
-    if os.getppid() != pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Our parent is gone once we have been re-parented, even if the pid was reused.
+    return os.getppid() == pid and ownership.pid_alive(pid)
 
 
 def serve(settings: Settings) -> int:
