@@ -23,12 +23,19 @@ from labtrack.store.loading import metric_value
 _m, _lm = s.metrics, s.latest_metrics
 _LATEST = select(_lm).where(_lm.c.run_uuid == bindparam("run_id"),
                             _lm.c.key.in_(bindparam("keys", expanding=True)))
-_HISTORY = (
-    select(_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan, _m.c.model_id, _m.c.dataset_name,
-           _m.c.dataset_digest)
-    .where(_m.c.run_uuid == bindparam("run_id"), _m.c.key == bindparam("key"))
-    .order_by(_m.c.step, _m.c.timestamp, _m.c.is_nan, _m.c.value)
-    .offset(bindparam("offset")).limit(bindparam("limit")))
+_HISTORY_COLUMNS = (_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan, _m.c.model_id, _m.c.dataset_name,
+                    _m.c.dataset_digest)
+_OF_METRIC = (_m.c.run_uuid == bindparam("run_id"), _m.c.key == bindparam("key"))
+_HISTORY = (select(*_HISTORY_COLUMNS).where(*_OF_METRIC)
+            .order_by(_m.c.step, _m.c.timestamp, _m.c.is_nan, _m.c.value)
+            .offset(bindparam("offset")).limit(bindparam("limit")))
+# The primary key's own order, (..., value, is_nan): no sort step in the
+# database, and an OFFSET walks the index instead of sorting every row it skips.
+_HISTORY_KEY_ORDER = (select(*_HISTORY_COLUMNS).where(*_OF_METRIC)
+                      .order_by(_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan)
+                      .offset(bindparam("offset")).limit(bindparam("limit")))
+_NAN_AT = select(_m.c.step).where(*_OF_METRIC, _m.c.step == bindparam("step"),
+                                  _m.c.timestamp == bindparam("timestamp"), _m.c.is_nan == True).limit(1)  # noqa: E712
 _LATEST_FIELDS = ("value", "is_nan", "timestamp", "step", "min_value", "max_value")
 
 
@@ -121,11 +128,27 @@ def history_rows(conn: Connection, run_id: str, key: str, offset: int, limit: in
     and every ``get_metric_history``; the server renders the rows straight to JSON.
     """
     params = {"run_id": run_id, "key": key, "offset": offset, "limit": limit}
-    # Straight through the DBAPI cursor: SQLAlchemy's Row per point would cost as
-    # much as SQLite's own work.  The SQL is SQLAlchemy's, compiled once per dialect;
-    # the cursor runs inside ``conn``'s transaction.  No column here needs a
-    # result processor (is_nan comes back as 0/1 on SQLite; only its truth counts).
-    compiled = cached(conn, "history_sql", lambda c: _HISTORY.compile(dialect=c.dialect))
+    # The history's order puts NaN after every number of the same (step, timestamp);
+    # the primary key puts it where 0.0 goes.  The two orders give the same page
+    # unless a NaN is on it, or sits in the page's first (step, timestamp) before
+    # the page starts (the only place where a page's rows can differ).  Almost
+    # every history has no NaN there, so it is read in key order.
+    rows = _fetch(conn, "history_key_order", _HISTORY_KEY_ORDER, params)
+    if rows and (any(r[3] for r in rows) or (offset and conn.execute(
+            _NAN_AT, {**params, "step": rows[0][0], "timestamp": rows[0][1]}).first() is not None)):
+        rows = _fetch(conn, "history", _HISTORY, params)
+    return rows
+
+
+def _fetch(conn: Connection, name: str, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """Rows as plain tuples, straight from the DBAPI cursor.
+
+    SQLAlchemy's Row per point would cost as much as the database's own work.
+    The SQL is SQLAlchemy's, compiled once per dialect; the cursor runs inside
+    ``conn``'s transaction.  No column read this way needs a result processor
+    (is_nan comes back as 0/1 on SQLite; only its truth counts).
+    """
+    compiled = cached(conn, name + "_sql", lambda c: stmt.compile(dialect=c.dialect))
     bound = tuple(params[n] for n in compiled.positiontup) if compiled.positional else params
     if not conn.in_transaction():
         conn.begin()
