@@ -103,4 +103,16 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "widgets",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``lt.widgets`` on first use; ipywidgets and matplotlib load later still, with a widget.
+    if name == "widgets":
+        import importlib
+
+        module = importlib.import_module("labtrack.widgets")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'labtrack' has no attribute {name!r}")

@@ -277,6 +277,35 @@ class Run:
         return _html_table(rows, "Run")
 
 
+class RunList(list):
+    """A list of runs that a notebook displays as one compact table (``lt.search_runs`` returns one)."""
+
+    MAX_ROWS = 200  # a notebook cell, not a report: the rest is counted, not drawn
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
+                       ("run", "id", "status", "start (UTC)", "params", "metrics"))
+        rows = []
+        for run in self[:self.MAX_ROWS]:
+            info = run.info
+            start = (_utc(info.start_time) if info.start_time else "")
+            params = ", ".join(f"{k}={v}" for k, v in run.params.items())
+            metrics = ", ".join(f"{k}={m.value:.4g}" for k, m in run.metrics.items())
+            cells = (info.run_name, info.run_id[:8], info.status, start, params, metrics)
+            rows.append("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>"
+                                         for c in cells) + "</tr>")
+        more = len(self) - self.MAX_ROWS
+        caption = f"{len(self)} runs" + (f" (first {self.MAX_ROWS} shown)" if more > 0 else "")
+        return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _utc(ms: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @dataclass
 class LoggedModel:
     model_id: str

@@ -16,7 +16,7 @@ from typing import Any
 
 from labtrack.client import config
 from labtrack.client.client import Client, ViewType
-from labtrack.entities import Experiment, FileInfo, Metric, Run
+from labtrack.entities import Experiment, FileInfo, Metric, Run, RunList
 from labtrack.errors import LabtrackError, ResourceAlreadyExists
 
 NUM_RUNS_PER_PAGE = 10000
@@ -424,7 +424,7 @@ def search_runs(experiment_ids: list[str] | None = None, filter_string: str = ""
         from labtrack.client.run_table import runs_to_frame
 
         return runs_to_frame(runs)
-    return runs
+    return RunList(runs)  # a list that displays as a table in a notebook
 
 
 # -- interpreter exit --------------------------------------------------------------------
