@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from labtrack.ownership import read_owner
 from labtrack.store.migrate import HEAD
 
@@ -29,9 +31,11 @@ print(lt.get_tracking_uri())
 """
 
 
+@pytest.mark.timeout(600)  # 16 clients and the servers they start, on a small busy machine
 def test_sixteen_processes_on_an_empty_folder_share_one_new_database(folder: Path) -> None:
     barrier = Barrier(folder.parent / f"{folder.name}-barrier")
-    env = child_env(TEST_BARRIER=str(barrier.folder))
+    # A busy 2-core machine may need more than the default 15 s to start the servers.
+    env = child_env(TEST_BARRIER=str(barrier.folder), LABTRACK_SERVER_START_TIMEOUT="120")
     procs = [launch(ZERO_SETUP, f"p{i:02d}", cwd=folder, env=env) for i in range(PROCESSES)]
     barrier.wait_ready(PROCESSES, procs)
     barrier.go(procs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.servers import start_server
 
 from .conftest import BARRIER_CODE, Barrier, child_env, finish_all, integrity, launch, metric_counts, query, wait_until
@@ -33,6 +35,7 @@ print(lt.get_tracking_uri())
 """
 
 
+@pytest.mark.timeout(600)  # 64 Python processes on a small, busy CI machine
 def test_32_http_and_32_spool_writers_lose_nothing(tmp_path: Path) -> None:
     db = tmp_path / "mlruns.db"
     server = start_server(f"sqlite:///{db}", tmp_path)
@@ -48,7 +51,7 @@ def test_32_http_and_32_spool_writers_lose_nothing(tmp_path: Path) -> None:
         barrier.wait_ready(len(procs), procs)
         started = time.monotonic()
         barrier.go(procs)
-        results = finish_all(procs)
+        results = finish_all(procs, timeout=400)
         written = time.monotonic() - started
 
         errors = [(code, err[-2000:]) for code, _, err in results if code != 0 or err.strip()]
