@@ -88,6 +88,15 @@ export function mlPost<T>(path: string, body: unknown): Promise<T> {
   }) as Promise<T>;
 }
 
+/** PATCH or DELETE ajax-api/2.0/mlflow/<path> with a JSON body (the registry's update and delete calls). */
+export function mlSend<T>(method: "PATCH" | "DELETE" | "POST", path: string, body: unknown): Promise<T> {
+  return request(`ajax-api/2.0/mlflow/${path}`, {
+    method,
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  }) as Promise<T>;
+}
+
 /** GET api/2.0/labtrack/<path>: labtrack's own endpoints. */
 export function ltGet<T>(path: string, params: Params = {}): Promise<T> {
   return request(`api/2.0/labtrack/${path}${query(params)}`, { method: "GET" }) as Promise<T>;

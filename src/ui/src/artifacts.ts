@@ -137,6 +137,8 @@ export function artifactBrowser(run: Run, initial?: string): HTMLElement {
             h("span", { class: "art-icon dir-icon" }),
             label,
           );
+          // a link to a folder (or to a file inside it) opens the folders on the way
+          if (initial && (initial === f.path || initial.startsWith(`${f.path}/`))) row.click();
           return h("div", null, row, kids);
         }
         const row: HTMLElement = h(

@@ -7,6 +7,8 @@ import { experimentsView } from "./views/experiments";
 import { runsView } from "./views/runs";
 import { runView } from "./views/run";
 import { compareView } from "./views/compare";
+import { modelsView } from "./views/models";
+import { modelView, versionView } from "./views/model";
 
 export interface View {
   dispose?: () => void;
@@ -20,6 +22,9 @@ function pick(route: Route): ViewFn {
   if (a === "runs" && b) return runView;
   if (a === "runs") return runsView;
   if (a === "compare") return compareView;
+  if (a === "models" && b && c === "versions" && route.parts[3]) return versionView;
+  if (a === "models" && b) return modelView;
+  if (a === "models") return modelsView;
   return experimentsView;
 }
 
@@ -34,7 +39,7 @@ function start(): void {
       "header",
       { class: "topbar" },
       h("a", { class: "brand", href: "#/" }, h("img", { src: "static/favicon.svg", alt: "" }), "labtrack"),
-      h("nav", null, h("a", { href: "#/" }, "Experiments"), h("a", { href: "#/runs" }, "All runs")),
+      h("nav", null, h("a", { href: "#/" }, "Experiments"), h("a", { href: "#/runs" }, "All runs"), h("a", { href: "#/models", class: "nav-models" }, "Models")),
       spinner,
     ),
     notice,

@@ -33,6 +33,8 @@ export interface Run {
   metrics: Record<string, MetricValue>;
   params: Record<string, string>;
   tags: Record<string, string>;
+  /** ids of the logged models this run produced (run.outputs.model_outputs) */
+  modelOutputs: string[];
 }
 
 type KV = { key: string; value: unknown };
@@ -70,6 +72,10 @@ export function toRun(r: Record<string, unknown>): Run {
     }
   }
   const tags = kvs(data.tags);
+  const outputs = (r.outputs ?? {}) as Record<string, unknown>;
+  const modelOutputs = Array.isArray(outputs.model_outputs)
+    ? (outputs.model_outputs as Record<string, unknown>[]).map((m) => String(m.model_id ?? "")).filter(Boolean)
+    : [];
   return {
     id: String(info.run_id ?? info.run_uuid ?? info.runId ?? ""),
     name: String(info.run_name ?? info.runName ?? tags["mlflow.runName"] ?? ""),
@@ -83,6 +89,7 @@ export function toRun(r: Record<string, unknown>): Run {
     metrics,
     params: kvs(data.params),
     tags,
+    modelOutputs,
   };
 }
 

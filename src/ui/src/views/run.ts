@@ -10,6 +10,8 @@ import { chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery
 import { displayName, Experiment, getExperiment, getRun, Run, searchRunsPage } from "../model";
 import { href, Route, setQuery } from "../router";
 import { fetchSeries, pool } from "../series";
+import { historyModelPaths, literal, loggedModelsOfRun, searchVersions } from "../registry";
+import { stageBadge, versionHref } from "./models";
 
 const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
 type Tab = (typeof TABS)[number];
@@ -194,7 +196,9 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
       ta.focus();
     };
     drawNote();
-    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note);
+    const models = h("div", { class: "run-models" }, h("h2", null, "Models"), h("p", { class: "muted" }, "…"));
+    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note, models);
+    void drawModels(models);
     try {
       const kids = await searchRunsPage([run.experimentId], `tags.mlflow.parentRunId = '${run.id}'`, "ACTIVE_ONLY", 1000);
       replace(
@@ -207,6 +211,57 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     } catch {
       children.textContent = "";
     }
+  }
+
+  /** The models this run logged (MLflow 3 logged models, MLflow 2 artifact models) and registered versions made from it. */
+  async function drawModels(box: HTMLElement): Promise<void> {
+    const [logged, versions] = await Promise.all([
+      loggedModelsOfRun(run.experimentId, run.id, run.modelOutputs).catch(() => []),
+      searchVersions(`run_id = ${literal(run.id)}`).catch(() => []),
+    ]);
+    const legacy = historyModelPaths(run.tags);
+    const byModelId = new Map<string, typeof versions>();
+    for (const v of versions) if (v.modelId) byModelId.set(v.modelId, [...(byModelId.get(v.modelId) ?? []), v]);
+    const versionLink = (v: (typeof versions)[number]) =>
+      h("a", { class: "registered-version", href: versionHref(v.name, v.version), dataset: { model: v.name, version: v.version } }, `${v.name} v${v.version}`, " ", stageBadge(v.stage), v.aliases.map((a) => h("span", { class: "chip alias-chip" }, `@${a}`)));
+    const parts: HTMLElement[] = [];
+    if (versions.length) parts.push(h("div", null, h("h3", null, "Registered versions"), h("ul", { class: "run-registered" }, versions.map((v) => h("li", null, versionLink(v))))));
+    if (logged.length) {
+      parts.push(
+        h(
+          "div",
+          null,
+          h("h3", null, "Logged models"),
+          h(
+            "ul",
+            { class: "run-logged-models" },
+            logged.map((m) =>
+              h(
+                "li",
+                { dataset: { modelId: m.id } },
+                h("b", { class: "logged-model-name" }, m.name),
+                " ",
+                h("code", { class: "muted" }, m.id),
+                m.type ? ` · ${m.type}` : "",
+                m.status ? ` · ${m.status.toLowerCase()}` : "",
+                (byModelId.get(m.id) ?? []).map((v) => [" → ", versionLink(v)]),
+              ),
+            ),
+          ),
+        ),
+      );
+    }
+    if (legacy.length) {
+      parts.push(
+        h(
+          "div",
+          null,
+          h("h3", null, "Models in the run's artifacts"),
+          h("ul", { class: "run-artifact-models" }, legacy.map((m) => h("li", null, h("a", { href: href(["runs", run.id], { tab: "artifacts", path: m.path }) }, m.path), m.flavors.length ? ` · ${m.flavors.join(", ")}` : ""))),
+        ),
+      );
+    }
+    replace(box, h("h2", null, "Models"), parts.length ? parts : h("p", { class: "muted" }, "This run logged no models."));
   }
 
   function kvTable(map: Record<string, string>, cls: string): void {
