@@ -35,7 +35,7 @@ def test_a_batch_job_with_no_server_spools_and_never_opens_the_database(
     monkeypatch.setenv("SLURM_JOB_ID", "77")  # inside a job: no server may be started
     client = lt.Client()
     assert isinstance(client.transport, SpoolTransport)
-    exp_id = client.create_experiment("sweep")
+    exp_id = client.create_experiment("sweep", tags={"owner": "ana"})
     run = client.create_run(exp_id, run_name="task-3", tags={"seed": "3"})
     client.log_batch(run.info.run_id, metrics=[lt.Metric("loss", float("nan"), 5, 0)],
                      params={"lr": 0.1}, synchronous=True)
@@ -56,6 +56,7 @@ def test_a_batch_job_with_no_server_spools_and_never_opens_the_database(
                         WHERE r.run_uuid = :id""", id=run.info.run_id) == [("sweep", "task-3", "FINISHED")]
     assert query(db, "SELECT step, is_nan FROM metrics ORDER BY step") == [(0, 1), (1, 0)]
     assert query(db, "SELECT value FROM params WHERE key = 'lr'") == [("0.1",)]
+    assert query(db, "SELECT key, value FROM experiment_tags") == [("owner", "ana")]
 
 
 def test_reads_while_spooling_raise_a_typed_error_that_says_why(

@@ -311,7 +311,9 @@ class SpoolIngest:
         op = d["op"]
         store = self.store
         if op == "set_experiment":
-            self._experiment_id(d)
+            exp_id = self._experiment_id(d)
+            for t in d.get("tags") or []:  # tags given to create_experiment; they overwrite
+                store.set_experiment_tag(exp_id, t["key"], t["value"])
         elif op == "set_experiment_tag":
             store.set_experiment_tag(self._experiment_id(d), d["key"], d["value"])
         elif op == "create_run":
