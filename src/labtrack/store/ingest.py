@@ -229,7 +229,6 @@ class SpoolIngest:
                 self._reject(path, item.offset, item.text, item.error, report)
                 continue
             rec: spool.SpoolRecord = item
-            state.seq = max(state.seq, rec.seq)
             if rec.op == "log_batch":
                 try:
                     batch = _batch_of(rec.data)
@@ -276,6 +275,7 @@ class SpoolIngest:
                 pass  # find the bad record(s) one by one; the good ones land again harmlessly
             else:
                 report.records += len(group.records)
+                state.seq = max(state.seq, *(r.seq for r in group.records))
                 return None
         for rec in group.records:
             stop = self._apply_one(path, rec, state, report, force)
@@ -291,19 +291,19 @@ class SpoolIngest:
             now = time.monotonic()
             if state.deferred_since is None:
                 state.deferred_since = now
-            if force or now - state.deferred_since >= self.defer_s:
-                self._reject(path, rec.offset, rec.data, str(e), report)
-                state.deferred_since = None
-                return None
-            report.deferred += 1
-            return rec.offset
+            if not force and now - state.deferred_since < self.defer_s:
+                report.deferred += 1
+                return rec.offset  # try again on a later pass
+            self._reject(path, rec.offset, rec.data, str(e), report)
+            state.deferred_since = None
         except (LabtrackError, KeyError, TypeError, ValueError) as e:
             self._reject(path, rec.offset, rec.data, _message(e), report)
-            return None
-        if rec.op == spool.CLOSE_OP:
-            state.closed = True
         else:
-            report.records += 1
+            if rec.op == spool.CLOSE_OP:
+                state.closed = True
+            else:
+                report.records += 1
+        state.seq = max(state.seq, rec.seq)  # applied or rejected: done with it
         return None
 
     # -- one record -------------------------------------------------------------------------
