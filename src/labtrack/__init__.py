@@ -48,8 +48,10 @@ from labtrack.client.fluent import (
     start_run,
 )
 from labtrack.client.mlflow_env import mlflow_env
+from labtrack.client.registry import register_model
 from labtrack.entities import Experiment, FileInfo, LoggedModel, Metric, Param, Run, RunInfo, RunTag
 from labtrack.errors import LabtrackError
+from labtrack.registry_entities import ModelVersion, RegisteredModel
 
 __all__ = [
     "ActiveRun",
@@ -59,8 +61,10 @@ __all__ = [
     "LabtrackError",
     "LoggedModel",
     "Metric",
+    "ModelVersion",
     "PagedList",
     "Param",
+    "RegisteredModel",
     "Run",
     "RunInfo",
     "RunTag",
@@ -94,6 +98,7 @@ __all__ = [
     "log_params",
     "log_text",
     "mlflow_env",
+    "register_model",
     "search_experiments",
     "search_runs",
     "set_async",
@@ -106,13 +111,17 @@ __all__ = [
     "widgets",
 ]
 
+# Model flavors (``lt.sklearn``, ``lt.pyfunc``, ``lt.pytorch``) load on first use: they bring
+# numpy, pandas and the framework, which ``import labtrack`` must not pay for.
+_FLAVORS = frozenset({"pyfunc", "pytorch", "sklearn"})
+
 
 def __getattr__(name: str) -> object:
-    # ``lt.widgets`` on first use; ipywidgets and matplotlib load later still, with a widget.
-    if name == "widgets":
+    if name in _FLAVORS or name == "widgets":  # widgets: ipywidgets/matplotlib load on first use
         import importlib
 
-        module = importlib.import_module("labtrack.widgets")
+        module = importlib.import_module(
+            "labtrack.widgets" if name == "widgets" else f"labtrack.models.{name}")
         globals()[name] = module
         return module
     raise AttributeError(f"module 'labtrack' has no attribute {name!r}")

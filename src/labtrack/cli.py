@@ -67,6 +67,54 @@ def _run_server(flags: dict[str, Any]) -> None:
     sys.exit(code)
 
 
+@main.group()
+def models() -> None:
+    """Serve logged or registered models; build Docker images for them."""
+
+
+@models.command("serve")
+@click.option("--model-uri", "-m", required=True,
+              help="runs:/<run>/<name>, models:/<name>/<version|stage>, models:/<name>@<alias>, "
+                   "models:/<model_id> or a local model folder.")
+@click.option("--port", "-p", type=int, default=5000, show_default=True, help="TCP port.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; anyone who reaches it can call it).")
+@click.option("--env-manager", type=click.Choice(["local"]), default="local", hidden=True,
+              help="Accepted for MLflow compatibility: the current environment is used.")
+def models_serve(model_uri: str, port: int, host: str, env_manager: str) -> None:
+    """Serve a model over MLflow's scoring protocol (POST /invocations)."""
+    from labtrack.models.serving import serve
+
+    try:
+        serve(model_uri, host, port)
+    except LabtrackError as e:
+        click.echo(f"labtrack: {e.message}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"labtrack: cannot serve on {host}:{port}: {e.strerror or e}", err=True)
+        sys.exit(2)
+
+
+@models.command("generate-dockerfile")
+@click.option("--model-uri", "-m", required=True, help="The model to serve (as for `serve`).")
+@click.option("--output-directory", "-d", default="labtrack-dockerfile", show_default=True,
+              help="A new or empty folder for the Dockerfile and build context.")
+@click.option("--base-image", default=None,
+              help="Base image [default: python:<the model's Python>-slim].")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port inside the image.")
+def models_generate_dockerfile(model_uri: str, output_directory: str, base_image: str | None,
+                               port: int) -> None:
+    """Write a Dockerfile and build context that serve MODEL_URI (no network needed)."""
+    from labtrack.models.dockerfile import generate
+
+    try:
+        out = generate(model_uri, output_directory, base_image=base_image, port=port)
+    except LabtrackError as e:
+        click.echo(f"labtrack: {e.message}", err=True)
+        sys.exit(2)
+    click.echo(f"labtrack: wrote {out / 'Dockerfile'}; build with `docker build -t <image> {out}`")
+
+
 @main.command()
 @_server_options
 def server(**flags: Any) -> None:

@@ -338,6 +338,19 @@ class LoggedModel:
                 "data": {"params": [{"key": k, "value": v} for k, v in self.params.items()],
                          "metrics": [m.to_json() for m in self.metrics]}}
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> LoggedModel:
+        info, data = d.get("info") or {}, d.get("data") or {}
+        return cls(
+            model_id=info.get("model_id", ""), experiment_id=str(info.get("experiment_id", "")),
+            name=info.get("name", ""), artifact_uri=info.get("artifact_uri", ""),
+            creation_timestamp_ms=_opt_int(info.get("creation_timestamp_ms")) or 0,
+            last_updated_timestamp_ms=_opt_int(info.get("last_updated_timestamp_ms")) or 0,
+            status=info.get("status", "LOGGED_MODEL_PENDING"), model_type=info.get("model_type"),
+            source_run_id=info.get("source_run_id"), status_message=info.get("status_message"),
+            tags=_tags_from_json(info.get("tags")), params=_tags_from_json(data.get("params")),
+            metrics=[Metric.from_json(m) for m in data.get("metrics") or []])
+
 
 @dataclass
 class FileInfo:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from labtrack.client import config
+from labtrack.client.logged_models import LoggedModelsMixin
+from labtrack.client.registry import RegistryMixin
 from labtrack.entities import Experiment, FileInfo, Metric, Param, Run, RunInfo, RunTag
 from labtrack.errors import LabtrackError, ResourceDoesNotExist
 
@@ -70,7 +72,7 @@ def _pairs(items: Any, cls: type) -> list[tuple[str, str]]:
     return [(i.key, i.value) if isinstance(i, cls) else (i["key"], i["value"]) for i in items]
 
 
-class Client:
+class Client(RegistryMixin, LoggedModelsMixin):
     """A client for one tracking server (resolved with zero setup when no URI is given)."""
 
     def __init__(self, tracking_uri: str | None = None) -> None:

@@ -1,0 +1,171 @@
+"""``lt.pytorch``: ``torch.nn.Module`` models in MLflow's pytorch format (CPU).
+
+The module is saved whole with ``torch.save`` (cloudpickle when installed,
+so a class defined in a notebook travels with it) as ``data/model.pth``;
+MLflow's ``pt2`` (``torch.export``) folders load too.  Loading a pickle runs
+code from the file: load only models you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import types
+from pathlib import Path
+from typing import Any
+
+from labtrack.errors import InvalidParameterValue
+from labtrack.models.mlmodel import ModelMeta, folder_size
+from labtrack.models.upload import ModelInfo
+
+FLAVOR = "pytorch"
+LOADER_MODULE = "mlflow.pytorch"
+DATA_DIR = "data"
+MODEL_FILE = "model.pth"
+EXPORTED_FILE = "model.pt2"
+PICKLE_MODULE_FILE = "pickle_module_info.txt"
+
+__all__ = ["FLAVOR", "load_model", "log_model", "save_model"]
+
+
+def _pickle_module() -> Any:
+    """What ``torch.save`` pickles with: cloudpickle's pickler when installed.
+
+    Its streams unpickle with the standard ``pickle``, which is the module the
+    folder names for loading (MLflow's loader imports it by that name).
+    """
+    try:
+        from cloudpickle import CloudPickler
+    except ImportError:
+        return pickle
+    return types.SimpleNamespace(Pickler=CloudPickler, Unpickler=pickle.Unpickler,
+                                 __name__="pickle")
+
+
+def save_model(pytorch_model: Any, path: str | os.PathLike, *, signature: Any = None,
+               input_example: Any = None, pip_requirements: list[str] | None = None,
+               extra_pip_requirements: list[str] | None = None,
+               metadata: dict[str, Any] | None = None) -> ModelMeta:
+    """Save a module into a new folder; the signature is inferred from ``input_example``."""
+    import torch
+
+    from labtrack.models.environment import pinned, requirements, write_environment
+    from labtrack.models.example import save_example
+    from labtrack.models.pyfunc import prepare_folder, resolve_signature
+    from labtrack.models.signature import infer_signature
+
+    if not isinstance(pytorch_model, torch.nn.Module):
+        raise InvalidParameterValue("pytorch_model must be a torch.nn.Module")
+    folder = prepare_folder(path)
+    try:
+        meta = ModelMeta(metadata=metadata)
+        data = folder / DATA_DIR
+        data.mkdir()
+        module = _pickle_module()
+        (data / PICKLE_MODULE_FILE).write_text("pickle")
+        torch.save(pytorch_model, data / MODEL_FILE, pickle_module=module)
+        example = None
+        if input_example is not None:
+            meta.saved_input_example_info, example = save_example(folder, input_example)
+        meta.signature = resolve_signature(signature)
+        if signature is None and example is not None:
+            prediction = _Wrapper(pytorch_model).predict(example)
+            meta.signature = infer_signature(example, prediction)
+        meta.add_flavor(FLAVOR, model_data=DATA_DIR, pytorch_version=str(torch.__version__),
+                        code=None)
+        meta.add_pyfunc(LOADER_MODULE, data=DATA_DIR, pickle_module_name="pickle", code=None,
+                        model_config={"device": None})
+        default = [pinned("torch")]
+        if module is not pickle:
+            default.append(pinned("cloudpickle"))
+        write_environment(folder, requirements(default, pip_requirements, extra_pip_requirements))
+        meta.model_size_bytes = folder_size(folder)
+        meta.save(folder)
+        return meta
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def log_model(pytorch_model: Any, name: str | None = None, *,
+              registered_model_name: str | None = None, signature: Any = None,
+              input_example: Any = None, pip_requirements: list[str] | None = None,
+              extra_pip_requirements: list[str] | None = None,
+              metadata: dict[str, Any] | None = None, artifact_path: str | None = None,
+              run_id: str | None = None, await_registration_for: int = 300) -> ModelInfo:
+    """Save a module into the active run under ``name``; register it if asked."""
+    from labtrack.models.upload import log_model as upload, model_name
+
+    def save(folder: Path) -> ModelMeta:
+        folder.rmdir()
+        return save_model(pytorch_model, folder, signature=signature, input_example=input_example,
+                          pip_requirements=pip_requirements,
+                          extra_pip_requirements=extra_pip_requirements, metadata=metadata)
+
+    return upload(model_name(name, artifact_path), save,
+                  registered_model_name=registered_model_name, run_id=run_id,
+                  await_registration_for=await_registration_for)
+
+
+def _load_data(data: Path) -> Any:
+    """The module in a ``data`` folder: a pickled ``model.pth`` or an exported ``model.pt2``."""
+    import torch
+
+    if (data / MODEL_FILE).is_file():
+        # Whatever module name the folder records, the stream is a pickle stream
+        # (mlflow.pytorch.pickle_module is cloudpickle's pickler with pickle's Unpickler).
+        model = torch.load(data / MODEL_FILE, map_location="cpu", weights_only=False,
+                           pickle_module=pickle)
+        model.eval()
+        return model
+    if (data / EXPORTED_FILE).is_file():
+        return torch.export.load(str(data / EXPORTED_FILE)).module()
+    raise InvalidParameterValue(f"no {MODEL_FILE} or {EXPORTED_FILE} in {data}")
+
+
+def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None) -> Any:
+    """The ``torch.nn.Module`` saved at ``model_uri``, on the CPU, in eval mode."""
+    from labtrack.models.loading import local_model
+
+    folder = local_model(model_uri, dst_path)
+    conf = ModelMeta.load(folder).flavor(FLAVOR)
+    return _load_data(folder / conf.get("model_data", DATA_DIR))
+
+
+class _Wrapper:
+    """The pyfunc face of a module: a DataFrame or array in, an array (or DataFrame) out."""
+
+    def __init__(self, module: Any) -> None:
+        self.pytorch_model = module
+
+    def get_raw_model(self) -> Any:
+        return self.pytorch_model
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        import numpy as np
+        import pandas as pd
+        import torch
+
+        frame = isinstance(data, pd.DataFrame)
+        if frame:
+            array = data.to_numpy(dtype=np.float32)
+        elif isinstance(data, np.ndarray):
+            array = data
+        else:
+            raise InvalidParameterValue("the pytorch flavor takes a DataFrame or a numpy array")
+        with torch.no_grad():
+            out = self.pytorch_model(torch.from_numpy(np.ascontiguousarray(array)))
+        if not isinstance(out, torch.Tensor):
+            raise InvalidParameterValue(f"the module returned {type(out).__name__}, not a tensor")
+        result = out.cpu().numpy()
+        if frame:
+            predicted = pd.DataFrame(result)
+            predicted.index = data.index
+            return predicted
+        return result
+
+
+def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> _Wrapper:
+    """Called by the pyfunc loader with the model's ``data`` folder."""
+    return _Wrapper(_load_data(Path(path)))
