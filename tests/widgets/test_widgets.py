@@ -58,6 +58,7 @@ def test_rows_show_every_run_with_params_and_latest_metrics(tracked: str) -> Non
         assert table.table_html.count(">FINISHED<") == 4
         assert ">0.25<" in table.table_html  # r3's last loss, 4 significant digits
         assert table.sort_dropdown.value == "start" and table.order_buttons.value is False
+        assert table.comm is not None  # a model the frontend can find (ipywidgets opened it)
         bundle = table._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle
         assert table.table.get_state()["_model_module_version"] == "2.0.0"
@@ -205,7 +206,7 @@ def test_every_logged_string_is_escaped(tracked: str) -> None:
                      live=False)
     table.select([evil.info.run_id, plain.info.run_id])
     table.sort_dropdown  # noqa: B018 - the options are labels too
-    html_parts = [table.table_html, table.compare(), table.open(),
+    html_parts = [table.table_html, table.compare(), table.open_links(),
                   lt.search_runs([tracked])._repr_html_(), lt.get_run(evil.info.run_id)._repr_html_()]
     table.set_filter(f"attributes.run_name = '{EVIL}' and metrics.loss <<<")
     html_parts.append(table.message.value)
@@ -231,7 +232,7 @@ def test_plot_draws_one_line_per_selected_run_from_downsampled_series(tracked: s
     table = RunTable(experiment=tracked, live=False)
     assert table.plot("loss") is None and "Select runs" in table.detail.value
     table.select([ids[0], ids[2], other.info.run_id, long_run.info.run_id])
-    assert table.metric_dropdown.options == ("acc", "loss")
+    assert table.metric_dropdown.options == ("acc", "loss") and table.metric_dropdown.value == "acc"
     fig = table.plot("loss", x="step")
     from labtrack.widgets.charts import labelled_lines
 
@@ -283,7 +284,7 @@ def test_open_links_through_the_jupyter_proxy(tracked: str, tmp_path: Any,
     table = RunTable(experiment=tracked, live=False)
     table.select(ids)
     # A plain server over HTTP: its own address.
-    assert f'href="{lt.get_tracking_uri()}/#/runs/{ids[0]}"' in table.open()
+    assert f'href="{lt.get_tracking_uri()}/#/runs/{ids[0]}"' in table.open_links()
     # In a kernel of a Jupyter server with labtrack: <base_url>labtrack/, from the server's runtime file.
     db = tmp_path / "root" / "mlruns.db"
     runtime = tmp_path / "runtime"
@@ -315,6 +316,7 @@ def test_display_of_experiments_runs_and_lists_is_a_compact_table(tracked: str) 
 
 def test_liveplot_redraws_at_a_bounded_rate() -> None:
     plot = LivePlot("loss", "val_loss", max_fps=2.0)
+    assert plot.comm is not None and plot.log is not None  # ipywidgets' own comm and logger
     start = time.perf_counter()
     step = 0
     while time.perf_counter() - start < 2.0:
@@ -337,10 +339,10 @@ def test_liveplot_redraws_at_a_bounded_rate() -> None:
     assert bytes(plot.image.value).startswith(b"\x89PNG") and f"step {step - 1}" in plot.status.value
 
 
-def test_liveplot_log_also_logs_to_the_active_run(tracked: str) -> None:
+def test_liveplot_log_metrics_also_logs_to_the_active_run(tracked: str) -> None:
     with lt.start_run() as run, LivePlot("loss") as plot:
         for step in range(5):
-            plot.log(step=step, loss=1.0 / (step + 1))
+            plot.log_metrics(step=step, loss=1.0 / (step + 1))
     assert plot.redraws >= 1 and len(labelled_lines_of(plot)[0].get_xdata()) == 5
     history = lt.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [0, 1, 2, 3, 4]

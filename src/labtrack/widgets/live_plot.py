@@ -7,7 +7,7 @@ Usage::
     for step in range(n):
         loss = train_step()
         lt.log_metric("loss", loss, step=step)
-        plot.update(step=step, loss=loss)   # or plot.log(step=step, loss=loss): logs AND plots
+        plot.update(step=step, loss=loss)   # or plot.log_metrics(step=step, loss=loss): logs AND plots
     plot.finish()                       # the final picture, whatever the rate allowed
 
 Why it never slows training noticeably: ``update`` only appends to a list.  It
@@ -113,8 +113,11 @@ class LivePlot(widgets.VBox):
             return True
         return False
 
-    def log(self, step: int | None = None, **values: float) -> bool:
-        """``lt.log_metrics(values, step=step)`` on the active run, then :meth:`update`."""
+    def log_metrics(self, step: int | None = None, **values: float) -> bool:
+        """``lt.log_metrics(values, step=step)`` on the active run, then :meth:`update`.
+
+        (Not ``log``: ipywidgets keeps its logger there.)
+        """
         from labtrack.client import fluent
 
         if step is None:

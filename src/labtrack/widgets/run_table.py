@@ -146,7 +146,7 @@ class RunTable(widgets.VBox):
         self.filter_box.observe(lambda ch: self.set_filter(ch["new"]), names="value")
         self.sort_dropdown = w.Dropdown(description="Sort by", layout=w.Layout(width="260px"))
         self.order_buttons = w.ToggleButtons(options=[("▼ desc", False), ("▲ asc", True)],
-                                             value=self.ascending, style={"button_width": "64px"})
+                                             value=self.ascending, style={"button_width": "76px"})
         self.sort_dropdown.observe(self._on_sort_widget, names="value")
         self.order_buttons.observe(self._on_sort_widget, names="value")
         self.message = w.HTML()
@@ -162,7 +162,7 @@ class RunTable(widgets.VBox):
         self.metric_dropdown = w.Dropdown(description="Metric", layout=w.Layout(width="260px"))
         self.x_buttons = w.ToggleButtons(options=[("step", "step"), ("relative time", "relative"),
                                                   ("wall time", "wall")], value="step",
-                                         style={"button_width": "96px"})
+                                         style={"button_width": "112px"})
         self.smoothing_slider = w.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01,
                                               description="Smoothing")
         self.log_checkbox = w.Checkbox(value=False, description="log scale", indent=False)
@@ -171,7 +171,7 @@ class RunTable(widgets.VBox):
         self.open_button = w.Button(description="Open", icon="external-link")
         self.plot_button.on_click(lambda _: self.plot())
         self.compare_button.on_click(lambda _: self.compare())
-        self.open_button.on_click(lambda _: self.open())
+        self.open_button.on_click(lambda _: self.open_links())
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.detail = w.HTML()
         self.output = w.VBox()  # Plot, Compare and Open draw here
@@ -321,8 +321,8 @@ class RunTable(widgets.VBox):
         if list(self.metric_dropdown.options) != keys:
             current = self.metric_dropdown.value
             self.metric_dropdown.options = keys
-            if current in keys:
-                self.metric_dropdown.value = current
+            # ipywidgets leaves no option chosen after new options: keep the user's, else the first.
+            self.metric_dropdown.value = current if current in keys else (keys[0] if keys else None)
 
     # -- user actions -----------------------------------------------------------------
     def set_filter(self, text: str) -> bool:
@@ -448,8 +448,11 @@ class RunTable(widgets.VBox):
         self.output.children = [self.detail]
         return self.detail.value
 
-    def open(self) -> str:
-        """Links to the selected runs' pages in the web UI (through the Jupyter proxy)."""
+    def open_links(self) -> str:
+        """**Open**: links to the selected runs' pages in the web UI (through the Jupyter proxy).
+
+        (Not ``open``: that is ipywidgets' own method, which opens the widget's comm.)
+        """
         self.detail.value = markup.links(self.selected_runs(), self.ui_base)
         self.output.children = [self.detail]
         return self.detail.value
