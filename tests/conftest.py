@@ -15,6 +15,47 @@ import pytest
 from tests.servers import PostgresDatabases, ServerProcess, postgres_url, start_server
 
 
+SESSION_MARK = "LABTRACK_TEST_SESSION"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_tests() -> Iterator[None]:
+    """Stop every process this test session started, however it was started.
+
+    Servers that kernels or Jupyter started in the background are re-parented
+    to init when their parent goes, so they cannot be found as children; they
+    all inherit this environment mark instead.  A leftover would hold pytest's
+    output open and keep CI waiting.
+    """
+    import os
+    import uuid
+
+    import psutil
+
+    mark = uuid.uuid4().hex
+    os.environ[SESSION_MARK] = mark
+    yield
+    me = os.getpid()
+    leftovers = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != me and proc.environ().get(SESSION_MARK) == mark:
+                leftovers.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    for proc in leftovers:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(leftovers, timeout=10)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
 @pytest.fixture(scope="session")
 def pg_databases() -> Iterator[PostgresDatabases | None]:
     url = postgres_url()
