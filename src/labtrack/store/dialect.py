@@ -32,3 +32,23 @@ def cached(conn: Connection, name: str, build: Callable[[Connection], Any]) -> A
     if stmt is None:
         stmt = _CACHE[key] = build(conn)
     return stmt
+
+
+def raw_rows(conn: Connection, compiled: Any, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a compiled statement on ``conn``'s DBAPI cursor; rows as plain tuples.
+
+    For reads of many rows, where SQLAlchemy's Row per row (and, for an IN
+    list, rendering its placeholders on every call) costs as much as the
+    database's own work.  The SQL is still SQLAlchemy's (compiled once, see
+    ``cached``) and runs inside ``conn``'s transaction.  Only for columns that
+    need no result processing (a Boolean comes back as 0/1 on SQLite).
+    """
+    bound = tuple(values[n] for n in compiled.positiontup) if compiled.positional else values
+    if not conn.in_transaction():
+        conn.begin()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, bound)
+        return cursor.fetchall()
+    finally:
+        cursor.close()

@@ -104,7 +104,11 @@ def _sqlite_pragmas(engine: Engine, *, wal: bool, begin: str) -> None:
             cur.execute("PRAGMA synchronous = NORMAL")
         else:
             cur.execute("PRAGMA synchronous = FULL")
-        cur.execute("PRAGMA cache_size = -32000")
+        # A small page cache (SQLite's default, 2 MB): the file sits in the OS's
+        # cache anyway, and a 32 MB one measured no faster (100k-point history
+        # reads, 1,000-point batches) while it stayed in the idle server's RSS,
+        # once per pooled connection.
+        cur.execute("PRAGMA cache_size = -2000")
         cur.close()
 
     @event.listens_for(engine, "begin")

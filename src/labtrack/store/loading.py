@@ -10,8 +10,12 @@ from sqlalchemy import Connection, bindparam, select
 
 from labtrack.entities import DatasetInput, Metric, Run, RunInfo
 from labtrack.store import schema as s
+from labtrack.store.dialect import cached, raw_rows
 
 _CHUNK = 900  # stays under every backend's bound-parameter limit
+# An IN list is padded to one of these lengths, so a few compiled statements
+# serve every page; the padding ("") matches no run.
+_IN_LENGTHS = (1, 4, 16, 64, 256, _CHUNK)
 
 
 def _of_runs(*columns: Any) -> Any:
@@ -20,17 +24,36 @@ def _of_runs(*columns: Any) -> Any:
     return select(*columns).where(table.c.run_uuid.in_(bindparam("ids", expanding=True)))
 
 
-_lm, _ri, _ds, _it = s.latest_metrics, s.run_inputs, s.datasets, s.input_tags
-_RUNS = _of_runs(*s.runs.c)
+_lm, _ri, _ds, _it, _r = s.latest_metrics, s.run_inputs, s.datasets, s.input_tags, s.runs
+_RUNS = _of_runs(_r.c.run_uuid, _r.c.experiment_id, _r.c.name, _r.c.user_id, _r.c.status, _r.c.start_time,
+                 _r.c.end_time, _r.c.artifact_uri, _r.c.lifecycle_stage)
 _PARAMS = _of_runs(s.params.c.run_uuid, s.params.c.key, s.params.c.value)
 _TAGS = _of_runs(s.tags.c.run_uuid, s.tags.c.key, s.tags.c.value)
 _LATEST = _of_runs(_lm.c.run_uuid, _lm.c.key, _lm.c.value, _lm.c.is_nan, _lm.c.timestamp, _lm.c.step)
 _MODEL_INPUTS = _of_runs(s.run_model_inputs.c.run_uuid, s.run_model_inputs.c.model_id)
 _MODEL_OUTPUTS = _of_runs(s.run_model_outputs.c.run_uuid, s.run_model_outputs.c.model_id,
                           s.run_model_outputs.c.step)
-_INPUTS = (select(_ri.c.run_uuid, _ds).join(_ds, _ds.c.dataset_uuid == _ri.c.dataset_uuid)
+_INPUTS = (select(_ri.c.run_uuid, _ds.c.dataset_uuid, _ds.c.name, _ds.c.digest, _ds.c.source_type, _ds.c.source,
+                  _ds.c.schema, _ds.c.profile)
+           .join(_ds, _ds.c.dataset_uuid == _ri.c.dataset_uuid)
            .where(_ri.c.run_uuid.in_(bindparam("ids", expanding=True))).order_by(_ri.c.run_uuid, _ds.c.name))
-_INPUT_TAGS = _of_runs(*_it.c)
+_INPUT_TAGS = _of_runs(_it.c.run_uuid, _it.c.dataset_uuid, _it.c.key, _it.c.value)
+
+
+def _rows(conn: Connection, name: str, stmt: Any, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Rows of ``stmt`` for these run ids, as plain tuples.
+
+    SQLAlchemy renders an expanding IN's placeholders anew on every execution
+    and wraps every row: for a page of 1,000 runs that cost more than SQLite's
+    own work.  Here the statement is compiled once per padded length.
+    """
+    n = next(k for k in _IN_LENGTHS if k >= len(ids))
+    compiled = cached(conn, f"runs_in:{name}:{n}", lambda c: stmt.params(ids=[""] * n).compile(
+        dialect=c.dialect, compile_kwargs={"render_postcompile": True}))
+    values = {f"ids_{i}": v for i, v in enumerate(ids, 1)}
+    for i in range(len(ids) + 1, n + 1):
+        values[f"ids_{i}"] = ""
+    return raw_rows(conn, compiled, values)
 
 
 def chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -54,37 +77,39 @@ def load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     """Full runs in the order of ``run_ids`` (missing ids are skipped)."""
     runs: dict[str, Run] = {}
     for part in chunks(run_ids):
-        ids = {"ids": list(part)}
-        for row in conn.execute(_RUNS, ids):
-            runs[row.run_uuid] = Run(info=run_info(row))
-        _attach(conn, runs, ids)
+        for (run_uuid, experiment_id, name, user_id, status, start_time, end_time, artifact_uri,
+             lifecycle_stage) in _rows(conn, "runs", _RUNS, part):
+            runs[run_uuid] = Run(info=RunInfo(
+                run_id=run_uuid, experiment_id=str(experiment_id), run_name=name, user_id=user_id,
+                status=status, start_time=start_time, end_time=end_time, artifact_uri=artifact_uri,
+                lifecycle_stage=lifecycle_stage))
+        _attach(conn, runs, part)
     return [runs[r] for r in run_ids if r in runs]
 
 
-def _attach(conn: Connection, runs: dict[str, Run], ids: dict[str, Any]) -> None:
-    for run_uuid, key, value in conn.execute(_PARAMS, ids):
+def _attach(conn: Connection, runs: dict[str, Run], ids: Sequence[str]) -> None:
+    for run_uuid, key, value in _rows(conn, "params", _PARAMS, ids):
         runs[run_uuid].params[key] = value
-    for run_uuid, key, value in conn.execute(_TAGS, ids):
+    for run_uuid, key, value in _rows(conn, "tags", _TAGS, ids):
         runs[run_uuid].tags[key] = value
-    for run_uuid, key, value, is_nan, timestamp, step in conn.execute(_LATEST, ids):
+    for run_uuid, key, value, is_nan, timestamp, step in _rows(conn, "latest", _LATEST, ids):
         runs[run_uuid].metrics[key] = Metric(
             key=key, value=metric_value(value, is_nan), timestamp=timestamp, step=step)
     _attach_inputs(conn, runs, ids)
-    for run_uuid, model_id in conn.execute(_MODEL_INPUTS, ids):
+    for run_uuid, model_id in _rows(conn, "model_inputs", _MODEL_INPUTS, ids):
         runs[run_uuid].model_inputs.append(model_id)
-    for run_uuid, model_id, step in conn.execute(_MODEL_OUTPUTS, ids):
+    for run_uuid, model_id, step in _rows(conn, "model_outputs", _MODEL_OUTPUTS, ids):
         runs[run_uuid].model_outputs.append((model_id, step))
 
 
-def _attach_inputs(conn: Connection, runs: dict[str, Run], ids: dict[str, Any]) -> None:
-    rows = conn.execute(_INPUTS, ids).all()
+def _attach_inputs(conn: Connection, runs: dict[str, Run], ids: Sequence[str]) -> None:
+    rows = _rows(conn, "inputs", _INPUTS, ids)
     if not rows:
         return
     input_tags: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    for row in conn.execute(_INPUT_TAGS, ids):
-        input_tags[(row.run_uuid, row.dataset_uuid)][row.key] = row.value
-    for row in rows:
-        runs[row.run_uuid].dataset_inputs.append(DatasetInput(
-            name=row.name, digest=row.digest, source_type=row.source_type, source=row.source,
-            schema=row.schema, profile=row.profile,
-            tags=input_tags.get((row.run_uuid, row.dataset_uuid), {})))
+    for run_uuid, dataset_uuid, key, value in _rows(conn, "input_tags", _INPUT_TAGS, ids):
+        input_tags[(run_uuid, dataset_uuid)][key] = value
+    for run_uuid, dataset_uuid, name, digest, source_type, source, schema, profile in rows:
+        runs[run_uuid].dataset_inputs.append(DatasetInput(
+            name=name, digest=digest, source_type=source_type, source=source, schema=schema, profile=profile,
+            tags=input_tags.get((run_uuid, dataset_uuid), {})))

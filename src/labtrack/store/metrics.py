@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select
 
 from labtrack.entities import Metric
 from labtrack.store import schema as s
-from labtrack.store.dialect import cached, upsert
+from labtrack.store.dialect import cached, raw_rows, upsert
 from labtrack.store.downsample import update_summaries
 from labtrack.store.loading import metric_value
 
@@ -141,23 +141,8 @@ def history_rows(conn: Connection, run_id: str, key: str, offset: int, limit: in
 
 
 def _fetch(conn: Connection, name: str, stmt: Any, params: dict[str, Any]) -> list[Any]:
-    """Rows as plain tuples, straight from the DBAPI cursor.
-
-    SQLAlchemy's Row per point would cost as much as the database's own work.
-    The SQL is SQLAlchemy's, compiled once per dialect; the cursor runs inside
-    ``conn``'s transaction.  No column read this way needs a result processor
-    (is_nan comes back as 0/1 on SQLite; only its truth counts).
-    """
-    compiled = cached(conn, name + "_sql", lambda c: stmt.compile(dialect=c.dialect))
-    bound = tuple(params[n] for n in compiled.positiontup) if compiled.positional else params
-    if not conn.in_transaction():
-        conn.begin()
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(compiled.string, bound)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+    """Rows as plain tuples: a Row object per point would cost as much as SQLite's work."""
+    return raw_rows(conn, cached(conn, name + "_sql", lambda c: stmt.compile(dialect=c.dialect)), params)
 
 
 HISTORY_FIELDS = ("step", "timestamp", "value", "is_nan", "model_id", "dataset_name", "dataset_digest")
