@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, machine, median, quiet_env, stop_tree, write_json  # noqa: E402
+from tests.browser import launch_browser  # noqa: E402
 from tests.jupyter.lab import (  # noqa: E402
     execute,
     labtrack_card,
-    launch_browser,
     open_lab_page,
     start_kernel,
     start_lab,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM, launch_browser
 from tests.servers import PostgresDatabases, ServerProcess, postgres_url, start_server
 
 
@@ -54,6 +56,20 @@ def no_process_outlives_the_tests() -> Iterator[None]:
             proc.kill()
         except psutil.Error:
             pass
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """The session's one Chromium (see tests/browser.py for why only one)."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,6 @@ from typing import Any
 
 import requests
 
-CHROMIUM = os.environ.get("LABTRACK_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 START_TIMEOUT_S = 90.0
 
 
@@ -181,10 +178,6 @@ def execute(lab: JupyterLab, kernel_id: str, code: str, timeout: float = 120.0) 
         raise TimeoutError(f"no execute_reply within {timeout} s; stdout so far:\n{''.join(out)}")
     finally:
         ws.close()
-
-
-def launch_browser(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
 
 
 def open_lab_page(browser: Any, lab: JupyterLab, viewport: dict[str, int] | None = None) -> Any:

@@ -5,7 +5,6 @@ driven by Playwright, and a tiny tornado proxy that serves everything under a pa
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import threading
@@ -20,9 +19,6 @@ from tests.servers import ServerProcess, free_port, start_server
 from tests.ui.seed import Seeded, seed
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("LABTRACK_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PREFIX = "/user/alice/labtrack"
 
@@ -61,17 +57,6 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
 @pytest.fixture(scope="session")
 def data(ui_server: ServerProcess) -> Seeded:
     return seed(ui_server)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 class PageWatch:

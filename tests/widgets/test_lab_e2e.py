@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.jupyter.conftest import _require, browser  # noqa: F401 - the session's Chromium
+from tests.jupyter.conftest import _require
 from tests.jupyter.lab import JupyterLab, start_lab
 
 pytestmark = pytest.mark.timeout(600)
