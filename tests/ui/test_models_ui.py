@@ -141,7 +141,7 @@ def test_models_list_search_latest_versions_and_aliases(mui: Any, reg: Registry)
     # plain text matches names (case-insensitively); the text lands in the URL
     page.fill(".models-search", "CHURN")
     page.press(".models-search", "Enter")
-    page.wait_for_function("document.querySelectorAll('.models-table .model-row').length === 1")
+    page.wait_for_function("[...document.querySelectorAll('.model-link')].map(a => a.textContent).join() === 'churn-classifier'")
     assert model_rows(page) == ["churn-classifier"]
     assert "q=CHURN" in page.evaluate("location.hash")
 
@@ -161,7 +161,7 @@ def test_models_list_search_latest_versions_and_aliases(mui: Any, reg: Registry)
     # the hostile name is text, wherever it is shown
     page.fill(".models-search", "onerror")
     page.press(".models-search", "Enter")
-    page.wait_for_function("document.querySelectorAll('.models-table .model-row').length === 1")
+    page.wait_for_function("[...document.querySelectorAll('.model-link')].map(a => a.textContent).join() === %s" % json.dumps(EVIL))
     assert model_rows(page) == [EVIL]
     assert page.locator(".models-table img").count() == 0
     assert page.locator(".model-row .tag-chip").inner_text() == f"note: {EVIL}"
