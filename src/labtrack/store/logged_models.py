@@ -89,16 +89,20 @@ class LoggedModelStore:
         self.t.write(op)
 
     def set_tags(self, model_id: str, tags: dict[str, str]) -> None:
-        for k in tags:
-            check_key("tag", k)
+        self._put_key_values(s.logged_model_tags, "tag", model_id, tags)
+
+    def _put_key_values(self, table: Any, kind: str, model_id: str, items: dict[str, str]) -> None:
+        """Insert or overwrite a model's tags or params (one statement, after validation)."""
+        for k in items:
+            check_key(kind, k)
 
         def op(conn: Connection) -> None:
             _load(conn, model_id)
-            stmt = upsert(conn, s.logged_model_tags)
+            stmt = upsert(conn, table)
             conn.execute(stmt.on_conflict_do_update(index_elements=["model_id", "key"],
                                                     set_={"value": stmt.excluded.value}),
-                         [{"model_id": model_id, "key": k, "value": v} for k, v in tags.items()])
-        if tags:
+                         [{"model_id": model_id, "key": k, "value": v} for k, v in items.items()])
+        if items:
             self.t.write(op)
 
     def delete_tag(self, model_id: str, key: str) -> None:
@@ -111,17 +115,7 @@ class LoggedModelStore:
         self.t.write(op)
 
     def log_params(self, model_id: str, params: dict[str, str]) -> None:
-        for k in params:
-            check_key("param", k)
-
-        def op(conn: Connection) -> None:
-            _load(conn, model_id)
-            stmt = upsert(conn, s.logged_model_params)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["model_id", "key"],
-                                                    set_={"value": stmt.excluded.value}),
-                         [{"model_id": model_id, "key": k, "value": v} for k, v in params.items()])
-        if params:
-            self.t.write(op)
+        self._put_key_values(s.logged_model_params, "param", model_id, params)
 
     def search(self, experiment_ids: Sequence[Any], filter_string: str | None = None,
                max_results: Any = None, order_by: Sequence[dict[str, Any]] | None = None,
