@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select
 
 from labtrack.entities import Metric
 from labtrack.store import schema as s
-from labtrack.store.dialect import cached, raw_rows, upsert
+from labtrack.store.dialect import cached, raw_executemany, raw_rows, upsert
 from labtrack.store.downsample import update_summaries
 from labtrack.store.loading import metric_value
 
@@ -39,8 +39,12 @@ _NAN_AT = select(_m.c.step).where(*_OF_METRIC, _m.c.step == bindparam("step"),
 _LATEST_FIELDS = ("value", "is_nan", "timestamp", "step", "min_value", "max_value")
 
 
+_POINT_FIELDS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan", "model_id", "dataset_name",
+                 "dataset_digest")
+
+
 def _insert_points(conn: Connection) -> Any:
-    return upsert(conn, _m).on_conflict_do_nothing()
+    return upsert(conn, _m).on_conflict_do_nothing().compile(dialect=conn.dialect, column_keys=list(_POINT_FIELDS))
 
 
 def _upsert_latest(conn: Connection) -> Any:
@@ -70,7 +74,7 @@ def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric], expe
     if not points:
         return
     rows = [_row(run_id, m) for m in points]
-    conn.execute(cached(conn, "insert_metrics", _insert_points), rows)
+    raw_executemany(conn, cached(conn, "insert_metrics_sql", _insert_points), rows)
     _update_latest(conn, run_id, rows)
     update_summaries(conn, run_id, rows)
     model_rows = [r for r in rows if r["model_id"]]
