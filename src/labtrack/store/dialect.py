@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
@@ -43,7 +44,10 @@ def raw_executemany(conn: Connection, compiled: Any, rows: list[dict[str, Any]])
     """
     if compiled.positional:
         names = compiled.positiontup
-        params: Any = [tuple(r[n] for n in names) for r in rows]
+        if len(names) > 1:
+            params: Any = list(map(itemgetter(*names), rows))
+        else:
+            params = [(r[names[0]],) for r in rows]
     else:
         params = rows
     if not conn.in_transaction():
