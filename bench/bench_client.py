@@ -33,6 +33,7 @@ import urllib.request
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+sys.path.insert(0, SRC)  # this checkout's labtrack, installed or not
 
 LT_LOOP = textwrap.dedent("""
     import json, sys, time

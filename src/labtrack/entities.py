@@ -127,6 +127,29 @@ class Metric:
 
 
 @dataclass
+class MetricSeries:
+    """Points of one metric, column by column: the bulk form of many ``Metric`` objects.
+
+    ``values[i]`` was logged at ``steps[i]`` and ``timestamps[i]`` (ms); NaN and
+    ±Inf are floats here.  Three lists cost a fraction of a ``Metric`` per point
+    to build, to send as JSON and to store.
+    """
+
+    key: str
+    steps: list[int]
+    timestamps: list[int]
+    values: list[float]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def has_nan(self) -> bool:
+        # sum() runs in C; it is NaN only if a value is NaN (or +Inf meets -Inf).
+        total = sum(self.values)
+        return total != total and any(v != v for v in self.values)
+
+
+@dataclass
 class Param:
     key: str
     value: str

@@ -407,6 +407,52 @@ SEARCH = [
          body={"experiment_ids": ["$EXP"], "filter": "name = "}),
 ]
 
+# labtrack's bulk metrics endpoint: one bad point refuses the whole request.
+LOG_SERIES = "/api/2.0/labtrack/runs/log-series"
+
+
+def series(key: str = "s", n: int = 3, **columns: Any) -> dict[str, Any]:
+    return {"key": key, "steps": list(range(n)), "timestamps": [1000 + i for i in range(n)],
+            "values": [float(i) for i in range(n)], **columns}
+
+
+SERIES = [
+    Case("series-lengths-differ", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(steps=[0, 1])]}),
+    Case("series-steps-not-list", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(steps=5)]}),
+    Case("series-step-float", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(steps=[0, 1.5, 2])]}),
+    Case("series-step-bool", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(steps=[0, True, 2])]}),
+    Case("series-step-over-int64", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(steps=[0, 2**63, 2])]}),
+    Case("series-negative-timestamp", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(timestamps=[1000, -1, 1002])]}),
+    Case("series-value-word", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(values=[1.0, "high", 3.0])]}),
+    Case("series-value-null", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(values=[1.0, None, 3.0])]}),
+    Case("series-values-bad-base64", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(values="not base64!")]}),
+    Case("series-values-base64-partial-double", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(n=1, values=base64.b64encode(b"12345").decode())]}),
+    Case("series-bad-key", "POST", LOG_SERIES, 400, IPV, body={"run_id": "$RUN", "series": [series(key="../up")]}),
+    Case("series-key-missing", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [{"steps": [0], "timestamps": [1], "values": [1.0]}]}),
+    Case("series-not-objects", "POST", LOG_SERIES, 400, IPV, body={"run_id": "$RUN", "series": [[0, 1, 2]]}),
+    Case("series-100001-points", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series("a", 50_000), series("b", 50_001)]}),
+    Case("series-good-points-changed-param", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series()], "params": [{"key": "p", "value": "changed"}]}),
+    Case("series-good-points-bad-tag", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series()], "tags": [{"key": "t", "value": "v" * 8001}]}),
+    Case("series-unknown-run", "POST", LOG_SERIES, 404, RDNE, body={"run_id": UNKNOWN_RUN, "series": [series()]}),
+    Case("series-deleted-run", "POST", LOG_SERIES, 400, IPV, body={"run_id": "$DRUN", "series": [series()]}),
+    Case("series-form-post", "POST", LOG_SERIES, 400, BAD, raw=b"run_id=x", ctype="application/x-www-form-urlencoded"),
+    Case("series-get", "GET", LOG_SERIES, 405, BAD, query={"run_id": "$RUN"}),
+]
+
 # Traversal over HTTP.  Paths are sent byte for byte (no client-side dot-segment
 # removal); tornado percent-decodes the path once, the server must refuse
 # every further layer too.  "link_out" is a symlink inside the artifact root
@@ -476,7 +522,7 @@ def _traversal_cases() -> list[Case]:
     return out
 
 
-CASES = TRANSPORT + AUTH + LIMITS + TYPES + MISSING + SEMANTICS + SEARCH + _traversal_cases()
+CASES = TRANSPORT + AUTH + LIMITS + TYPES + MISSING + SEMANTICS + SEARCH + SERIES + _traversal_cases()
 
 
 def test_corpus_is_large_and_unique() -> None:

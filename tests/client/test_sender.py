@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import sys
 import uuid
 
 import pytest
 
 import labtrack as lt
-from labtrack.client.sender import MAX_METRICS, MAX_PARAMS, MAX_TAGS, _Batch
+from labtrack.client import fluent
+from labtrack.client.sender import MAX_METRICS, MAX_PARAMS, MAX_TAGS, SERIES_POINTS, _Batch
 from labtrack.entities import Metric
 from labtrack.errors import InvalidParameterValue, LabtrackError
 
@@ -120,3 +123,57 @@ def test_reads_see_queued_writes_and_leave_rejections_to_flush(server) -> None:
         assert got.data.metrics == {"seen": 7.0} and got.data.params == {"k": "1"}
         with pytest.raises(InvalidParameterValue):
             lt.flush()
+
+
+class _Recording:
+    """A transport that passes calls on and notes which endpoint each write used."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+
+    def call(self, method: str, endpoint: str, *args: object, **kw: object) -> object:
+        self.calls.append((str(kw.get("api", "/api/2.0/mlflow/")), endpoint))
+        return self.inner.call(method, endpoint, *args, **kw)  # type: ignore[attr-defined]
+
+
+def test_points_go_as_series_to_labtrack_and_as_log_batch_to_mlflow(server) -> None:
+    n = SERIES_POINTS + 1234  # more than one series request
+    with lt.start_run() as run:
+        sender = fluent._client().sender
+        recording = _Recording(sender._transport)
+        sender._transport = recording
+        lt.log_param("p", "1")
+        for i in range(n):
+            lt.log_metric("a" if i % 2 else "b", i * 0.5, step=i)
+        lt.log_metric("special", math.nan, step=0)
+        lt.log_metric("special", -math.inf, step=1)
+        lt.flush()
+        history = lt.get_metric_history(run.info.run_id, "a")
+    assert [m.step for m in history] == list(range(1, n, 2))
+    assert [m.value for m in history] == [i * 0.5 for i in range(1, n, 2)]
+    special = lt.get_metric_history(run.info.run_id, "special")
+    assert math.isnan(special[0].value)
+    # MLflow's SQL store clamps infinities to the largest double; labtrack keeps them.
+    assert special[1].value == (-math.inf if server.kind == "labtrack" else -sys.float_info.max)
+    assert lt.get_run(run.info.run_id).data.params == {"p": "1"}
+    writes = {c for c in recording.calls if c[1] in ("runs/log-series", "runs/log-batch")}
+    if server.kind == "labtrack":
+        assert writes == {("/api/2.0/labtrack/", "runs/log-series")}
+        assert len(recording.calls) <= 4  # 50,000 points a request
+    else:  # MLflow has no log-series: one refused try, then MLflow's log-batch of 1,000
+        assert recording.calls[0] == ("/api/2.0/labtrack/", "runs/log-series")
+        assert writes == {("/api/2.0/labtrack/", "runs/log-series"), ("/api/2.0/mlflow/", "runs/log-batch")}
+        assert sum(c[1] == "runs/log-series" for c in recording.calls) == 1
+
+
+def test_series_batches_respect_limits() -> None:
+    batch = _Batch("r", series=True)
+    added = 0
+    while batch.add((0, "r", "k", 1.0, 0, added)):
+        added += 1
+    assert added == SERIES_POINTS
+    assert batch.add((1, "r", "p", "v")) and batch.add((2, "r", "t", "v"))  # params and tags still fit
+    parts = batch.as_log_batches()
+    assert [len(p.metrics) for p in parts] == [MAX_METRICS - 2] + [MAX_METRICS] * 49 + [2]
+    assert parts[0].params == [{"key": "p", "value": "v"}] and parts[0].tags == {"t": "v"}

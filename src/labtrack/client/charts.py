@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from labtrack.client.transport import LABTRACK_API
 from labtrack.entities import Metric
 from labtrack.errors import LabtrackError
 
-LABTRACK_API = "/api/2.0/labtrack/"
 DEFAULT_MAX_POINTS = 1000
 
 

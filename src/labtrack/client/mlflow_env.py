@@ -20,7 +20,7 @@ from labtrack.client.discovery import (
     find_database,
     server_for_database,
 )
-from labtrack.client.transport import Transport
+from labtrack.client.transport import LABTRACK_API, Transport
 from labtrack.errors import LabtrackError
 
 
@@ -48,7 +48,7 @@ def mlflow_env(database: str | os.PathLike | None = None, *, apply: bool = False
     if endpoint.scheme == "unix":
         transport = Transport(endpoint, auth)
         try:
-            reply = transport.call("POST", "tcp-listener", {}, api="/api/2.0/labtrack/")
+            reply = transport.call("POST", "tcp-listener", {}, api=LABTRACK_API)
         finally:
             transport.close()
         url, token = reply["url"], reply.get("token") or ""

@@ -18,6 +18,9 @@ import weakref
 from collections import deque
 from typing import Any
 
+from labtrack.client.transport import LABTRACK_API, MLFLOW_API
+from labtrack.columns import STEP, VALUE, pack
+from labtrack.entities import encode_double as _value
 from labtrack.errors import LabtrackError, TransientError
 
 # runs/log-batch limits (reference §5).  One source of truth for the client.
@@ -26,33 +29,28 @@ MAX_PARAMS = 100
 MAX_TAGS = 100
 MAX_ENTRIES = 1000
 MAX_BODY_BYTES = 900_000  # the server accepts 1 MB; leave room for JSON overhead
+# labtrack's runs/log-series: metrics column by column, many more per request.
+SERIES_POINTS = 50_000  # the server takes 100,000; smaller requests keep both sides busy
+SERIES_BODY_BYTES = 8_000_000
 
 METRIC, PARAM, TAG = 0, 1, 2
-_INF = float("inf")
-
-
-def _value(v: float) -> float | str:
-    if v != v:
-        return "NaN"
-    if v == _INF:
-        return "Infinity"
-    if v == -_INF:
-        return "-Infinity"
-    return v
 
 
 class _Batch:
-    """Writes for one run that fit in one log-batch call."""
+    """Writes for one run that fit in one request: ``runs/log-batch``, or labtrack's
+    ``runs/log-series`` when ``series`` (metrics column by column, 50x as many)."""
 
-    __slots__ = ("run_id", "metrics", "params", "tags", "size", "param_keys")
+    __slots__ = ("run_id", "series", "metrics", "params", "tags", "size", "param_keys", "max_metrics")
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, series: bool = False) -> None:
         self.run_id = run_id
-        self.metrics: list[dict[str, Any]] = []
+        self.series = series
+        self.metrics: list[tuple] = []
         self.params: list[dict[str, str]] = []
         self.tags: dict[str, str] = {}
         self.size = 0
         self.param_keys: set[str] = set()
+        self.max_metrics = SERIES_POINTS if series else MAX_METRICS
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)
@@ -60,18 +58,26 @@ class _Batch:
     def add(self, item: tuple) -> bool:
         """Add ``item`` if it fits; False means "send what you have first"."""
         kind = item[0]
-        total = len(self)
-        if total >= MAX_ENTRIES:
-            return False
         if kind == METRIC:
-            if len(self.metrics) >= MAX_METRICS or self.size + 120 > MAX_BODY_BYTES:
+            if self.series:
+                # Points alone bound a series request (~40 bytes a point).
+                if len(self.metrics) >= SERIES_POINTS:
+                    return False
+                self.metrics.append(item)
+                return True
+            if (len(self.metrics) >= MAX_METRICS or len(self) >= MAX_ENTRIES
+                    or self.size + 120 > MAX_BODY_BYTES):
                 return False
             self.metrics.append(item)
             self.size += len(item[2]) + 80
             return True
+        total = len(self.params) + len(self.tags) + (0 if self.series else len(self.metrics))
+        if total >= MAX_ENTRIES:
+            return False
         key, value = item[2], item[3]
         cost = len(key) + len(value) + 32
-        if self.size + cost > MAX_BODY_BYTES and total:
+        limit = SERIES_BODY_BYTES - 40 * SERIES_POINTS if self.series else MAX_BODY_BYTES
+        if self.size + cost > limit and total:
             return False
         if kind == PARAM:
             # A key twice in one batch is refused as a whole by MLflow; send it next time
@@ -95,10 +101,20 @@ class _Batch:
                 "params": self.params,
                 "tags": [{"key": k, "value": v} for k, v in self.tags.items()]}
 
+    def endpoint(self) -> tuple[str, str]:
+        """(API prefix, endpoint) of this batch's request."""
+        return (LABTRACK_API, "runs/log-series") if self.series else (MLFLOW_API, "runs/log-batch")
+
     def body(self) -> bytes:
-        """The JSON body, written directly: ~3x faster than json.dumps on dicts, and
-        the sender's encoding competes with the user's loop for the GIL."""
+        """The JSON body, written directly: several times faster than json.dumps on
+        dicts, and the sender's encoding competes with the user's loop for the GIL."""
         dumps = json.dumps
+        tags = [{"key": k, "value": v} for k, v in self.tags.items()]
+        head = f'{{"run_id":{dumps(self.run_id)},"params":{dumps(self.params)},"tags":{dumps(tags)},'
+        if self.series:
+            parts = [f'{{"key":{dumps(key)},"steps":"{pack(STEP, steps)}","timestamps":"{pack(STEP, tss)}",'
+                     f'"values":"{pack(VALUE, values)}"}}' for key, steps, tss, values in self._columns()]
+            return f'{head}"series":[{",".join(parts)}]}}'.encode()
         keys: dict[str, str] = {}
         parts = []
         for _, _, key, value, ts, step in self.metrics:
@@ -107,23 +123,47 @@ class _Batch:
                 k = keys[key] = dumps(key)
             v = repr(value) if value - value == 0.0 else dumps(_value(value))
             parts.append(f'{{"key":{k},"value":{v},"timestamp":{ts},"step":{step}}}')
-        tags = [{"key": k, "value": v} for k, v in self.tags.items()]
-        return (f'{{"run_id":{dumps(self.run_id)},"metrics":[{",".join(parts)}],'
-                f'"params":{dumps(self.params)},"tags":{dumps(tags)}}}').encode()
+        return f'{head}"metrics":[{",".join(parts)}]}}'.encode()
+
+    def _columns(self) -> list[tuple[str, Any, Any, Any]]:
+        """The metrics as (key, steps, timestamps, values), one per key, in logged order."""
+        if not self.metrics:
+            return []
+        _, _, keys, values, tss, steps = zip(*self.metrics)  # transposed in C
+        if keys.count(keys[0]) == len(keys):
+            return [(keys[0], steps, tss, values)]
+        by_key: dict[str, tuple[list, list, list]] = {}
+        for key, value, ts, step in zip(keys, values, tss, steps):
+            cols = by_key.get(key)
+            if cols is None:
+                cols = by_key[key] = ([], [], [])
+            cols[0].append(step)
+            cols[1].append(ts)
+            cols[2].append(value)
+        return [(key, *cols) for key, cols in by_key.items()]
+
+    def items(self) -> list[tuple]:
+        return ([(PARAM, self.run_id, p["key"], p["value"]) for p in self.params]
+                + [(TAG, self.run_id, k, v) for k, v in self.tags.items()]
+                + list(self.metrics))
 
     def halves(self) -> tuple[_Batch, _Batch]:
-        items: list[tuple] = (
-            [(PARAM, self.run_id, p["key"], p["value"]) for p in self.params]
-            + [(TAG, self.run_id, k, v) for k, v in self.tags.items()]
-            + list(self.metrics))
+        items = self.items()
         mid = len(items) // 2
-        parts = []
-        for chunk in (items[:mid], items[mid:]):
-            b = _Batch(self.run_id)
+        first, second = _Batch(self.run_id, self.series), _Batch(self.run_id, self.series)
+        for b, chunk in ((first, items[:mid]), (second, items[mid:])):
             for it in chunk:
                 b.add(it)
-            parts.append(b)
-        return parts[0], parts[1]
+        return first, second
+
+    def as_log_batches(self) -> list[_Batch]:
+        """The same writes as MLflow-sized ``runs/log-batch`` batches, in order."""
+        out = [_Batch(self.run_id)]
+        for it in self.items():
+            if not out[-1].add(it):
+                out.append(_Batch(self.run_id))
+                out[-1].add(it)
+        return out
 
 
 class _Marker:
@@ -147,6 +187,7 @@ class Sender:
         self._idle = True
         self._thread: threading.Thread | None = None
         self._errors: list[LabtrackError] = []
+        self._series = True  # labtrack's runs/log-series until the server says it has none
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (s := ref()) and s._after_fork())
 
@@ -233,7 +274,7 @@ class Sender:
                     item.done.set()
                     continue
                 if batch is None:
-                    batch = _Batch(item[1])
+                    batch = _Batch(item[1], self._series)
                 elif item[1] != batch.run_id:
                     break
                 if not batch.add(item):
@@ -246,13 +287,21 @@ class Sender:
                     self._room.notify_all()
 
     def _deliver(self, batch: _Batch) -> None:
+        api, endpoint = batch.endpoint()
         try:
-            self._transport.call("POST", "runs/log-batch", raw_body=batch.body())
+            self._transport.call("POST", endpoint, raw_body=batch.body(), api=api)
         except TransientError as exc:
             exc.message += f" ({len(batch)} writes for run {batch.run_id} not delivered)"
             exc.args = (exc.message,)
             self._errors.append(exc)
         except LabtrackError as exc:
+            if batch.series and exc.error_code == "ENDPOINT_NOT_FOUND":
+                # Not a labtrack server (MLflow's, or an older labtrack): MLflow's
+                # log-batch from now on.
+                self._series = False
+                for part in batch.as_log_batches():
+                    self._deliver(part)
+                return
             if len(batch) == 1:
                 self._errors.append(exc)
                 return

@@ -29,14 +29,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from labtrack.client.transport import Endpoint, Transport
+from labtrack.client.transport import LABTRACK_API, MLFLOW_API, Endpoint, Transport
+from labtrack.columns import STEP, VALUE, column
+from labtrack.entities import encode_double as _value
 from labtrack.errors import LabtrackError, ResourceDoesNotExist, SpoolReadError, TransientError
 from labtrack.spool import SpoolWriter, spool_folder
 
 # An experiment known to a spooling client only by name: resolved (and created) at ingest.
 EXPERIMENT_REF = "name:"
 PROBE_TIMEOUT_S = 3.0
-_API = "/api/2.0/mlflow/"
 
 
 def spool_mode() -> str:
@@ -131,10 +132,10 @@ class SpoolTransport:
                              "process (its writes are spooled); artifacts cannot be spooled")
 
     def call(self, method: str, endpoint: str, message: dict[str, Any] | None = None, *,
-             retries: bool = True, api: str = _API, raw_body: bytes | None = None) -> dict[str, Any]:
+             retries: bool = True, api: str = MLFLOW_API, raw_body: bytes | None = None) -> dict[str, Any]:
         """Apply a REST call: append a write to the spool, or refuse a read."""
         msg = json.loads(raw_body) if raw_body is not None else dict(message or {})
-        handler = _HANDLERS.get((method, endpoint)) if api == _API else None
+        handler = _handler(method, api, endpoint)
         if handler is None:
             raise SpoolReadError(
                 f"{endpoint or api} is a read, and this process spools its writes because no "
@@ -206,6 +207,18 @@ class SpoolTransport:
         return self._append({"op": "log_batch", "run_id": _run_id(m), "metrics": m.get("metrics") or [],
                              "params": m.get("params") or [], "tags": m.get("tags") or []})
 
+    def _log_series(self, m: dict[str, Any]) -> dict[str, Any]:
+        """labtrack's bulk form, spooled as log_batch records of MLflow's size."""
+        run_id = _run_id(m)
+        points = [{"key": s.get("key"), "value": _value(v), "timestamp": ts, "step": step}
+                  for s in m.get("series") or []
+                  for step, ts, v in zip(column(s.get("steps"), STEP), column(s.get("timestamps"), STEP),
+                                         column(s.get("values"), VALUE))]
+        records = [{"op": "log_batch", "run_id": run_id, "metrics": points[i:i + 1000]}
+                   for i in range(0, len(points), 1000)] or [{"op": "log_batch", "run_id": run_id, "metrics": []}]
+        records[0].update(params=m.get("params") or [], tags=m.get("tags") or [])
+        return self._append(*records)
+
     def _log_metric(self, m: dict[str, Any]) -> dict[str, Any]:
         point = {"key": m.get("key"), "value": m.get("value"), "timestamp": m.get("timestamp"),
                  "step": m.get("step") or 0}
@@ -243,7 +256,13 @@ _HANDLERS = {
     ("POST", "runs/delete-tag"): SpoolTransport._delete_tag,
     ("POST", "runs/delete"): SpoolTransport._delete_run,
     ("POST", "runs/restore"): SpoolTransport._restore_run,
+    ("POST", LABTRACK_API + "runs/log-series"): SpoolTransport._log_series,
 }
+
+
+def _handler(method: str, api: str, endpoint: str) -> Any:
+    """The spool's handler of a call (MLflow's endpoints by name, labtrack's by path), or None."""
+    return _HANDLERS.get((method, endpoint if api == MLFLOW_API else api + endpoint))
 
 
 def _names_spooled_experiment(message: dict[str, Any] | None) -> bool:
@@ -289,10 +308,10 @@ class FallbackTransport:
         return self.http.uri
 
     def call(self, method: str, endpoint: str, message: dict[str, Any] | None = None, *,
-             retries: bool = True, api: str = _API, raw_body: bytes | None = None) -> dict[str, Any]:
-        handled = api == _API and (method, endpoint) in _HANDLERS
+             retries: bool = True, api: str = MLFLOW_API, raw_body: bytes | None = None) -> dict[str, Any]:
+        handled = _handler(method, api, endpoint) is not None
         if handled and self.spooling and (method == "POST" or _names_spooled_experiment(message)):
-            return self._spool.call(method, endpoint, message, raw_body=raw_body)
+            return self._spool.call(method, endpoint, message, api=api, raw_body=raw_body)
         try:
             return self.http.call(method, endpoint, message, retries=retries, api=api, raw_body=raw_body)
         except TransientError as e:
@@ -302,7 +321,7 @@ class FallbackTransport:
                 if not self.spooling:
                     self.spooling = True
                     _announce(self.folder, f"the server is gone ({e.message})")
-        return self._spool.call(method, endpoint, message, raw_body=raw_body)
+        return self._spool.call(method, endpoint, message, api=api, raw_body=raw_body)
 
 
 __all__ = ["EXPERIMENT_REF", "FallbackTransport", "SpoolTransport", "database_transport",

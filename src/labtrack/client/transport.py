@@ -24,6 +24,8 @@ from labtrack.errors import LabtrackError, TransientError, error_from_response
 
 # MLflow retries these statuses (reference §1); so do we.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MLFLOW_API = "/api/2.0/mlflow/"
+LABTRACK_API = "/api/2.0/labtrack/"  # labtrack's own endpoints beside MLflow's
 USER_AGENT = f"labtrack-python-client/{__version__}"
 
 
@@ -254,7 +256,7 @@ class Transport:
             return status, data
 
     def call(self, method: str, endpoint: str, message: dict[str, Any] | None = None, *,
-             retries: bool = True, api: str = "/api/2.0/mlflow/",
+             retries: bool = True, api: str = MLFLOW_API,
              raw_body: bytes | None = None) -> dict[str, Any]:
         """Call an MLflow REST endpoint; return the decoded JSON or raise a typed error.
 

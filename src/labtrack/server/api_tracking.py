@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from labtrack.entities import DatasetInput, Metric
+from labtrack import columns
+from labtrack.entities import DatasetInput, Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.args import Args
 from labtrack.server.base import RawJson, ServerContext
@@ -263,6 +264,31 @@ def search_datasets(ctx: ServerContext, a: Args) -> dict[str, Any]:
 
 # -- labtrack's own -------------------------------------------------------------
 
+def log_series(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    """``runs/log-batch`` with metrics column by column and up to 100,000 points.
+
+    ``{"run_id", "series": [{"key", "steps", "timestamps", "values"}], "params", "tags"}``:
+    the background sender's bulk form, atomic like log-batch.  A column is a JSON
+    array, or a string of base64 holding little-endian int64 (steps, timestamps)
+    or float64 (values): parsing numbers from JSON text would cost the server as
+    much as storing them.
+    """
+    series = [MetricSeries(key=item.get("key"), steps=_column(item, "steps", columns.STEP),
+                           timestamps=_column(item, "timestamps", columns.STEP), values=_column(item, "values", columns.VALUE))
+              for item in a.objects("series")]
+    ctx.store.log_batch(a.run_id(), params=a.key_values("params"), tags=a.key_values("tags"), series=series)
+    return {}
+
+
+def _column(item: dict[str, Any], name: str, typecode: str) -> Any:
+    try:
+        return columns.column(item.get(name), typecode)
+    except ValueError:
+        raise InvalidParameterValue(
+            f"Metric {str(item.get('key'))[:250]!r}: '{name}' is neither a list nor base64 of little-endian "
+            f"{'int64' if typecode == columns.STEP else 'float64'} values") from None
+
+
 def history_downsampled(ctx: ServerContext, a: Args) -> dict[str, Any]:
     points, total = ctx.store.downsampled_history(
         a.run_id(), a.req("metric_key"), a.int("max_points", default=2000) or 2000,
@@ -308,6 +334,7 @@ ROUTES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 LABTRACK_ROUTES: list[tuple[str, dict[str, Any]]] = [
+    ("runs/log-series", {"POST": log_series}),
     ("metrics/history-downsampled", {"GET": history_downsampled}),
     ("status", {"GET": status}),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -50,11 +50,34 @@ def raw_executemany(conn: Connection, compiled: Any, rows: list[dict[str, Any]])
             params = [(r[names[0]],) for r in rows]
     else:
         params = rows
+    _executemany(conn, compiled.string, params)
+
+
+def raw_executemany_columns(conn: Connection, compiled: Any, columns: dict[str, Iterable[Any]]) -> None:
+    """``raw_executemany`` for rows given column by column (``itertools.repeat`` for a constant).
+
+    The rows are zipped in C: no Python object per row but the parameter tuple.
+    """
+    if compiled.positional:
+        params: Any = list(zip(*(columns[n] for n in compiled.positiontup)))
+    else:
+        names = list(columns)
+        params = [dict(zip(names, row)) for row in zip(*columns.values())]
+    _executemany(conn, compiled.string, params)
+
+
+def raw_executemany_positional(conn: Connection, compiled: Any, params: list[tuple[Any, ...]]) -> None:
+    """``raw_executemany`` for parameter tuples already in ``compiled.positiontup`` order."""
+    assert compiled.positional, "positional parameters need a qmark/format dialect"
+    _executemany(conn, compiled.string, params)
+
+
+def _executemany(conn: Connection, sql: str, params: Any) -> None:
     if not conn.in_transaction():
         conn.begin()
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(compiled.string, params)
+        cursor.executemany(sql, params)
     finally:
         cursor.close()
 

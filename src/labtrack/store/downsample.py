@@ -15,13 +15,17 @@ of summaries: they have no place on a chart's value axis.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import islice
+from operator import le
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
+from labtrack.entities import MetricSeries
 from labtrack.store import schema as s
-from labtrack.store.dialect import cached, upsert
+from labtrack.store.dialect import cached, raw_executemany_columns, upsert
 from labtrack.store.loading import metric_value
 
 # Bucket widths, finest first; each level is 8x coarser than the one before.
@@ -29,6 +33,8 @@ LEVELS: tuple[int, ...] = (16, 128, 1024, 8192, 65536, 524288, 4194304)
 
 _ms = s.metric_summaries
 _SIDES = ("value", "step", "timestamp")
+_SUMMARY_FIELDS = ("run_uuid", "key", "level", "bucket", "min_value", "min_step", "min_timestamp",
+                   "max_value", "max_step", "max_timestamp")
 
 
 def _upsert_summaries(conn: Connection) -> Any:
@@ -42,31 +48,28 @@ def _upsert_summaries(conn: Connection) -> Any:
             **{f"min_{f}": case((lower, new[f"min_{f}"]), else_=old[f"min_{f}"]) for f in _SIDES},
             **{f"max_{f}": case((higher, new[f"max_{f}"]), else_=old[f"max_{f}"]) for f in _SIDES},
         },
-    )
+    ).compile(dialect=conn.dialect, column_keys=list(_SUMMARY_FIELDS))
 
 
-def update_summaries(conn: Connection, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Fold new points (rows of ``schema.metrics``) into every level's buckets."""
+def update_summaries(conn: Connection, run_id: str, series: Iterable[MetricSeries]) -> None:
+    """Fold new points into every level's buckets."""
     # Fold each point into its finest bucket only, then each level into the
     # next (widths are multiples): per-point work does not grow with levels.
     level_acc: dict[tuple[str, int], list[Any]] = {}
-    width = LEVELS[0]
-    for r in rows:
-        if r["is_nan"]:
-            continue
-        v, step, ts = r["value"], r["step"], r["timestamp"]
-        k = (r["key"], step // width)
-        cur = level_acc.get(k)
-        if cur is None:
-            level_acc[k] = [v, step, ts, v, step, ts]
-            continue
-        if v < cur[0]:
-            cur[0:3] = [v, step, ts]
-        if v > cur[3]:
-            cur[3:6] = [v, step, ts]
+    for s_ in series:
+        steps, timestamps, values = s_.steps, s_.timestamps, s_.values
+        if s_.has_nan():
+            kept = [i for i, v in enumerate(values) if v == v]
+            steps = [steps[i] for i in kept]
+            timestamps = [timestamps[i] for i in kept]
+            values = [values[i] for i in kept]
+        if all(map(le, steps, islice(steps, 1, None))):
+            _fold_sorted(level_acc, s_.key, steps, timestamps, values)
+        else:
+            _fold_points(level_acc, s_.key, steps, timestamps, values)
     if not level_acc:
         return
-    acc: dict[tuple[str, int, int], list[Any]] = {}
+    rows: list[tuple[Any, ...]] = []
     for level in range(len(LEVELS)):
         if level:
             factor = LEVELS[level] // LEVELS[level - 1]
@@ -82,13 +85,42 @@ def update_summaries(conn: Connection, run_id: str, rows: Iterable[dict[str, Any
                 if c[3] > cur[3]:
                     cur[3:6] = c[3:6]
             level_acc = coarser
-        for (key, bucket), c in level_acc.items():
-            acc[(key, level, bucket)] = c
-    conn.execute(cached(conn, "upsert_metric_summaries", _upsert_summaries), [
-        {"run_uuid": run_id, "key": key, "level": level, "bucket": bucket,
-         "min_value": c[0], "min_step": c[1], "min_timestamp": c[2],
-         "max_value": c[3], "max_step": c[4], "max_timestamp": c[5]}
-        for (key, level, bucket), c in acc.items()])
+        rows.extend((run_id, key, level, bucket, *c) for (key, bucket), c in level_acc.items())
+    raw_executemany_columns(conn, cached(conn, "upsert_metric_summaries_sql", _upsert_summaries),
+                            dict(zip(_SUMMARY_FIELDS, zip(*rows))))
+
+
+def _fold_sorted(acc: dict[tuple[str, int], list[Any]], key: str, steps: list[int], timestamps: list[int],
+                 values: list[float]) -> None:
+    """Points in step order: each bucket is a slice, found by bisection, folded in C."""
+    width = LEVELS[0]
+    at = values.__getitem__
+    i, n = 0, len(steps)
+    while i < n:
+        bucket = steps[i] // width
+        j = bisect_left(steps, (bucket + 1) * width, i)
+        lo = min(range(i, j), key=at)  # the first of equal values, as a running fold keeps
+        hi = max(range(i, j), key=at)
+        _merge(acc, (key, bucket), [values[lo], steps[lo], timestamps[lo], values[hi], steps[hi], timestamps[hi]])
+        i = j
+
+
+def _fold_points(acc: dict[tuple[str, int], list[Any]], key: str, steps: list[int], timestamps: list[int],
+                 values: list[float]) -> None:
+    width = LEVELS[0]
+    for v, step, ts in zip(values, steps, timestamps):
+        _merge(acc, (key, step // width), [v, step, ts, v, step, ts])
+
+
+def _merge(acc: dict[tuple[str, int], list[Any]], k: tuple[str, int], new: list[Any]) -> None:
+    cur = acc.get(k)
+    if cur is None:
+        acc[k] = new
+        return
+    if new[0] < cur[0]:
+        cur[0:3] = new[0:3]
+    if new[3] > cur[3]:
+        cur[3:6] = new[3:6]
 
 
 def downsample(conn: Connection, run_id: str, key: str, max_points: int,

@@ -20,6 +20,7 @@ from labtrack.entities import (
     DatasetInput,
     Experiment,
     Metric,
+    MetricSeries,
     Run,
     RunInfo,
 )
@@ -39,6 +40,7 @@ from labtrack.store.validation import (
     check_key,
     check_max_results,
     check_run_id,
+    check_series,
     check_value_length,
 )
 from labtrack.store.writer import Writer
@@ -335,10 +337,15 @@ class TrackingStore:
     # -- logging ----------------------------------------------------------
 
     def log_batch(self, run_id: Any, metrics: Sequence[Metric] = (), params: Sequence[tuple[str, str]] = (),
-                  tags: Sequence[tuple[str, str]] = ()) -> None:
-        """Log metrics, params and tags atomically: all of them or none."""
+                  tags: Sequence[tuple[str, str]] = (), series: Sequence[MetricSeries] = ()) -> None:
+        """Log metrics, params and tags atomically: all of them or none.
+
+        ``series`` is the bulk form of ``metrics`` (labtrack's ``runs/log-series``),
+        with its own, larger limit on points.
+        """
         run_id = check_run_id(run_id)
         _check_batch(metrics, params, tags)
+        series = check_series(series)
         param_map: dict[str, str] = {}
         for k, v in params:
             if k in param_map and param_map[k] != v:
@@ -354,6 +361,8 @@ class TrackingStore:
                 _put_tags(conn, run_id, dict(tags))
             if metrics:
                 metric_rows.insert_metrics(conn, run_id, metrics, row.experiment_id)
+            if series:
+                metric_rows.insert_series(conn, run_id, series)
             conn.execute(_TOUCH_RUN, {"_run_id": run_id, "_time": now_ms()})
         self.write(op)
 

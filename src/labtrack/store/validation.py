@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from labtrack.entities import decode_double
+from labtrack.entities import MetricSeries, decode_double
 from labtrack.errors import InvalidParameterValue
 
 LIMITS = {
@@ -34,6 +35,7 @@ LIMITS = {
     "batch_params": 100,
     "batch_tags": 100,
     "batch_total": 1000,
+    "series_points": 100_000,  # labtrack's runs/log-series: points in one request
     "log_inputs_datasets": 1000,
     "runs_max_results": 50000,
     "experiments_max_results": 50000,
@@ -154,3 +156,63 @@ def check_experiment_name(name: Any) -> str:
         raise InvalidParameterValue(
             f"Experiment name had length {len(name)}, which exceeded length limit of {LIMITS['experiment_name']}")
     return name
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_series(series: Sequence[MetricSeries]) -> list[MetricSeries]:
+    """Checked series (``runs/log-series``) with values as floats; a bad point refuses them all.
+
+    Whole columns are checked at once in C (``map(type, ...)``, ``min``/``max``):
+    per-point Python work would cost as much as storing the points.
+    """
+    total = sum(len(s.values) if isinstance(s.values, list) else 0 for s in series)
+    if total > LIMITS["series_points"]:
+        raise InvalidParameterValue(
+            f"A log-series request can contain at most {LIMITS['series_points']} points. Got {total} points.")
+    return [_check_one_series(s) for s in series]
+
+
+def _check_one_series(s: MetricSeries) -> MetricSeries:
+    key = check_key("metric", s.key)
+    columns = {"steps": s.steps, "timestamps": s.timestamps, "values": s.values}
+    for name, column in columns.items():
+        if not isinstance(column, list):
+            raise InvalidParameterValue(f"Metric '{key}': '{name}' must be a list, got {type(column).__name__}")
+    if not len(s.steps) == len(s.timestamps) == len(s.values):
+        raise InvalidParameterValue(
+            f"Metric '{key}': steps, timestamps and values must have the same length "
+            f"(got {len(s.steps)}, {len(s.timestamps)} and {len(s.values)})")
+    for name in ("steps", "timestamps"):
+        column = columns[name]
+        if not column:
+            continue
+        if not set(map(type, column)) <= {int}:
+            bad = next(i for i, v in enumerate(column) if type(v) is not int)
+            raise InvalidParameterValue(
+                f"Metric '{key}': {name}[{bad}] is {column[bad]!r}; {name} must be integers")
+        low, high = min(column), max(column)
+        minimum = 0 if name == "timestamps" else _INT64[0]
+        if low < minimum or high > _INT64[1]:
+            bad_value = low if low < minimum else high
+            raise InvalidParameterValue(
+                f"Metric '{key}': {name}[{column.index(bad_value)}] = {bad_value} is out of range "
+                f"({'a timestamp must not be negative' if low < minimum else 'int64'})")
+    values = s.values
+    if not set(map(type, values)) <= {float}:
+        values = [v if type(v) is float else _series_value(key, i, v) for i, v in enumerate(values)]
+    return MetricSeries(key, s.steps, s.timestamps, values)
+
+
+def _series_value(key: str, index: int, value: Any) -> float:
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    elif type(value) is str and value in ("NaN", "Infinity", "-Infinity"):
+        return decode_double(value)
+    raise InvalidParameterValue(
+        f"Metric '{key}': values[{index}] is {value!r}; values must be numbers, \"NaN\", \"Infinity\" "
+        "or \"-Infinity\"")
