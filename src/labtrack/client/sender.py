@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import weakref
 from collections import deque
@@ -176,7 +177,12 @@ class _Marker:
 
 
 class Sender:
-    """Delivers queued writes to one server on a daemon thread."""
+    """Delivers queued writes to one server on two daemon threads.
+
+    The packer drains the queue into batches and encodes them; the poster sends
+    them one after the other, in order.  While a request is with the server (the
+    poster waits on its socket, without the GIL) the packer readies the next one.
+    """
 
     def __init__(self, transport: Any, max_queue: int = 2_000_000) -> None:
         self._transport = transport
@@ -186,6 +192,7 @@ class Sender:
         self._room = threading.Condition()
         self._idle = True
         self._thread: threading.Thread | None = None
+        self._ready: queue.Queue[tuple[_Batch | _Marker, bytes]] = queue.Queue(maxsize=1)
         self._errors: list[LabtrackError] = []
         self._series = True  # labtrack's runs/log-series until the server says it has none
         ref = weakref.ref(self)
@@ -196,6 +203,7 @@ class Sender:
         self._q.clear()
         self._errors = []
         self._thread = None
+        self._ready = queue.Queue(maxsize=1)
         self._idle = True
         self._wake = threading.Event()
         self._room = threading.Condition()
@@ -252,10 +260,12 @@ class Sender:
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="labtrack-sender", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._post, args=(self._ready,), name="labtrack-poster", daemon=True).start()
 
     # -- consumer side ---------------------------------------------------------------
     def _run(self) -> None:
-        q = self._q
+        """The packer: queued writes -> encoded batches (and flush markers), in order."""
+        q, ready = self._q, self._ready
         while True:
             if not q:
                 self._idle = True
@@ -271,7 +281,7 @@ class Sender:
                     if batch is not None:
                         break
                     q.popleft()
-                    item.done.set()
+                    ready.put((item, b""))
                     continue
                 if batch is None:
                     batch = _Batch(item[1], self._series)
@@ -281,15 +291,33 @@ class Sender:
                     break
                 q.popleft()
             if batch is not None and len(batch):
-                self._deliver(batch)
+                try:
+                    body = batch.body()
+                except Exception as exc:  # a bug must not kill the thread and hang flush()
+                    self._errors.append(LabtrackError(f"sender failed: {exc!r}"))
+                else:
+                    ready.put((batch, body))
             if len(q) < self._max_queue // 2:
                 with self._room:
                     self._room.notify_all()
 
-    def _deliver(self, batch: _Batch) -> None:
+    def _post(self, ready: queue.Queue[tuple[_Batch | _Marker, bytes]]) -> None:
+        """The poster: sends what the packer readied, one request at a time."""
+        while True:
+            item, body = ready.get()
+            if type(item) is _Marker:
+                item.done.set()
+            else:
+                self._deliver(item, body)  # type: ignore[arg-type]
+
+    def _deliver(self, batch: _Batch, body: bytes | None = None) -> None:
+        if batch.series and not self._series:  # packed before the server turned out to be MLflow's
+            for part in batch.as_log_batches():
+                self._deliver(part)
+            return
         api, endpoint = batch.endpoint()
         try:
-            self._transport.call("POST", endpoint, raw_body=batch.body(), api=api)
+            self._transport.call("POST", endpoint, raw_body=body or batch.body(), api=api)
         except TransientError as exc:
             exc.message += f" ({len(batch)} writes for run {batch.run_id} not delivered)"
             exc.args = (exc.message,)
