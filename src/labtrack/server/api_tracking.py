@@ -12,7 +12,7 @@ from labtrack import columns
 from labtrack.entities import DatasetInput, Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.args import Args
-from labtrack.server.base import RawJson, ServerContext
+from labtrack.server.base import RawJson, ServerContext, on_writer
 
 
 def _tags(a: Args, name: str = "tags") -> dict[str, str]:
@@ -77,6 +77,7 @@ def delete_experiment_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
 
 # -- runs ---------------------------------------------------------------------
 
+@on_writer
 def create_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
     run = ctx.store.create_run(
         experiment_id=a.str("experiment_id") or "0", user_id=a.str("user_id") or "",
@@ -88,6 +89,7 @@ def get_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return {"run": ctx.store.get_run(a.run_id()).to_json()}
 
 
+@on_writer
 def update_run(ctx: ServerContext, a: Args) -> dict[str, Any]:
     status = _status(a)
     info = ctx.store.update_run(a.run_id(), status=status, end_time=a.int("end_time"),
@@ -143,32 +145,38 @@ def _metric(item: dict[str, Any] | Args) -> Metric:
                   dataset_name=a.str("dataset_name"), dataset_digest=a.str("dataset_digest"))
 
 
+@on_writer
 def log_metric(ctx: ServerContext, a: Args) -> dict[str, Any]:
     ctx.store.log_batch(a.run_id(), metrics=[_metric(a)])
     return {}
 
 
+@on_writer
 def log_param(ctx: ServerContext, a: Args) -> dict[str, Any]:
     ctx.store.log_batch(a.run_id(), params=[(a.req("key"), a.str("value", required=True) or "")])
     return {}
 
 
+@on_writer
 def set_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
     ctx.store.log_batch(a.run_id(), tags=[(a.req("key"), a.str("value", required=True) or "")])
     return {}
 
 
+@on_writer
 def delete_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
     ctx.store.delete_tag(a.run_id(), a.req("key"))
     return {}
 
 
+@on_writer
 def log_batch(ctx: ServerContext, a: Args) -> dict[str, Any]:
     metrics = [_metric(m) for m in a.objects("metrics")]
     ctx.store.log_batch(a.run_id(), metrics=metrics, params=a.key_values("params"), tags=a.key_values("tags"))
     return {}
 
 
+@on_writer
 def log_inputs(ctx: ServerContext, a: Args) -> dict[str, Any]:
     datasets = []
     for item in a.objects("datasets"):
@@ -186,6 +194,7 @@ def log_inputs(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return {}
 
 
+@on_writer
 def log_outputs(ctx: ServerContext, a: Args) -> dict[str, Any]:
     models = []
     for m in a.objects("models"):

@@ -1,14 +1,17 @@
 """Handler plumbing: auth, CSRF rule, argument parsing, JSON and errors.
 
 Handlers stay thin: parse the request into ``Args``, call one endpoint
-function on a worker thread, render its dict as JSON.  Every LabtrackError
-becomes MLflow's ``{"error_code", "message"}`` with its status; anything else
-is logged (without headers, cookies or query strings: they carry the user's
-Jupyter token) and answered as INTERNAL_ERROR.
+function on a worker thread, render its dict as JSON.  An endpoint marked
+``on_writer`` (it parses and makes one store write, nothing else) runs whole
+on the store's writer thread instead: one thread hop each way, not two.
+Every LabtrackError becomes MLflow's ``{"error_code", "message"}`` with its
+status; anything else is logged (without headers, cookies or query strings:
+they carry the user's Jupyter token) and answered as INTERNAL_ERROR.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -48,6 +51,18 @@ class ServerContext:
 
 
 Endpoint = Callable[..., Any]
+
+
+def on_writer(fn: Endpoint) -> Endpoint:
+    """Mark an endpoint that only parses its request and makes store writes.
+
+    It runs on the writer thread, inside the write's own savepoint, so its
+    store call writes at once instead of waking the writer from a worker (see
+    ``store.writer``).  It must not read through the store's readers: they
+    would not see what the write has done so far.
+    """
+    fn.on_writer = True  # type: ignore[attr-defined]
+    return fn
 
 
 class RawJson(str):
@@ -131,6 +146,10 @@ class BaseHandler(web.RequestHandler):
             raise TransientError("The server is shutting down.") from None
         return await fut
 
+    async def run_on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the store's writer thread, as one write of a group."""
+        return await asyncio.wrap_future(self.ctx.store.writer.submit(lambda conn: fn(*args)))
+
 
 class ApiHandler(BaseHandler):
     """One route: ``methods`` maps an HTTP method to ``fn(ctx, args, *path_args) -> dict``."""
@@ -169,7 +188,10 @@ class ApiHandler(BaseHandler):
         if fn is None:
             raise web.HTTPError(405)
         args = self.parse_args()
-        result = await self.run(fn, self.ctx, args, *path_args)
+        if getattr(fn, "on_writer", False):
+            result = await self.run_on_writer(fn, self.ctx, args, *path_args)
+        else:
+            result = await self.run(fn, self.ctx, args, *path_args)
         self.write_json(result if result is not None else {})
 
     get = post = patch = delete = put = _dispatch  # type: ignore[assignment]

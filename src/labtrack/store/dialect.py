@@ -100,3 +100,20 @@ def raw_rows(conn: Connection, compiled: Any, values: dict[str, Any]) -> list[tu
         return cursor.fetchall()
     finally:
         cursor.close()
+
+
+def raw_execute(conn: Connection, compiled: Any, values: dict[str, Any]) -> int:
+    """``raw_rows`` for a statement that returns no rows (an UPDATE); the rows it changed.
+
+    For the statements every logging request runs, where SQLAlchemy's own
+    execution costs many times the database's work.
+    """
+    bound = tuple(values[n] for n in compiled.positiontup) if compiled.positional else values
+    if not conn.in_transaction():
+        conn.begin()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, bound)
+        return cursor.rowcount
+    finally:
+        cursor.close()

@@ -6,6 +6,11 @@ each inside its own SAVEPOINT.  A write that fails (bad input) rolls back to
 its savepoint alone, so nothing of it is half-written and its neighbours still
 commit.  One commit per group is what makes many concurrent writers cheap on
 SQLite: no lock contention, one fsync for many requests.
+
+A write called from the writer thread itself (a request handed whole to the
+writer with ``submit``, whose store call then writes) runs at once on the
+group's connection, inside its caller's savepoint: a request costs one hop to
+this thread and one back, not a hop to a worker and another to here.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Writer:
         self._stopped = False
         self._lock = threading.Lock()  # a write queued behind _STOP would never be answered
         self._after_commit: list[Callable[[], None]] = []
+        self._conn: Connection | None = None  # the group's connection, while one is applied
         self.commits = 0
         self._thread.start()
 
@@ -52,7 +58,13 @@ class Writer:
         return fut
 
     def run(self, fn: Callable[[Connection], T]) -> T:
-        """Queue ``fn`` and wait for its commit."""
+        """Queue ``fn`` and wait for its commit.
+
+        On the writer thread (inside an operation of a group) ``fn`` runs at
+        once, as part of that operation: it commits, or rolls back, with it.
+        """
+        if threading.current_thread() is self._thread and self._conn is not None:
+            return fn(self._conn)
         return self.submit(fn).result()
 
     def close(self, timeout: float = 30.0) -> None:
@@ -94,6 +106,7 @@ class Writer:
         # transaction rolls back, which is the same.  (SAVEPOINT and RELEASE are
         # compiled afresh each time and cost as much as the write itself.)
         alone = len(group) == 1
+        self._conn = conn
         try:
             with conn.begin() as transaction:
                 for fn, fut in group:
@@ -118,6 +131,8 @@ class Writer:
                         fut.set_exception(err)
             conn.close()
             return self._engine.connect()
+        finally:
+            self._conn = None
         self.commits += 1
         for fut, ok, value in outcomes:
             if ok:
