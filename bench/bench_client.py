@@ -32,8 +32,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-sys.path.insert(0, SRC)  # this checkout's labtrack, installed or not
+ROOT = Path(__file__).resolve().parents[1]
+SRC = str(ROOT / "src")
+sys.path[:0] = [SRC, str(ROOT)]  # this checkout's labtrack, installed or not, and bench.common
 
 LT_LOOP = textwrap.dedent("""
     import json, sys, time
@@ -209,6 +210,15 @@ def measure(args: argparse.Namespace, work: Path, db: Path) -> None:
         ml_imp, ml_wall = import_seconds("mlflow", repeat=3)
         print(f"import mlflow:   {ml_imp:.3f} s (importtime), process {ml_wall:.3f} s")
 
+    from bench.common import machine, write_json
+
+    path = write_json("client.json", {
+        "machine": machine(), "points": args.points,
+        "labtrack_async": lt_async, "labtrack_sync": lt_sync, "mlflow_async": ml_async, "mlflow_sync": ml_sync,
+        "end_to_end_points_per_s": rate(lt_async, "flush"),
+        "import_s": {"labtrack": lt_imp, "mlflow": ml_imp}, "process_s": {"labtrack": lt_wall, "mlflow": ml_wall},
+    })
+    print(f"results: {path}")
     print("ratios (labtrack / mlflow):")
     if ml_async:
         print(f"  async end to end  {rate(lt_async, 'flush') / rate(ml_async, 'flush'):,.0f}x")
