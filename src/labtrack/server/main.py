@@ -9,6 +9,7 @@ commit what it holds, and release the record, so nothing acknowledged is lost.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -113,6 +114,10 @@ class Server:
             print(f"Clients need the token: export MLFLOW_TRACKING_TOKEN={token} "
                   f"(browser: {record.url}/?token={token})", flush=True)
         watchers = [asyncio.create_task(self._watch(ctx))]
+        # What exists now (modules, the app, the store) lives as long as the server:
+        # frozen out of the collector's sight, the full collections that a long
+        # read's many rows set off no longer walk it every time.
+        gc.freeze()
         await self._stopping.wait()
         for w in watchers:
             w.cancel()
