@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from tornado import web
-from tornado.httputil import HTTPServerRequest
+from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 
 from labtrack._version import __version__
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking
 from labtrack.server import listener
-from labtrack.server.base import TOKEN_COOKIE, ApiHandler, BaseHandler, ServerContext
+from labtrack.server.base import TOKEN_COOKIE, ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
 
 STATIC_UI = Path(__file__).resolve().parent.parent / "static" / "ui"
-access_log = logging.getLogger("labtrack.access")
 
 # MLflow mounts every endpoint under /api/2.0 and /api/3.0; the web UI uses /ajax-api.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/api/3.0/mlflow/", "/ajax-api/2.0/mlflow/", "/ajax-api/3.0/mlflow/")
@@ -70,11 +68,7 @@ class NotFoundHandler(BaseHandler):
 
 
 def _log_request(handler: web.RequestHandler) -> None:
-    status = handler.get_status()
-    if status >= 500 or getattr(handler.application, "access_log_all", False):
-        # Method and path only: the query string may carry a Jupyter token.
-        access_log.info("%d %s %s %.1fms", status, handler.request.method, handler.request.path,
-                        1000.0 * handler.request.request_time())
+    log_access(handler.get_status(), handler.request, getattr(handler.application, "access_log_all", False))
 
 
 def routes(ctx: ServerContext) -> list[Any]:
@@ -114,11 +108,15 @@ class Application(web.Application):
             if _FIXED_PATH.fullmatch(path):
                 self.fixed_paths.setdefault(path, (handler, kwargs))
 
-    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> web._HandlerDelegate:
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate:
         hit = self.fixed_paths.get(request.path)
-        if hit is not None:
-            return self.get_handler_delegate(request, hit[0], hit[1])
-        return super().find_handler(request, **kwargs)
+        if hit is None:
+            return super().find_handler(request, **kwargs)
+        handler, handler_kwargs = hit
+        if handler is ApiHandler and request.method in handler_kwargs["methods"]:
+            return ApiRequest(request, handler_kwargs["ctx"], handler_kwargs["methods"],
+                              bool(getattr(self, "access_log_all", False)))
+        return self.get_handler_delegate(request, handler, handler_kwargs)
 
 
 # Only characters that mean themselves in a URL path; '.' as a regex matches

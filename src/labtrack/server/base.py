@@ -7,6 +7,11 @@ on the store's writer thread instead: one thread hop each way, not two.
 Every LabtrackError becomes MLflow's ``{"error_code", "message"}`` with its
 status; anything else is logged (without headers, cookies or query strings:
 they carry the user's Jupyter token) and answered as INTERNAL_ERROR.
+
+API routes are answered by ``ApiRequest``, a bare tornado message delegate:
+the same steps as ``ApiHandler`` (which still serves the rest), without a
+RequestHandler per request, whose set-up and finishing cost more than a small
+request's own work.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado import web
+from tornado import httputil, web
 from tornado.ioloop import IOLoop
 
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
 
 log = logging.getLogger("labtrack.server")
+access_log = logging.getLogger("labtrack.access")
 
 TOKEN_COOKIE = "labtrack_token"
 JSON_TYPE = "application/json"
@@ -69,6 +75,93 @@ class RawJson(str):
     """A reply an endpoint has already rendered to JSON text (long histories)."""
 
 
+def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None:
+    """Raise Unauthenticated unless the request carries the server's token."""
+    token = ctx.token
+    if not token or _via_unix_socket(request):
+        # The socket sits in a private (0700) folder: reaching it is the credential.
+        return
+    header = request.headers.get("Authorization", "")
+    offered = None
+    if header.startswith("Bearer "):
+        offered = header[7:].strip()
+    elif header.startswith("Basic "):
+        try:
+            offered = base64.b64decode(header[6:]).decode().split(":", 1)[1]
+        except (ValueError, IndexError, UnicodeDecodeError):
+            offered = None
+    if offered is None:
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        offered = cookie.value if cookie is not None else None
+    if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
+        raise Unauthenticated("A valid token is required (Authorization: Bearer <token>).")
+
+
+def _via_unix_socket(request: httputil.HTTPServerRequest) -> bool:
+    context = getattr(request.connection, "context", None)
+    return getattr(context, "address_family", None) == socket.AF_UNIX
+
+
+def request_args(request: httputil.HTTPServerRequest) -> Args:
+    """An API request's fields: the query of a GET, else the JSON body (plus the query)."""
+    if request.method == "GET":
+        query = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in request.query_arguments.items()}
+        return Args(query, from_query=True)
+    body = request.body
+    if request.method in ("POST", "PATCH"):
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != JSON_TYPE:
+            # A cross-site form cannot send JSON, so this blocks CSRF writes.
+            raise BadRequest("Requests that change data must have Content-Type: application/json.")
+    if not body or not body.strip():
+        data: Any = {}
+    else:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadRequest(f"Malformed JSON in the request body: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    # DELETE may carry its fields in the query string too.
+    for k, vs in request.query_arguments.items():
+        data.setdefault(k, vs[-1].decode("utf-8", "replace"))
+    return Args(data)
+
+
+async def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any) -> Any:
+    """``fn(ctx, *args)`` on a worker thread, or whole on the writer thread if it is ``on_writer``."""
+    if getattr(fn, "on_writer", False):
+        return await asyncio.wrap_future(ctx.store.writer.submit(lambda conn: fn(ctx, *args)))
+    try:
+        fut = IOLoop.current().run_in_executor(ctx.pool, fn, ctx, *args)
+    except RuntimeError:  # the pool is shut down: a kept-alive connection spoke during shutdown
+        raise TransientError("The server is shutting down.") from None
+    return await fut
+
+
+def error_reply(exc: BaseException | None, status_code: int, reason: str) -> tuple[int, dict[str, Any]]:
+    """The status and MLflow error body for a failed request."""
+    if isinstance(exc, LabtrackError):
+        return exc.http_status, exc.to_json()
+    if isinstance(exc, web.HTTPError) and status_code < 500:
+        code = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 413: "BAD_REQUEST"}.get(status_code, "BAD_REQUEST")
+        return status_code, {"error_code": code, "message": exc.log_message or reason}
+    return status_code, {"error_code": "INTERNAL_ERROR", "message": "Internal server error; see the server's log."}
+
+
+def log_failure(request: httputil.HTTPServerRequest, exc: BaseException) -> None:
+    """Log an unexpected error: method and path only, never headers, cookies or the query string."""
+    if isinstance(exc, LabtrackError) or (isinstance(exc, web.HTTPError) and exc.status_code < 500):
+        return
+    log.error("error in %s %s", request.method, request.path, exc_info=(type(exc), exc, exc.__traceback__))
+
+
+def log_access(status: int, request: httputil.HTTPServerRequest, every_request: bool) -> None:
+    if status >= 500 or every_request:
+        # Method and path only: the query string may carry a Jupyter token.
+        access_log.info("%d %s %s %.1fms", status, request.method, request.path, 1000.0 * request.request_time())
+
+
 class BaseHandler(web.RequestHandler):
     """Auth and error rendering shared by every route."""
 
@@ -87,27 +180,7 @@ class BaseHandler(web.RequestHandler):
             self.check_token()
 
     def check_token(self) -> None:
-        token = self.ctx.token
-        if not token or self._via_unix_socket():
-            # The socket sits in a private (0700) folder: reaching it is the credential.
-            return
-        header = self.request.headers.get("Authorization", "")
-        offered = None
-        if header.startswith("Bearer "):
-            offered = header[7:].strip()
-        elif header.startswith("Basic "):
-            try:
-                offered = base64.b64decode(header[6:]).decode().split(":", 1)[1]
-            except (ValueError, IndexError, UnicodeDecodeError):
-                offered = None
-        if offered is None:
-            offered = self.get_cookie(TOKEN_COOKIE)
-        if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
-            raise Unauthenticated("A valid token is required (Authorization: Bearer <token>).")
-
-    def _via_unix_socket(self) -> bool:
-        context = getattr(self.request.connection, "context", None)
-        return getattr(context, "address_family", None) == socket.AF_UNIX
+        check_token(self.ctx, self.request)
 
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -115,23 +188,13 @@ class BaseHandler(web.RequestHandler):
         self.finish(obj if isinstance(obj, RawJson) else json.dumps(obj, separators=(",", ":"), allow_nan=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, LabtrackError):
-            self.set_status(exc.http_status)
-            body = exc.to_json()
-        elif isinstance(exc, web.HTTPError) and status_code < 500:
-            code = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 413: "BAD_REQUEST"}.get(status_code, "BAD_REQUEST")
-            body = {"error_code": code, "message": exc.log_message or self._reason}
-        else:
-            body = {"error_code": "INTERNAL_ERROR", "message": "Internal server error; see the server's log."}
+        status, body = error_reply(kwargs.get("exc_info", (None, None, None))[1], status_code, self._reason)
+        self.set_status(status)
         self.set_header("Content-Type", JSON_TYPE)
         self.finish(json.dumps(body))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, LabtrackError) or (isinstance(value, web.HTTPError) and value.status_code < 500):
-            return
-        # Method and path only: never headers, cookies or the query string.
-        log.error("error in %s %s", self.request.method, self.request.path, exc_info=(typ, value, tb))
+        log_failure(self.request, value)
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -146,10 +209,6 @@ class BaseHandler(web.RequestHandler):
             raise TransientError("The server is shutting down.") from None
         return await fut
 
-    async def run_on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on the store's writer thread, as one write of a group."""
-        return await asyncio.wrap_future(self.ctx.store.writer.submit(lambda conn: fn(*args)))
-
 
 class ApiHandler(BaseHandler):
     """One route: ``methods`` maps an HTTP method to ``fn(ctx, args, *path_args) -> dict``."""
@@ -159,39 +218,82 @@ class ApiHandler(BaseHandler):
         self.methods = methods or {}
 
     def parse_args(self) -> Args:
-        if self.request.method == "GET":
-            query = {k: [v.decode("utf-8", "replace") for v in vs]
-                     for k, vs in self.request.query_arguments.items()}
-            return Args(query, from_query=True)
-        body = self.request.body
-        if self.request.method in ("POST", "PATCH"):
-            ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype != JSON_TYPE:
-                # A cross-site form cannot send JSON, so this blocks CSRF writes.
-                raise BadRequest("Requests that change data must have Content-Type: application/json.")
-        if not body or not body.strip():
-            data: Any = {}
-        else:
-            try:
-                data = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise BadRequest(f"Malformed JSON in the request body: {e}") from None
-        if not isinstance(data, dict):
-            raise BadRequest("The request body must be a JSON object.")
-        # DELETE may carry its fields in the query string too.
-        for k, vs in self.request.query_arguments.items():
-            data.setdefault(k, vs[-1].decode("utf-8", "replace"))
-        return Args(data)
+        return request_args(self.request)
 
     async def _dispatch(self, *path_args: str) -> None:
         fn = self.methods.get(self.request.method or "")
         if fn is None:
             raise web.HTTPError(405)
-        args = self.parse_args()
-        if getattr(fn, "on_writer", False):
-            result = await self.run_on_writer(fn, self.ctx, args, *path_args)
-        else:
-            result = await self.run(fn, self.ctx, args, *path_args)
+        result = await call_endpoint(self.ctx, fn, self.parse_args(), *path_args)
         self.write_json(result if result is not None else {})
 
     get = post = patch = delete = put = _dispatch  # type: ignore[assignment]
+
+
+class ApiRequest(httputil.HTTPMessageDelegate):
+    """One request to an API route, answered without a RequestHandler.
+
+    The steps and replies are ``ApiHandler``'s: the token, the method's
+    endpoint, its arguments, the call, the JSON or the error, the access log.
+    Only for methods the route has; tornado's handler answers the others.
+    """
+
+    def __init__(self, request: httputil.HTTPServerRequest, ctx: ServerContext, methods: dict[str, Endpoint],
+                 every_request_logged: bool) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.fn = methods[request.method or ""]
+        self.every_request_logged = every_request_logged
+        self.chunks: list[bytes] = []
+        self.closed = False
+        self.task: asyncio.Task[None] | None = None
+        ctx.last_activity = time.monotonic()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        if self.chunks:
+            self.request.body = b"".join(self.chunks)
+        self.task = asyncio.get_running_loop().create_task(self._answer())
+
+    def on_connection_close(self) -> None:
+        self.closed = True
+
+    async def _answer(self) -> None:
+        try:
+            check_token(self.ctx, self.request)
+            result = await call_endpoint(self.ctx, self.fn, request_args(self.request))
+            status = 200
+            body = result if isinstance(result, RawJson) else json.dumps(
+                result if result is not None else {}, separators=(",", ":"), allow_nan=False)
+        except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
+            log_failure(self.request, exc)
+            code = exc.status_code if isinstance(exc, web.HTTPError) else 500
+            status, error = error_reply(exc, code, httputil.responses.get(code, "Unknown"))
+            body = json.dumps(error)
+        self._reply(status, body.encode())
+        log_access(status, self.request, self.every_request_logged)
+
+    def _reply(self, status: int, data: bytes) -> None:
+        if self.closed:
+            return
+        headers = httputil.HTTPHeaders({"Content-Type": JSON_TYPE, "Content-Length": str(len(data)),
+                                        "Date": _http_date()})
+        connection = self.request.connection
+        assert connection is not None
+        connection.write_headers(httputil.ResponseStartLine("", status, httputil.responses.get(status, "Unknown")),
+                                 headers, data)
+        connection.finish()
+
+
+_date_cache: list[Any] = [0, ""]
+
+
+def _http_date() -> str:
+    """The Date header, formatted once a second."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[1] = httputil.format_timestamp(now)
+        _date_cache[0] = now
+    return str(_date_cache[1])
