@@ -131,7 +131,7 @@ def request_args(request: httputil.HTTPServerRequest) -> Args:
 async def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any) -> Any:
     """``fn(ctx, *args)`` on a worker thread, or whole on the writer thread if it is ``on_writer``."""
     if getattr(fn, "on_writer", False):
-        return await asyncio.wrap_future(ctx.store.writer.submit(lambda conn: fn(ctx, *args)))
+        return await ctx.store.writer.submit_from_loop(lambda conn: fn(ctx, *args))
     try:
         fut = IOLoop.current().run_in_executor(ctx.pool, fn, ctx, *args)
     except RuntimeError:  # the pool is shut down: a kept-alive connection spoke during shutdown

@@ -15,6 +15,7 @@ this thread and one back, not a hop to a worker and another to here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -56,6 +57,22 @@ class Writer:
                 return fut
             self._queue.put((fn, fut))
         return fut
+
+    def submit_from_loop(self, fn: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """``submit`` for the event loop's thread: an asyncio future, answered on that loop.
+
+        One ``call_soon_threadsafe`` per write, without a concurrent Future and
+        its lock and chained callbacks in between (every logging request comes
+        this way).
+        """
+        loop = asyncio.get_running_loop()
+        reply = _LoopReply(loop, loop.create_future())
+        with self._lock:
+            if self._stopped:
+                reply.future.set_exception(TransientError("the server is shutting down"))
+                return reply.future
+            self._queue.put((fn, reply))
+        return reply.future
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """Queue ``fn`` and wait for its commit.
@@ -142,3 +159,44 @@ class Writer:
                     log.exception("write failed", exc_info=value)
                 fut.set_exception(value)
         return conn
+
+
+class _LoopReply:
+    """The part of a concurrent Future that ``_apply`` uses, answering an asyncio future on its loop."""
+
+    __slots__ = ("loop", "future", "_done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.future = future
+        self._done = False
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.future.cancelled()  # a stale answer only costs a write that nobody awaits
+
+    def running(self) -> bool:
+        return not self._done
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._answer(True, value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._answer(False, exc)
+
+    def _answer(self, ok: bool, value: Any) -> None:
+        self._done = True
+        try:
+            self.loop.call_soon_threadsafe(_deliver, self.future, ok, value)
+        except RuntimeError:  # the loop is closed: nobody waits for the answer any more
+            pass
+
+
+def _deliver(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if not future.done():
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
