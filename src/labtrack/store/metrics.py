@@ -100,7 +100,29 @@ def _insert_finite(conn: Connection, run_id: str, s_: MetricSeries) -> None:
 def _upsert_latest(conn: Connection) -> Any:
     stmt = upsert(conn, _lm)
     return stmt.on_conflict_do_update(index_elements=[_lm.c.run_uuid, _lm.c.key],
-                                      set_={c: stmt.excluded[c] for c in _LATEST_FIELDS})
+                                      set_={c: stmt.excluded[c] for c in _LATEST_FIELDS}
+                                      ).compile(dialect=conn.dialect, column_keys=[c.name for c in _lm.c])
+
+
+# The latest values of up to this many keys are read with a statement compiled
+# for that many keys and run on the DBAPI cursor: SQLAlchemy's execution (an
+# expanding IN rendered on every call) cost more than SQLite's work, on every
+# log_metric request.
+_LATEST_RAW_KEYS = 32
+_LATEST_COLUMNS = [c.name for c in _lm.c]
+
+
+def _latest_rows(conn: Connection, run_id: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored latest-value rows of ``keys`` as dicts by key."""
+    n = len(keys)
+    if n > _LATEST_RAW_KEYS:
+        rows: list[Any] = list(conn.execute(_LATEST, {"run_id": run_id, "keys": keys}))
+    else:
+        compiled = cached(conn, f"latest_metrics_{n}_sql", lambda c: select(_lm).where(
+            _lm.c.run_uuid == bindparam("run_id"), _lm.c.key.in_([bindparam(f"k{i}") for i in range(n)])
+        ).compile(dialect=c.dialect))
+        rows = raw_rows(conn, compiled, {"run_id": run_id, **{f"k{i}": k for i, k in enumerate(keys)}})
+    return {r[1]: dict(zip(_LATEST_COLUMNS, r)) for r in rows}
 
 
 def _row(run_id: str, m: Metric) -> dict[str, Any]:
@@ -201,18 +223,18 @@ def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], float | None, 
 
 def _update_latest(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:
     found = {s_.key: _best(s_) for s_ in series}
-    existing = {row.key: row for row in conn.execute(_LATEST, {"run_id": run_id, "keys": list(found)})}
+    existing = _latest_rows(conn, run_id, list(found))
     out = []
     for key, (best, lo, hi) in found.items():
         old = existing.get(key)
         if old is not None:
-            best = max(best, _order_key(old.step, old.timestamp, old.value, old.is_nan))
-            lo = _combine(min, old.min_value, lo)
-            hi = _combine(max, old.max_value, hi)
+            best = max(best, _order_key(old["step"], old["timestamp"], old["value"], bool(old["is_nan"])))
+            lo = _combine(min, old["min_value"], lo)
+            hi = _combine(max, old["max_value"], hi)
         step, ts, is_num, value = best
         out.append({"run_uuid": run_id, "key": key, "value": value, "is_nan": not is_num,
                     "timestamp": ts, "step": step, "min_value": lo, "max_value": hi})
-    conn.execute(cached(conn, "upsert_latest_metrics", _upsert_latest), out)
+    raw_executemany(conn, cached(conn, "upsert_latest_metrics_sql", _upsert_latest), out)
 
 
 def _combine(fn: Any, a: float | None, b: float | None) -> float | None:
