@@ -7,33 +7,13 @@ download URI points where the client can fetch the files from this server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
-from tests.servers import PostgresDatabases, ServerProcess, start_server
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def registry_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                    pg_databases: PostgresDatabases | None) -> Iterator[ServerProcess]:
-    """One real server per backend for this module; each test builds what it needs."""
-    workdir = tmp_path_factory.mktemp(f"registry-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{workdir / 'mlruns.db'}"
-    else:
-        if pg_databases is None:
-            pytest.skip("LABTRACK_TEST_POSTGRES_URL is not set (CI sets it)")
-        url = pg_databases.create()
-    srv = start_server(url, workdir)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        if request.param == "postgres" and pg_databases is not None:
-            pg_databases.drop(url)
+from tests.servers import ServerProcess, start_server
 
 
 def _ok(reply: Any) -> dict[str, Any]:
@@ -114,20 +94,20 @@ def _refused_corpus(w: dict[str, Any], server_url: str) -> list[tuple[str, dict[
     return cases
 
 
-def test_refused_sources_leave_the_database_unchanged(registry_server: ServerProcess) -> None:
-    w = _world(registry_server, "refused")
-    corpus = _refused_corpus(w, registry_server.url)
+def test_refused_sources_leave_the_database_unchanged(module_server: ServerProcess) -> None:
+    w = _world(module_server, "refused")
+    corpus = _refused_corpus(w, module_server.url)
     assert len(corpus) >= 25
-    before = _snapshot(registry_server.backend_uri)
+    before = _snapshot(module_server.backend_uri)
     wrong = []
     for source, extra in corpus:
-        reply = registry_server.api("POST", "model-versions/create", {"name": w["name"], "source": source, **extra})
+        reply = module_server.api("POST", "model-versions/create", {"name": w["name"], "source": source, **extra})
         body = reply.json() if reply.headers.get("Content-Type", "").startswith("application/json") else {}
         if reply.status_code != 400 or body.get("error_code") != "INVALID_PARAMETER_VALUE":
             wrong.append((source, extra, reply.status_code, reply.text[:200]))
     assert wrong == []
-    assert _snapshot(registry_server.backend_uri) == before
-    versions = _ok(registry_server.api("GET", "model-versions/search", {"filter": f"name = '{w['name']}'"}))
+    assert _snapshot(module_server.backend_uri) == before
+    versions = _ok(module_server.api("GET", "model-versions/search", {"filter": f"name = '{w['name']}'"}))
     assert [v["version"] for v in versions["model_versions"]] == ["1"]
 
 
@@ -135,8 +115,8 @@ def _download_uri(server: ServerProcess, name: str, version: str) -> str:
     return _ok(server.api("GET", "model-versions/get-download-uri", {"name": name, "version": version}))["artifact_uri"]
 
 
-def test_accepted_sources(registry_server: ServerProcess) -> None:
-    w = _world(registry_server, "accepted")
+def test_accepted_sources(module_server: ServerProcess) -> None:
+    w = _world(module_server, "accepted")
     run_id, run_uri = w["run"]["run_id"], w["run"]["artifact_uri"]
     model_id, model_uri = w["model"]["model_id"], w["model"]["artifact_uri"]
     name = w["name"]
@@ -157,10 +137,10 @@ def test_accepted_sources(registry_server: ServerProcess) -> None:
          "dummy-source", None, None, "dummy-source"),
     ]
     for i, (fields, source, run, model, download) in enumerate(cases, start=2):
-        mv = _ok(registry_server.api("POST", "model-versions/create", {"name": name, **fields}))["model_version"]
+        mv = _ok(module_server.api("POST", "model-versions/create", {"name": name, **fields}))["model_version"]
         assert (mv["version"], mv["status"], mv["current_stage"]) == (str(i), "READY", "None")
         assert (mv["source"], mv.get("run_id"), mv.get("model_id")) == (source, run, model), fields
-        assert _download_uri(registry_server, name, str(i)) == download, fields
+        assert _download_uri(module_server, name, str(i)) == download, fields
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])

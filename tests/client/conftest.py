@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 import labtrack as lt
-from labtrack.client import config
 from labtrack.client.transport import Transport, unix_uri
 from labtrack.errors import LabtrackError
+from tests.client_state import reset_client_state
 
 # The environment variables that steer the client; tests start from none of them.
 CLIENT_ENV = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE",
@@ -166,28 +166,6 @@ def tracking_server(request: pytest.FixtureRequest,
     server = start_mlflow(workdir) if request.param == "mlflow" else start_labtrack(workdir)
     yield server
     stop(server.proc)
-
-
-def reset_client_state() -> None:
-    """End runs a failed test left open and forget the fluent API's choices."""
-    from labtrack.client import fluent
-
-    stack = fluent._stack()
-    while stack:
-        run = stack.pop()
-        try:
-            fluent._client().set_terminated(run.info.run_id, "KILLED")
-        except Exception:
-            pass
-    for sender in config.senders():
-        try:
-            sender.flush(30)
-        except Exception:
-            pass
-    fluent._state.experiment_id = None
-    fluent._state.last_run_id = None
-    lt.set_tracking_uri(None)  # type: ignore[arg-type]
-    config.reset()
 
 
 @pytest.fixture

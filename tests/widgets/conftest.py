@@ -8,32 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 import labtrack as lt
-from labtrack.client import config, fluent
+from tests.client_state import reset_client_state
 from tests.servers import ServerProcess
 
 CLIENT_ENV = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE",
               "LABTRACK_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN", "MLFLOW_EXPERIMENT_NAME",
               "MLFLOW_EXPERIMENT_ID", "LABTRACK_EXPERIMENT_NAME", "LABTRACK_UI_URL",
               "JUPYTERHUB_SERVICE_PREFIX")
-
-
-def _reset() -> None:
-    stack = fluent._stack()
-    while stack:
-        run = stack.pop()
-        try:
-            fluent._client().set_terminated(run.info.run_id, "KILLED")
-        except Exception:
-            pass
-    for sender in config.senders():
-        try:
-            sender.flush(30)
-        except Exception:
-            pass
-    fluent._state.experiment_id = None
-    fluent._state.last_run_id = None
-    lt.set_tracking_uri(None)  # type: ignore[arg-type]
-    config.reset()
 
 
 @pytest.fixture
@@ -43,8 +24,8 @@ def tracked(sqlite_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> It
         monkeypatch.delenv(name, raising=False)
     if sqlite_server.token:
         monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", sqlite_server.token)
-    _reset()
+    reset_client_state()
     lt.set_tracking_uri(sqlite_server.url)
     experiment = lt.set_experiment(f"widgets-{uuid.uuid4().hex[:8]}")
     yield experiment.experiment_id
-    _reset()
+    reset_client_state()

@@ -91,15 +91,7 @@ def raw_rows(conn: Connection, compiled: Any, values: dict[str, Any]) -> list[tu
     ``cached``) and runs inside ``conn``'s transaction.  Only for columns that
     need no result processing (a Boolean comes back as 0/1 on SQLite).
     """
-    bound = tuple(values[n] for n in compiled.positiontup) if compiled.positional else values
-    if not conn.in_transaction():
-        conn.begin()
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(compiled.string, bound)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+    return _execute(conn, compiled, values, lambda cursor: cursor.fetchall())
 
 
 def raw_execute(conn: Connection, compiled: Any, values: dict[str, Any]) -> int:
@@ -108,12 +100,16 @@ def raw_execute(conn: Connection, compiled: Any, values: dict[str, Any]) -> int:
     For the statements every logging request runs, where SQLAlchemy's own
     execution costs many times the database's work.
     """
+    return _execute(conn, compiled, values, lambda cursor: cursor.rowcount)
+
+
+def _execute(conn: Connection, compiled: Any, values: dict[str, Any], result: Callable[[Any], Any]) -> Any:
     bound = tuple(values[n] for n in compiled.positiontup) if compiled.positional else values
     if not conn.in_transaction():
         conn.begin()
     cursor = conn.connection.cursor()
     try:
         cursor.execute(compiled.string, bound)
-        return cursor.rowcount
+        return result(cursor)
     finally:
         cursor.close()
