@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from labtrack._version import __version__
 from labtrack.errors import InvalidParameterValue
-from labtrack.models.mlmodel import ModelMeta, folder_size
+from labtrack.models.mlmodel import ModelMeta
 from labtrack.models.python_model import PythonModelContext
+from labtrack.models.saving import add_example_and_signature, finish_model, model_folder
 from labtrack.models.upload import ModelInfo
 
 FLAVOR = "python_function"
@@ -146,38 +146,15 @@ def _fetch_artifact(uri: str) -> Path:
     return Path(uri)
 
 
-def resolve_signature(signature: Any) -> dict[str, Any] | None:
-    """A signature given by the user: a dict, MLflow's ``ModelSignature``, or None/False."""
-    if signature is None or signature is False:
-        return None
-    if hasattr(signature, "to_dict"):
-        signature = signature.to_dict()
-    if not isinstance(signature, dict) or "inputs" not in signature:
-        raise InvalidParameterValue("signature must be a dict with 'inputs' (and 'outputs') "
-                                    "or an mlflow ModelSignature")
-    return signature
-
-
-def prepare_folder(path: str | os.PathLike) -> Path:
-    """A new, empty model folder (refuse to overwrite one, as MLflow does)."""
-    folder = Path(path)
-    if folder.exists() and any(folder.iterdir()):
-        raise InvalidParameterValue(f"path {folder} already exists and is not empty")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def save_model(path: str | os.PathLike, python_model: Any = None, *,
                artifacts: dict[str, str] | None = None, signature: Any = None,
                input_example: Any = None, pip_requirements: list[str] | None = None,
                extra_pip_requirements: list[str] | None = None,
                metadata: dict[str, Any] | None = None) -> ModelMeta:
     """Save a custom model (a ``PythonModel`` instance or a function) into a new folder."""
-    from labtrack.models.environment import pinned, requirements, write_environment
-    from labtrack.models.example import save_example
+    from labtrack.models.environment import pinned
     from labtrack.models.python_model import (PythonModelWrapper, context_for, copy_artifacts,
                                               save_python_model)
-    from labtrack.models.signature import infer_signature
 
     if python_model is None:
         raise InvalidParameterValue("save_model needs python_model")
@@ -185,34 +162,25 @@ def save_model(path: str | os.PathLike, python_model: Any = None, *,
         if not callable(python_model):
             raise InvalidParameterValue("python_model must have a predict method or be callable")
         python_model = _FunctionModel(python_model)
-    folder = prepare_folder(path)
-    try:
+    with model_folder(path) as folder:
         meta = ModelMeta(metadata=metadata)
         conf: dict[str, Any] = save_python_model(folder, python_model)
         saved = copy_artifacts(folder, artifacts or {}, _fetch_artifact)
         if saved:
             conf["artifacts"] = saved
         meta.add_pyfunc(LOADER_MODULE, **conf)
-        example = None
-        if input_example is not None:
-            meta.saved_input_example_info, example = save_example(folder, input_example)
-        meta.signature = resolve_signature(signature)
-        if signature is None and example is not None:
+
+        def predict(example: Any) -> Any:
             context = context_for(folder, conf)
             if hasattr(python_model, "load_context"):
                 python_model.load_context(context)
-            prediction = PythonModelWrapper(python_model, context).predict(example)
-            meta.signature = infer_signature(example, prediction)
+            return PythonModelWrapper(python_model, context).predict(example)
+
+        add_example_and_signature(folder, meta, input_example, signature, predict)
         default = [f"labtrack=={__version__}"]
         if "cloudpickle_version" in conf:
             default.append(pinned("cloudpickle"))
-        write_environment(folder, requirements(default, pip_requirements, extra_pip_requirements))
-        meta.model_size_bytes = folder_size(folder)
-        meta.save(folder)
-        return meta
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        return finish_model(folder, meta, default, pip_requirements, extra_pip_requirements)
 
 
 def log_model(name: str | None = None, python_model: Any = None, *,
@@ -226,7 +194,6 @@ def log_model(name: str | None = None, python_model: Any = None, *,
     from labtrack.models.upload import log_model as upload, model_name
 
     def save(folder: Path) -> ModelMeta:
-        folder.rmdir()
         return save_model(folder, python_model, artifacts=artifacts, signature=signature,
                           input_example=input_example, pip_requirements=pip_requirements,
                           extra_pip_requirements=extra_pip_requirements, metadata=metadata)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import types
 from pathlib import Path
 from typing import Any
 
 from labtrack.errors import InvalidParameterValue
-from labtrack.models.mlmodel import ModelMeta, folder_size
+from labtrack.models.mlmodel import ModelMeta
 from labtrack.models.upload import ModelInfo
 
 FLAVOR = "pytorch"
@@ -50,28 +49,19 @@ def save_model(pytorch_model: Any, path: str | os.PathLike, *, signature: Any = 
     """Save a module into a new folder; the signature is inferred from ``input_example``."""
     import torch
 
-    from labtrack.models.environment import pinned, requirements, write_environment
-    from labtrack.models.example import save_example
-    from labtrack.models.pyfunc import prepare_folder, resolve_signature
-    from labtrack.models.signature import infer_signature
+    from labtrack.models.environment import pinned
+    from labtrack.models.saving import add_example_and_signature, finish_model, model_folder
 
     if not isinstance(pytorch_model, torch.nn.Module):
         raise InvalidParameterValue("pytorch_model must be a torch.nn.Module")
-    folder = prepare_folder(path)
-    try:
+    with model_folder(path) as folder:
         meta = ModelMeta(metadata=metadata)
         data = folder / DATA_DIR
         data.mkdir()
         module = _pickle_module()
         (data / PICKLE_MODULE_FILE).write_text("pickle")
         torch.save(pytorch_model, data / MODEL_FILE, pickle_module=module)
-        example = None
-        if input_example is not None:
-            meta.saved_input_example_info, example = save_example(folder, input_example)
-        meta.signature = resolve_signature(signature)
-        if signature is None and example is not None:
-            prediction = _Wrapper(pytorch_model).predict(example)
-            meta.signature = infer_signature(example, prediction)
+        add_example_and_signature(folder, meta, input_example, signature, _Wrapper(pytorch_model).predict)
         meta.add_flavor(FLAVOR, model_data=DATA_DIR, pytorch_version=str(torch.__version__),
                         code=None)
         meta.add_pyfunc(LOADER_MODULE, data=DATA_DIR, pickle_module_name="pickle", code=None,
@@ -79,13 +69,7 @@ def save_model(pytorch_model: Any, path: str | os.PathLike, *, signature: Any = 
         default = [pinned("torch")]
         if module is not pickle:
             default.append(pinned("cloudpickle"))
-        write_environment(folder, requirements(default, pip_requirements, extra_pip_requirements))
-        meta.model_size_bytes = folder_size(folder)
-        meta.save(folder)
-        return meta
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        return finish_model(folder, meta, default, pip_requirements, extra_pip_requirements)
 
 
 def log_model(pytorch_model: Any, name: str | None = None, *,
@@ -98,7 +82,6 @@ def log_model(pytorch_model: Any, name: str | None = None, *,
     from labtrack.models.upload import log_model as upload, model_name
 
     def save(folder: Path) -> ModelMeta:
-        folder.rmdir()
         return save_model(pytorch_model, folder, signature=signature, input_example=input_example,
                           pip_requirements=pip_requirements,
                           extra_pip_requirements=extra_pip_requirements, metadata=metadata)

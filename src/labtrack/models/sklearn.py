@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any
 
 from labtrack.errors import InvalidParameterValue
-from labtrack.models.mlmodel import ModelMeta, folder_size
+from labtrack.models.mlmodel import ModelMeta
 from labtrack.models.upload import ModelInfo
 
 FLAVOR = "sklearn"
@@ -67,25 +66,17 @@ def save_model(sk_model: Any, path: str | os.PathLike, *, serialization_format: 
     """
     import sklearn
 
-    from labtrack.models.environment import pinned, requirements, write_environment
-    from labtrack.models.example import save_example
-    from labtrack.models.pyfunc import prepare_folder, resolve_signature
-    from labtrack.models.signature import infer_signature
+    from labtrack.models.environment import pinned
+    from labtrack.models.saving import add_example_and_signature, finish_model, model_folder
 
     fmt = serialization_format or _default_format()
     if fmt not in SERIALIZATION_FORMATS:
         raise InvalidParameterValue(f"serialization_format must be one of {SERIALIZATION_FORMATS}")
-    folder = prepare_folder(path)
-    try:
+    with model_folder(path) as folder:
         meta = ModelMeta(metadata=metadata)
         model_file = _FILES[fmt]
         _dump(sk_model, folder / model_file, fmt)
-        example = None
-        if input_example is not None:
-            meta.saved_input_example_info, example = save_example(folder, input_example)
-        meta.signature = resolve_signature(signature)
-        if signature is None and example is not None and hasattr(sk_model, pyfunc_predict_fn):
-            meta.signature = infer_signature(example, getattr(sk_model, pyfunc_predict_fn)(example))
+        add_example_and_signature(folder, meta, input_example, signature, getattr(sk_model, pyfunc_predict_fn, None))
         if hasattr(sk_model, pyfunc_predict_fn):
             meta.add_pyfunc(LOADER_MODULE, model_path=model_file, predict_fn=pyfunc_predict_fn)
         meta.add_flavor(FLAVOR, pickled_model=model_file, sklearn_version=sklearn.__version__,
@@ -95,13 +86,7 @@ def save_model(sk_model: Any, path: str | os.PathLike, *, serialization_format: 
         default = [pinned("scikit-learn")]
         if fmt != "pickle":
             default.append(pinned(fmt))
-        write_environment(folder, requirements(default, pip_requirements, extra_pip_requirements))
-        meta.model_size_bytes = folder_size(folder)
-        meta.save(folder)
-        return meta
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        return finish_model(folder, meta, default, pip_requirements, extra_pip_requirements)
 
 
 def log_model(sk_model: Any, name: str | None = None, *, registered_model_name: str | None = None,
@@ -115,7 +100,6 @@ def log_model(sk_model: Any, name: str | None = None, *, registered_model_name: 
     from labtrack.models.upload import log_model as upload, model_name
 
     def save(folder: Path) -> ModelMeta:
-        folder.rmdir()
         return save_model(sk_model, folder, serialization_format=serialization_format,
                           signature=signature, input_example=input_example,
                           pip_requirements=pip_requirements,
