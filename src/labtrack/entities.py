@@ -55,6 +55,15 @@ def _key_values_text(items: dict[str, str]) -> str:
     return ",".join([f'{{"key":{_str_text(k)},"value":{_str_text(v)}}}' for k, v in items.items()])
 
 
+def with_present(out: dict[str, Any], obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``out`` plus each of ``obj``'s ``names`` that is not None (MLflow leaves unset fields out)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
 def _tags_to_json(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items()]
 
@@ -128,11 +137,7 @@ class Metric:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "value": encode_double(self.value),
                                "timestamp": self.timestamp, "step": self.step}
-        for name in ("run_id", "model_id", "dataset_name", "dataset_digest"):
-            v = getattr(self, name)
-            if v is not None:
-                out[name] = v
-        return out
+        return with_present(out, self, ("run_id", "model_id", "dataset_name", "dataset_digest"))
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Metric:
@@ -404,10 +409,7 @@ class LoggedModel:
             "last_updated_timestamp_ms": self.last_updated_timestamp_ms,
             "status": self.status, "tags": _tags_to_json(self.tags),
         }
-        for name in ("model_type", "source_run_id", "status_message"):
-            v = getattr(self, name)
-            if v is not None:
-                info[name] = v
+        with_present(info, self, ("model_type", "source_run_id", "status_message"))
         return {"info": info,
                 "data": {"params": [{"key": k, "value": v} for k, v in self.params.items()],
                          "metrics": [m.to_json() for m in self.metrics]}}

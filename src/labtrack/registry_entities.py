@@ -1,13 +1,15 @@
 """Model-registry entities: registered models and their versions (reference §3).
 
 A leaf module beside :mod:`labtrack.entities`, shared by the store (which
-renders them) and the client (which parses them); no other labtrack imports.
+renders them) and the client (which parses them); it imports only that module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from labtrack.entities import with_present
 
 # Canonical stage names, matched case-insensitively on input (reference §2.4).
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -58,11 +60,8 @@ class ModelVersion:
             "current_stage": self.current_stage, "source": self.source, "status": self.status,
             "tags": _tags_json(self.tags), "aliases": list(self.aliases),
         }
-        for name in ("description", "user_id", "run_id", "run_link", "status_message", "model_id"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
+        return with_present(out, self, ("description", "user_id", "run_id", "run_link", "status_message",
+                                        "model_id"))
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelVersion:
@@ -99,11 +98,7 @@ class RegisteredModel:
             "tags": _tags_json(self.tags),
             "aliases": [{"alias": a, "version": v} for a, v in self.aliases.items()],
         }
-        for name in ("description", "user_id"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
+        return with_present(out, self, ("description", "user_id"))
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RegisteredModel:

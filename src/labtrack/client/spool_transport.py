@@ -225,12 +225,10 @@ class SpoolTransport:
         return self._append({"op": "log_batch", "run_id": _run_id(m), "metrics": [point]})
 
     def _log_param(self, m: dict[str, Any]) -> dict[str, Any]:
-        return self._append({"op": "log_batch", "run_id": _run_id(m),
-                             "params": [{"key": m.get("key"), "value": m.get("value")}]})
+        return self._append(_one_pair(m, "params"))
 
     def _set_tag(self, m: dict[str, Any]) -> dict[str, Any]:
-        return self._append({"op": "log_batch", "run_id": _run_id(m),
-                             "tags": [{"key": m.get("key"), "value": m.get("value")}]})
+        return self._append(_one_pair(m, "tags"))
 
     def _delete_tag(self, m: dict[str, Any]) -> dict[str, Any]:
         return self._append({"op": "delete_tag", "run_id": _run_id(m), "key": m.get("key")})
@@ -268,6 +266,11 @@ def _handler(method: str, api: str, endpoint: str) -> Any:
 def _names_spooled_experiment(message: dict[str, Any] | None) -> bool:
     # An experiment made while spooling is known by name only: the server cannot look it up.
     return str((message or {}).get("experiment_id", "")).startswith(EXPERIMENT_REF)
+
+
+def _one_pair(m: dict[str, Any], field: str) -> dict[str, Any]:
+    """A log_batch record of one param or tag (``field``) from a log-parameter/set-tag message."""
+    return {"op": "log_batch", "run_id": _run_id(m), field: [{"key": m.get("key"), "value": m.get("value")}]}
 
 
 def _run_id(m: dict[str, Any]) -> str:
