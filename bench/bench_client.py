@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SRC = str(ROOT / "src")
 sys.path[:0] = [SRC, str(ROOT)]  # this checkout's labtrack, installed or not, and bench.common
+
+from bench.common import free_port, machine, write_json  # noqa: E402
 
 LT_LOOP = textwrap.dedent("""
     import json, sys, time
@@ -83,10 +84,6 @@ MLFLOW_LOOP = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -209,8 +206,6 @@ def measure(args: argparse.Namespace, work: Path, db: Path) -> None:
     if not args.skip_mlflow:
         ml_imp, ml_wall = import_seconds("mlflow", repeat=3)
         print(f"import mlflow:   {ml_imp:.3f} s (importtime), process {ml_wall:.3f} s")
-
-    from bench.common import machine, write_json
 
     path = write_json("client.json", {
         "machine": machine(), "points": args.points,

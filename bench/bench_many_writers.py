@@ -24,7 +24,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +34,9 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import free_port  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC = str(BENCH_DIR.parent / "src")
@@ -85,10 +87,6 @@ class Result:
     first_error: str | None = None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_env(**extra: str) -> dict[str, str]:

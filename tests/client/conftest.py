@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import labtrack as lt
 from labtrack.client.transport import Transport, unix_uri
 from labtrack.errors import LabtrackError
 from tests.client_state import reset_client_state
+from tests.servers import free_port
 
 # The environment variables that steer the client; tests start from none of them.
 CLIENT_ENV = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE",
@@ -54,10 +54,6 @@ class TrackingServer:
         return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:

@@ -23,13 +23,11 @@ from typing import Any
 
 import requests
 
+from tests.servers import free_port
+
 START_TIMEOUT_S = 90.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
