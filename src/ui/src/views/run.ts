@@ -4,6 +4,7 @@
 import { mlPost } from "../api";
 import { artifactBrowser, findImageSeries, imageStepper } from "../artifacts";
 import { confirmAction, h, replace } from "../dom";
+import { tagEditor } from "../editors";
 import { color, fmtDuration, fmtNum, fmtTime, runDuration } from "../format";
 import { renderMarkdown } from "../markdown";
 import { chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
@@ -363,66 +364,19 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
   }
 
   function tags(): void {
-    const user = Object.keys(run.tags).filter((k) => !k.startsWith("mlflow.")).sort();
+    const userTags = (): Record<string, string> =>
+      Object.fromEntries(Object.entries(run.tags).filter(([k]) => !k.startsWith("mlflow.")));
     const system = Object.keys(run.tags).filter((k) => k.startsWith("mlflow.")).sort();
-    const err = h("div", { class: "error" });
-    const act = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-        run = await getRun(run.id);
-        tags();
-      } catch (e) {
-        err.textContent = (e as Error).message;
-      }
-    };
-    const row = (k: string) => {
-      const valueCell = h("td", { class: "value" }, run.tags[k]);
-      const edit = () => {
-        const input = h("input", { type: "text", value: run.tags[k], class: "tag-value-input", "aria-label": `value of ${k}` });
-        replace(
-          valueCell,
-          h(
-            "form",
-            { onsubmit: (e: Event) => { e.preventDefault(); void act(() => mlPost("runs/set-tag", { run_id: run.id, key: k, value: input.value })); } },
-            input,
-            h("button", { type: "submit" }, "Save"),
-          ),
-        );
-        input.focus();
-      };
-      return h(
-        "tr",
-        { dataset: { tag: k } },
-        h("th", null, k),
-        valueCell,
-        h(
-          "td",
-          { class: "actions" },
-          h("button", { class: "edit-tag", onclick: edit }, "Edit"),
-          h("button", { class: "delete-tag danger", onclick: () => void act(() => mlPost("runs/delete-tag", { run_id: run.id, key: k })) }, "Delete"),
-        ),
-      );
-    };
-    const key = h("input", { type: "text", placeholder: "key", class: "new-tag-key", "aria-label": "new tag key" });
-    const value = h("input", { type: "text", placeholder: "value", class: "new-tag-value", "aria-label": "new tag value" });
     replace(
       content,
-      h(
-        "form",
-        {
-          class: "add-tag",
-          onsubmit: (e: Event) => {
-            e.preventDefault();
-            if (key.value.trim()) void act(() => mlPost("runs/set-tag", { run_id: run.id, key: key.value.trim(), value: value.value }));
-          },
+      tagEditor(userTags(), {
+        set: async (key, value) => void (await mlPost("runs/set-tag", { run_id: run.id, key, value })),
+        remove: async (key) => void (await mlPost("runs/delete-tag", { run_id: run.id, key })),
+        reload: async () => {
+          run = await getRun(run.id);
+          return userTags();
         },
-        key,
-        value,
-        h("button", { type: "submit" }, "Add tag"),
-      ),
-      err,
-      h("table", { class: "kv tags-table" }, h("tbody", null, user.map(row))),
-      user.length ? null : h("p", { class: "muted" }, "No tags yet."),
+      }),
       h("details", null, h("summary", null, `System tags (${system.length})`), h("table", { class: "kv" }, h("tbody", null, system.map((k) => h("tr", null, h("th", null, k), h("td", { class: "value" }, run.tags[k])))))),
     );
   }
