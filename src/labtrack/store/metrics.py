@@ -166,7 +166,7 @@ def merge_series(series: Sequence[MetricSeries]) -> list[MetricSeries]:
     return list(by_key.values())
 
 
-def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric], experiment_id: int) -> None:
+def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> None:
     """Store points (identical ones are one point) and update the latest values."""
     plain = [m for m in points if m.model_id is None and m.dataset_name is None and m.dataset_digest is None]
     if plain:
@@ -201,8 +201,8 @@ def insert_series(conn: Connection, run_id: str, series: Sequence[MetricSeries])
 
 
 def _fold(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:
-    """Fold new points into the latest values and the chart summaries."""
-    series = [s_ for s_ in merge_series(series) if s_.values]
+    """Fold new points (one series per key) into the latest values and the chart summaries."""
+    series = [s_ for s_ in series if s_.values]
     if series:
         _update_latest(conn, run_id, series)
         update_summaries(conn, run_id, series)

@@ -354,13 +354,13 @@ class TrackingStore:
             param_map[k] = v
 
         def op(conn: Connection) -> None:
-            experiment_id = _active_run_experiment(conn, run_id)
+            _check_active_run(conn, run_id)
             if param_map:
                 _put_params(conn, run_id, param_map)
             if tags:
                 _put_tags(conn, run_id, dict(tags))
             if metrics:
-                metric_rows.insert_metrics(conn, run_id, metrics, experiment_id)
+                metric_rows.insert_metrics(conn, run_id, metrics)
             if series:
                 metric_rows.insert_series(conn, run_id, series)
             _touch_run(conn, run_id)
@@ -574,17 +574,16 @@ def _active_run_row(conn: Connection, run_id: str) -> Any:
 # Every logging request checks its run and touches it: on the DBAPI cursor,
 # where SQLAlchemy's execution of these two one-row statements cost ten times
 # SQLite's own work.
-_RUN_STATE = select(s.runs.c.experiment_id, s.runs.c.lifecycle_stage).where(
+_RUN_STATE = select(s.runs.c.lifecycle_stage).where(
     s.runs.c.run_uuid == bindparam("run_id"))
 
 
-def _active_run_experiment(conn: Connection, run_id: str) -> int:
-    """The experiment of an active run (``_active_run_row``'s errors otherwise)."""
+def _check_active_run(conn: Connection, run_id: str) -> None:
+    """Nothing for an active run; ``_active_run_row``'s errors otherwise."""
     rows = raw_rows(conn, cached(conn, "run_state_sql", lambda c: _RUN_STATE.compile(dialect=c.dialect)),
                     {"run_id": run_id})
-    if rows and rows[0][1] == "active":
-        return int(rows[0][0])
-    return int(_active_run_row(conn, run_id).experiment_id)
+    if not (rows and rows[0][0] == "active"):
+        _active_run_row(conn, run_id)
 
 
 def _touch_run(conn: Connection, run_id: str) -> None:
