@@ -35,7 +35,7 @@ def tcp_opener(server: Any, record: ownership.OwnerRecord, db_path: Path | None,
 
         if not record.url:
             sockets = bind_sockets(0, address="127.0.0.1")
-            server.add_sockets(sockets)
+            await server.add_sockets(sockets)
             record.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
         # Set the token before anyone learns the URL: TCP requests are checked from now on.
         ctx.token = ctx.token or secrets.token_urlsafe(24)

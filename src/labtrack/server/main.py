@@ -67,12 +67,12 @@ class Server:
 
     async def _serve(self, url: str, db_path: Path | None, destination: Path, token: str | None,
                      record: ownership.OwnerRecord) -> int:
-        from tornado.httpserver import HTTPServer
         from tornado.netutil import bind_sockets, bind_unix_socket
 
         from labtrack.artifacts.local import LocalArtifactRoot
         from labtrack.server.app import make_app
         from labtrack.server.base import ServerContext
+        from labtrack.server.http1 import Http1Server
         from labtrack.store.logged_models import LoggedModelStore
         from labtrack.store.registry import RegistryStore
         from labtrack.store.tracking import TrackingStore
@@ -84,15 +84,15 @@ class Server:
                             settings=s, token=token, registry=RegistryStore(store))
         app = make_app(ctx)
         ingest = self._start_ingest(store, db_path, ctx)
-        server = HTTPServer(app, max_body_size=64 << 20, idle_connection_timeout=3600, xheaders=False)
+        server = Http1Server(app, max_body_size=64 << 20, idle_timeout=3600)
         if s.unix_socket:
             Path(s.unix_socket).parent.mkdir(parents=True, exist_ok=True)
-            server.add_socket(bind_unix_socket(s.unix_socket, mode=0o600))
+            await server.add_sockets([bind_unix_socket(s.unix_socket, mode=0o600)])
             record.unix_socket = str(Path(s.unix_socket).resolve())
             where = f"unix socket {record.unix_socket}"
         else:
             sockets = bind_sockets(s.port, address=s.host)
-            server.add_sockets(sockets)
+            await server.add_sockets(sockets)
             port = sockets[0].getsockname()[1]
             host = s.host if ":" not in s.host else f"[{s.host}]"
             record.url = f"http://{host}:{port}"

@@ -1,0 +1,500 @@
+"""HTTP/1.1 for the tornado application, parsed by httptools on asyncio's transports.
+
+tornado's own HTTP/1 connection reads headers with a regex over its stream
+buffer, parses them line by line in Python and schedules a timeout per
+request: for a small API call (one ``log_metric``) that cost about 0.35 ms of
+CPU, more than the rest of the request.  Here the C parser (llhttp, through
+httptools) does the parsing and one protocol object per connection does the
+rest; the tornado application above it is unchanged.  Each connection is
+tornado's ``HTTPConnection`` for its requests, so RequestHandlers, streamed
+uploads (``stream_request_body``), streamed downloads with ``flush`` and our
+bare ``ApiRequest`` delegates all run as they do under tornado's HTTPServer.
+
+The rules are tornado's (``tornado.http1connection``): keep-alive per the
+request's version and ``Connection`` header, chunked responses to HTTP/1.1
+when no Content-Length is set, no body for HEAD, 204 and 304, ``100
+(Continue)`` on ``Expect``, a per-request body limit a handler may raise
+(``set_max_body_size``), 400 and close on a malformed request.  Requests
+pipelined on one connection are answered in order.  Connections idle for
+``idle_timeout`` seconds are closed by one sweep a minute instead of a timer
+per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httptools
+from tornado import httputil, iostream
+
+log = logging.getLogger("labtrack.server")
+
+MAX_HEADER_BYTES = 64 << 10
+BUFFERED_BODY_BYTES = 1 << 20  # read no further while this much of a body waits for its handler
+SWEEP_S = 60.0
+
+_NO_BODY_CODES = (204, 304)
+
+
+class _Context:
+    """What tornado's HTTPServerRequest reads from ``connection.context``."""
+
+    __slots__ = ("remote_ip", "protocol", "address_family")
+
+    def __init__(self, peer: Any, family: int) -> None:
+        self.address_family = family
+        self.protocol = "http"
+        inet = family in (socket.AF_INET, socket.AF_INET6) and isinstance(peer, tuple)
+        self.remote_ip = peer[0] if inet else "0.0.0.0"
+
+    def __str__(self) -> str:
+        return self.remote_ip
+
+
+class _Message:
+    """One request on a connection: parsed headers, body not yet handed on, and its progress."""
+
+    __slots__ = ("start_line", "headers", "keep_alive", "chunks", "buffered", "complete", "delegate",
+                 "started", "body_open", "waiting", "finished_reading", "max_body", "received",
+                 "close_callback", "answered", "chunking", "remaining", "write_finished", "disconnect")
+
+    def __init__(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders,
+                 keep_alive: bool, max_body: int) -> None:
+        self.start_line = start_line
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.delegate: httputil.HTTPMessageDelegate | None = None
+        self.started = False          # headers_received has been called
+        self.body_open = False        # headers_received is done: body chunks may go to the delegate
+        self.waiting = False          # a future from the delegate is pending
+        self.finished_reading = False  # delegate.finish() has been called
+        self.max_body = max_body
+        self.received = 0
+        self.close_callback: Callable[[], None] | None = None
+        self.answered = False         # the response's headers are written
+        self.chunking = False
+        self.remaining: int | None = None
+        self.write_finished = False
+        self.disconnect = not keep_alive
+
+
+class _Refused(Exception):
+    """The request cannot be taken (too large, or its handler failed); the connection is closing."""
+
+
+class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
+    """One client connection: parses requests and is tornado's HTTPConnection for them."""
+
+    def __init__(self, server: Http1Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.context: _Context | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.messages: deque[_Message] = deque()  # the first is being answered
+        self.last_active = time.monotonic()
+        self._url = b""
+        self._headers: httputil.HTTPHeaders | None = None
+        self._header_bytes = 0
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain: list[asyncio.Future[None]] = []
+        self._closing = False  # close() or abort() called: nothing more is read or written
+        self._lost = False
+        self._close_when_idle = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        family = sock.family if sock is not None else socket.AF_INET
+        self.context = _Context(transport.get_extra_info("peername"), family)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # An Upgrade we do not speak: the request is answered as plain HTTP, then we close.
+            if self.messages:
+                self.messages[-1].disconnect = True
+        except httptools.HttpParserError as e:
+            cause = e.__context__
+            if not isinstance(cause, _Refused):
+                self._refuse(str(cause or e))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = self._closing = True
+        self.server.connections.discard(self)
+        for fut in self._drain:
+            if not fut.done():
+                fut.set_exception(iostream.StreamClosedError())
+                fut.exception()  # nobody may be waiting: do not warn about it
+        self._drain.clear()
+        if self.messages:
+            m = self.messages[0]
+            if m.started and not m.write_finished:
+                if not m.finished_reading and m.delegate is not None:
+                    try:
+                        self._call(m.delegate.on_connection_close)
+                    except _Refused:
+                        pass
+                elif m.close_callback is not None:
+                    callback, m.close_callback = m.close_callback, None
+                    callback()
+        self.messages.clear()
+        self.server.connection_closed()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiters, self._drain = self._drain, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- httptools callbacks ---------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = httputil.HTTPHeaders()
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_header_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        assert self._headers is not None
+        self._headers.add(name.decode("latin1"), value.decode("latin1"))
+
+    def _count_header_bytes(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse("request headers too large")
+
+    def on_headers_complete(self) -> None:
+        assert self._headers is not None
+        parser = self.parser
+        start_line = httputil.RequestStartLine(parser.get_method().decode("latin1"),
+                                               self._url.decode("latin1"),
+                                               "HTTP/" + parser.get_http_version())
+        m = _Message(start_line, self._headers, parser.should_keep_alive(), self.server.max_body_size)
+        self._headers = None
+        self.messages.append(m)
+        if len(self.messages) == 1:
+            self._pump(m)
+        else:
+            self._pause_reading()  # pipelined: answered once those before it are
+
+    def on_body(self, body: bytes) -> None:
+        if self._closing:
+            return
+        m = self.messages[-1]
+        m.received += len(body)
+        if m.received > m.max_body and m.body_open:
+            self._refuse("request body too large")
+        if m.write_finished:
+            return  # answered already; the connection closes at its end
+        m.chunks.append(body)
+        m.buffered += len(body)
+        if m is self.messages[0]:
+            self._pump(m)
+        if m.buffered > BUFFERED_BODY_BYTES:
+            self._pause_reading()
+
+    def on_message_complete(self) -> None:
+        if self._closing:
+            return
+        m = self.messages[-1]
+        m.complete = True
+        if m is self.messages[0]:
+            self._pump(m)
+
+    # -- handing a request to the application ----------------------------------------
+
+    def _pump(self, m: _Message) -> None:
+        """Take the first request as far as it can go without waiting."""
+        try:
+            while not m.waiting and not self._closing:
+                if not m.started:
+                    m.started = True
+                    m.delegate = self.server.delegate.start_request(self, self)
+                    self._wait(m, self._call(m.delegate.headers_received, m.start_line, m.headers))
+                elif not m.body_open:
+                    self._open_body(m)
+                elif m.chunks:
+                    chunk = m.chunks.popleft()
+                    m.buffered -= len(chunk)
+                    if not m.write_finished:
+                        assert m.delegate is not None
+                        self._wait(m, self._call(m.delegate.data_received, chunk))
+                elif m.complete and not m.finished_reading:
+                    m.finished_reading = True
+                    if not m.write_finished:
+                        assert m.delegate is not None
+                        self._call(m.delegate.finish)
+                else:
+                    if m.buffered <= BUFFERED_BODY_BYTES and len(self.messages) == 1:
+                        self._resume_reading()
+                    return
+        except _Refused:
+            pass
+
+    def _open_body(self, m: _Message) -> None:
+        m.body_open = True
+        if m.received > m.max_body or _declared_length(m.headers) > m.max_body:
+            self._refuse("request body too large")
+        if m.headers.get("Expect") == "100-continue" and not m.write_finished:
+            self._send(b"HTTP/1.1 100 (Continue)\r\n\r\n")
+
+    def _wait(self, m: _Message, result: Any) -> None:
+        """If the delegate returned an awaitable, go on with ``m`` once it is done."""
+        if result is None:
+            return
+        m.waiting = True
+        self._pause_reading()
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            m.waiting = False
+            if fut.cancelled() or fut.exception() is not None:
+                self.abort()
+            elif self.messages and self.messages[0] is m:
+                self._pump(m)
+
+        asyncio.ensure_future(result).add_done_callback(done)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            # tornado's rule: a delegate's own error is logged and its connection closed.
+            logging.getLogger("tornado.application").error("Uncaught exception", exc_info=True)
+            self.abort()
+            raise _Refused() from None
+
+    def _refuse(self, reason: str) -> None:
+        """Answer 400 (unless an answer has begun) and close: the request cannot be read."""
+        log.info("Malformed HTTP request from %s: %s", self.context, reason)
+        if not self._closing:
+            if not (self.messages and self.messages[0].answered):
+                self._send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.close()
+        raise _Refused(reason)
+
+    # -- tornado's HTTPConnection ----------------------------------------------------
+
+    def write_headers(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+                      headers: httputil.HTTPHeaders, chunk: bytes | None = None) -> asyncio.Future[None]:
+        assert isinstance(start_line, httputil.ResponseStartLine)
+        if self._closing:
+            return self._send(b"")
+        m = self.messages[0]
+        m.answered = True
+        request = m.start_line
+        code = start_line.code
+        body_allowed = request.method != "HEAD" and code not in _NO_BODY_CODES and not 100 <= code < 200
+        has_length = "Content-Length" in headers
+        m.chunking = request.version == "HTTP/1.1" and body_allowed and not has_length
+        if body_allowed and not has_length and not m.chunking:
+            m.disconnect = True  # an HTTP/1.0 body ends where the connection does
+        if request.version == "HTTP/1.1" and m.disconnect:
+            headers["Connection"] = "close"
+        elif request.version == "HTTP/1.0" and not m.disconnect:
+            headers["Connection"] = "Keep-Alive"
+        if m.chunking:
+            headers["Transfer-Encoding"] = "chunked"
+        if not body_allowed:
+            m.remaining = 0
+        elif has_length:
+            m.remaining = int(headers["Content-Length"])
+        else:
+            m.remaining = None
+        lines = [f"HTTP/1.1 {code} {start_line.reason}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.get_all())
+        text = "\r\n".join(lines)
+        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+            raise ValueError("Illegal characters (CR or LF) in a response header")
+        data = text.encode("latin1") + b"\r\n\r\n"
+        if chunk:
+            data += self._frame(m, chunk)
+        return self._send(data)
+
+    def write(self, chunk: bytes) -> asyncio.Future[None]:
+        if self._closing:
+            return self._send(b"")
+        return self._send(self._frame(self.messages[0], chunk))
+
+    def finish(self) -> None:
+        if self._closing:
+            return
+        m = self.messages[0]
+        if m.remaining:
+            self.abort()
+            raise httputil.HTTPOutputError(f"Tried to write {m.remaining} bytes less than Content-Length")
+        if m.chunking:
+            self._send(b"0\r\n\r\n")
+        m.write_finished = True
+        m.close_callback = None
+        if not m.finished_reading:
+            m.disconnect = True  # the rest of the body is not worth reading
+        if m.disconnect or self._close_when_idle:
+            self.close()
+            return
+        self.messages.popleft()
+        self.last_active = time.monotonic()
+        if self.messages:
+            self._pump(self.messages[0])
+        else:
+            self._resume_reading()
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        if self.messages:
+            self.messages[0].close_callback = callback
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        if self.messages:
+            self.messages[0].max_body = max_body_size
+
+    def set_body_timeout(self, timeout: float) -> None:
+        pass  # a body has the connection's idle timeout
+
+    def detach(self) -> Any:
+        raise NotImplementedError("labtrack's HTTP server does not hand over connections")
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _frame(self, m: _Message, chunk: bytes) -> bytes:
+        if m.remaining is not None:
+            m.remaining -= len(chunk)
+            if m.remaining < 0:
+                self.abort()
+                raise httputil.HTTPOutputError("Tried to write more data than Content-Length")
+        if m.chunking and chunk:
+            return b"%x\r\n%b\r\n" % (len(chunk), chunk)
+        return chunk
+
+    def _send(self, data: bytes) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closing or self.transport is None:
+            fut.set_exception(iostream.StreamClosedError())
+            fut.exception()  # nobody may be waiting: do not warn about it
+            return fut
+        if data:
+            self.transport.write(data)
+        if self._writing_paused:
+            self._drain.append(fut)
+        else:
+            fut.set_result(None)
+        return fut
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self._closing:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None and not self._closing:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    @property
+    def idle(self) -> bool:
+        return not self.messages
+
+    def close(self) -> None:
+        """Close once what is written has gone out."""
+        if self.transport is not None and not self._closing:
+            self._closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping what is not yet written."""
+        if self.transport is not None and not self._lost:
+            self._closing = True
+            self.transport.abort()
+
+    def close_when_idle(self) -> None:
+        self._close_when_idle = True
+        if self.idle:
+            self.close()
+
+
+def _declared_length(headers: httputil.HTTPHeaders) -> int:
+    value = headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0  # llhttp has refused a bad Content-Length already
+
+
+class Http1Server:
+    """``tornado.httpserver.HTTPServer``'s interface for our server, on this protocol."""
+
+    def __init__(self, delegate: httputil.HTTPServerConnectionDelegate, *, max_body_size: int,
+                 idle_timeout: float = 3600.0) -> None:
+        self.delegate = delegate
+        self.max_body_size = max_body_size
+        self.idle_timeout = idle_timeout
+        self.connections: set[Http1Connection] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self._all_closed: asyncio.Event | None = None
+
+    async def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
+        """Serve on listening sockets (TCP or unix), as they are bound."""
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            sock.setblocking(False)
+            if sock.family == socket.AF_UNIX:
+                srv = await loop.create_unix_server(lambda: Http1Connection(self), sock=sock)
+            else:
+                srv = await loop.create_server(lambda: Http1Connection(self), sock=sock)
+            self._servers.append(srv)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    def stop(self) -> None:
+        """Stop accepting connections; open ones go on."""
+        for srv in self._servers:
+            srv.close()
+        self._servers.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    async def close_all_connections(self) -> None:
+        """Close idle connections now and the others once their answer is written."""
+        self._all_closed = asyncio.Event()
+        for conn in list(self.connections):
+            conn.close_when_idle()
+        if self.connections:
+            await self._all_closed.wait()
+
+    def connection_closed(self) -> None:
+        if self._all_closed is not None and not self.connections:
+            self._all_closed.set()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            cutoff = time.monotonic() - self.idle_timeout
+            for conn in list(self.connections):
+                if conn.last_active < cutoff:
+                    conn.abort()
