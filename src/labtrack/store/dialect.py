@@ -94,6 +94,12 @@ def raw_rows(conn: Connection, compiled: Any, values: dict[str, Any]) -> list[tu
     return _execute(conn, compiled, values, lambda cursor: cursor.fetchall())
 
 
+def raw_rows_positional(conn: Connection, compiled: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """``raw_rows`` with the parameters already in ``compiled.positiontup`` order."""
+    assert compiled.positional, "positional parameters need a qmark/format dialect"
+    return _run(conn, compiled.string, params, lambda cursor: cursor.fetchall())
+
+
 def raw_execute(conn: Connection, compiled: Any, values: dict[str, Any]) -> int:
     """``raw_rows`` for a statement that returns no rows (an UPDATE); the rows it changed.
 
@@ -105,11 +111,15 @@ def raw_execute(conn: Connection, compiled: Any, values: dict[str, Any]) -> int:
 
 def _execute(conn: Connection, compiled: Any, values: dict[str, Any], result: Callable[[Any], Any]) -> Any:
     bound = tuple(values[n] for n in compiled.positiontup) if compiled.positional else values
+    return _run(conn, compiled.string, bound, result)
+
+
+def _run(conn: Connection, sql: str, bound: Any, result: Callable[[Any], Any]) -> Any:
     if not conn.in_transaction():
         conn.begin()
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(compiled.string, bound)
+        cursor.execute(sql, bound)
         return result(cursor)
     finally:
         cursor.close()

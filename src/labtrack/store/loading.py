@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from labtrack.entities import DatasetInput, Metric, Run, RunInfo
 from labtrack.store import schema as s
-from labtrack.store.dialect import cached, raw_rows
+from labtrack.store.dialect import cached, raw_rows, raw_rows_positional
 
 _CHUNK = 900  # stays under every backend's bound-parameter limit
 # An IN list is padded to one of these lengths, so a few compiled statements
@@ -25,8 +25,10 @@ def _of_runs(*columns: Any) -> Any:
 
 
 _lm, _ri, _ds, _it, _r = s.latest_metrics, s.run_inputs, s.datasets, s.input_tags, s.runs
-_RUNS = _of_runs(_r.c.run_uuid, _r.c.experiment_id, _r.c.name, _r.c.user_id, _r.c.status, _r.c.start_time,
-                 _r.c.end_time, _r.c.artifact_uri, _r.c.lifecycle_stage)
+# A run's own columns, in the order ``runs_from_rows`` reads them.
+RUN_COLUMNS = (_r.c.run_uuid, _r.c.experiment_id, _r.c.name, _r.c.user_id, _r.c.status, _r.c.start_time,
+               _r.c.end_time, _r.c.artifact_uri, _r.c.lifecycle_stage)
+_RUNS = _of_runs(*RUN_COLUMNS)
 _PARAMS = _of_runs(s.params.c.run_uuid, s.params.c.key, s.params.c.value)
 _TAGS = _of_runs(s.tags.c.run_uuid, s.tags.c.key, s.tags.c.value)
 _LATEST = _of_runs(_lm.c.run_uuid, _lm.c.key, _lm.c.value, _lm.c.is_nan, _lm.c.timestamp, _lm.c.step)
@@ -45,15 +47,24 @@ def _rows(conn: Connection, name: str, stmt: Any, ids: Sequence[str]) -> list[tu
 
     SQLAlchemy renders an expanding IN's placeholders anew on every execution
     and wraps every row: for a page of 1,000 runs that cost more than SQLite's
-    own work.  Here the statement is compiled once per padded length.
+    own work.  Here the statement is compiled once per padded length, and with
+    positional placeholders the padded ids are its parameters as they are.
     """
     n = next(k for k in _IN_LENGTHS if k >= len(ids))
-    compiled = cached(conn, f"runs_in:{name}:{n}", lambda c: stmt.params(ids=[""] * n).compile(
-        dialect=c.dialect, compile_kwargs={"render_postcompile": True}))
+    compiled = cached(conn, f"runs_in:{name}:{n}", lambda c: _compile_in(c, stmt, n))
+    if compiled.positional:
+        return raw_rows_positional(conn, compiled, (*ids, *[""] * (n - len(ids))))
     values = {f"ids_{i}": v for i, v in enumerate(ids, 1)}
     for i in range(len(ids) + 1, n + 1):
         values[f"ids_{i}"] = ""
     return raw_rows(conn, compiled, values)
+
+
+def _compile_in(conn: Connection, stmt: Any, n: int) -> Any:
+    compiled = stmt.params(ids=[""] * n).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    if compiled.positional:
+        assert tuple(compiled.positiontup) == tuple(f"ids_{i}" for i in range(1, n + 1)), compiled.positiontup
+    return compiled
 
 
 def chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -75,16 +86,24 @@ def run_info(row: Any) -> RunInfo:
 
 def load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     """Full runs in the order of ``run_ids`` (missing ids are skipped)."""
-    runs: dict[str, Run] = {}
+    found: dict[str, tuple[Any, ...]] = {}
     for part in chunks(run_ids):
-        for (run_uuid, experiment_id, name, user_id, status, start_time, end_time, artifact_uri,
-             lifecycle_stage) in _rows(conn, "runs", _RUNS, part):
-            runs[run_uuid] = Run(info=RunInfo(
-                run_id=run_uuid, experiment_id=str(experiment_id), run_name=name, user_id=user_id,
-                status=status, start_time=start_time, end_time=end_time, artifact_uri=artifact_uri,
-                lifecycle_stage=lifecycle_stage))
+        found.update((row[0], row) for row in _rows(conn, "runs", _RUNS, part))
+    return runs_from_rows(conn, [found[r] for r in run_ids if r in found])
+
+
+def runs_from_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
+    """Full runs, in order, from rows of ``RUN_COLUMNS`` (a search selects them with its ids)."""
+    runs: dict[str, Run] = {}
+    for (run_uuid, experiment_id, name, user_id, status, start_time, end_time, artifact_uri,
+         lifecycle_stage) in rows:
+        runs[run_uuid] = Run(info=RunInfo(
+            run_id=run_uuid, experiment_id=str(experiment_id), run_name=name, user_id=user_id,
+            status=status, start_time=start_time, end_time=end_time, artifact_uri=artifact_uri,
+            lifecycle_stage=lifecycle_stage))
+    for part in chunks(list(runs)):
         _attach(conn, runs, part)
-    return [runs[r] for r in run_ids if r in runs]
+    return list(runs.values())
 
 
 def _attach(conn: Connection, runs: dict[str, Run], ids: Sequence[str]) -> None:

@@ -40,11 +40,12 @@ from sqlalchemy import (Boolean, Column, String, Table, and_, case, cast, false,
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 
+from labtrack.entities import VIEW_TYPES
 from labtrack.errors import InvalidParameterValue
 from labtrack.store import schema as s
 
 __all__ = [
-    "Page", "decode_page_token", "encode_page_token", "run_conditions", "run_order_by",
+    "Page", "decode_page_token", "encode_page_token", "lifecycle", "run_conditions", "run_order_by",
     "experiment_conditions", "experiment_order_by", "registered_model_conditions",
     "registered_model_order_by", "model_version_conditions", "model_version_order_by",
     "logged_model_conditions", "logged_model_order_by",
@@ -674,6 +675,18 @@ def _order_by(spec: _Spec, entries: Sequence[Any] | None) -> list[ColumnElement[
 
 
 # --- public API ---------------------------------------------------------------------
+
+
+def lifecycle(column: Any, view_type: str | None) -> list[Any]:
+    """The condition on ``column`` (a lifecycle_stage) for MLflow's view type."""
+    view = view_type or "ACTIVE_ONLY"
+    if view not in VIEW_TYPES:
+        raise InvalidParameterValue(f"Invalid view_type '{view}'")
+    if view == "ACTIVE_ONLY":
+        return [column == "active"]
+    if view == "DELETED_ONLY":
+        return [column == "deleted"]
+    return []
 
 
 def run_conditions(filter_string: str | None) -> list[ColumnElement[bool]]:

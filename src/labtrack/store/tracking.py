@@ -16,7 +16,6 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from labtrack.entities import (
     RUN_STATUSES,
-    VIEW_TYPES,
     DatasetInput,
     Experiment,
     Metric,
@@ -31,7 +30,8 @@ from labtrack.store import search
 from labtrack.store.dialect import cached, raw_execute, raw_rows, upsert
 from labtrack.store.downsample import downsample
 from labtrack.store.engine import Engines, open_engines
-from labtrack.store.loading import load_runs, run_info
+from labtrack.store import run_query
+from labtrack.store.loading import load_runs, run_info, runs_from_rows
 from labtrack.store.names import generate_run_name
 from labtrack.store.validation import (
     LIMITS,
@@ -149,7 +149,7 @@ class TrackingStore:
                            page_token: str | None = None) -> tuple[list[Experiment], str | None]:
         limit = check_max_results(max_results, 1000, LIMITS["experiments_max_results"])
         offset = search.decode_page_token(page_token)
-        conds = [*_lifecycle(s.experiments.c.lifecycle_stage, view_type),
+        conds = [*search.lifecycle(s.experiments.c.lifecycle_stage, view_type),
                  *search.experiment_conditions(filter_string)]
         order = search.experiment_order_by(list(order_by or []))
 
@@ -474,17 +474,17 @@ class TrackingStore:
         exp_ids = [check_experiment_id(e) for e in experiment_ids]
         limit = check_max_results(max_results, 1000, LIMITS["runs_max_results"])
         offset = search.decode_page_token(page_token)
-        conds = [s.runs.c.experiment_id.in_(exp_ids), *_lifecycle(s.runs.c.lifecycle_stage, view_type),
-                 *search.run_conditions(filter_string)]
-        order = search.run_order_by(list(order_by or []))
+        order = list(order_by or [])
 
         def op(conn: Connection) -> tuple[list[Run], str | None]:
             if not exp_ids:
+                search.lifecycle(s.runs.c.lifecycle_stage, view_type)  # still refuse a bad view type
+                search.run_conditions(filter_string)  # and a bad filter
+                search.run_order_by(order)
                 return [], None
-            ids = [r[0] for r in conn.execute(
-                select(s.runs.c.run_uuid).where(*conds).order_by(*order).offset(offset).limit(limit + 1))]
-            token = search.encode_page_token(offset + limit) if len(ids) > limit else None
-            return load_runs(conn, ids[:limit]), token
+            rows = run_query.page_rows(conn, exp_ids, filter_string, order, view_type, offset, limit + 1)
+            token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+            return runs_from_rows(conn, rows[:limit]), token
         return self.read(op)
 
     def search_datasets(self, experiment_ids: Sequence[Any]) -> list[dict[str, str]]:
@@ -524,17 +524,6 @@ def _str(field: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': expected a string")
     return value
-
-
-def _lifecycle(column: Any, view_type: str | None) -> list[Any]:
-    view = view_type or "ACTIVE_ONLY"
-    if view not in VIEW_TYPES:
-        raise InvalidParameterValue(f"Invalid view_type '{view}'")
-    if view == "ACTIVE_ONLY":
-        return [column == "active"]
-    if view == "DELETED_ONLY":
-        return [column == "deleted"]
-    return []
 
 
 def _experiment(conn: Connection, exp_id: int) -> Experiment:
