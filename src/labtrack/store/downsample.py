@@ -48,6 +48,9 @@ def _upsert_summaries(conn: Connection) -> Any:
             **{f"min_{f}": case((lower, new[f"min_{f}"]), else_=old[f"min_{f}"]) for f in _SIDES},
             **{f"max_{f}": case((higher, new[f"max_{f}"]), else_=old[f"max_{f}"]) for f in _SIDES},
         },
+        # A point inside its buckets' range changes nothing: the row is not rewritten
+        # (most points of a long history, at every coarse level).
+        where=lower | higher,
     ).compile(dialect=conn.dialect, column_keys=list(_SUMMARY_FIELDS))
 
 
