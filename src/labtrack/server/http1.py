@@ -128,9 +128,12 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # An Upgrade we do not speak: the request is answered as plain HTTP, then we close.
+            # An Upgrade we do not speak: the request is answered as plain HTTP, then we
+            # close (the parser reads nothing more on this connection).
             if self.messages:
                 self.messages[-1].disconnect = True
+            else:
+                self.close()
         except httptools.HttpParserError as e:
             cause = e.__context__
             if not isinstance(cause, _Refused):
@@ -398,6 +401,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
             return fut
         if data:
             self.transport.write(data)
+            self.last_active = time.monotonic()  # a long download is not an idle connection
         if self._writing_paused:
             self._drain.append(fut)
         else:
@@ -479,13 +483,24 @@ class Http1Server:
             self._sweeper.cancel()
             self._sweeper = None
 
-    async def close_all_connections(self) -> None:
-        """Close idle connections now and the others once their answer is written."""
+    async def close_all_connections(self, timeout: float = 10.0) -> bool:
+        """Close idle connections now and the others once their answer is written.
+
+        What is still open after ``timeout`` seconds is aborted; returns whether
+        every connection closed in time.
+        """
         self._all_closed = asyncio.Event()
         for conn in list(self.connections):
             conn.close_when_idle()
-        if self.connections:
-            await self._all_closed.wait()
+        if not self.connections:
+            return True
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            for conn in list(self.connections):
+                conn.abort()
+            return False
 
     def connection_closed(self) -> None:
         if self._all_closed is not None and not self.connections:

@@ -129,10 +129,8 @@ class Server:
         # connections: a request still open when asyncio.run ends is cancelled, and
         # tornado answers a cancelled request with a 500.
         await loop.run_in_executor(None, ctx.pool.shutdown)
-        try:
-            await asyncio.wait_for(server.close_all_connections(), 10)
-        except asyncio.TimeoutError:
-            log.warning("connections still open at shutdown")
+        if not await server.close_all_connections(timeout=10):
+            log.warning("connections still open at shutdown were cut")
         if s.unix_socket:
             try:
                 os.unlink(s.unix_socket)
