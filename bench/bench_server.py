@@ -53,12 +53,12 @@ PAGE = 25000  # the mlflow client's page size for get_metric_history
 
 @dataclass
 class Sizes:
-    log_metric_calls: int = 300
+    log_metric_calls: int = 1000
     batches: int = 20
     batch_size: int = 1000
     history_points: int = 100_000
     runs: int = 1000
-    search_repeats: int = 10
+    search_repeats: int = 30
     history_repeats: int = 3
     launches: int = 3
     settle_s: float = 5.0
