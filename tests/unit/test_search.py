@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, insert, select, text
 
 from labtrack.errors import InvalidParameterValue
 from labtrack.store import schema as s
+from labtrack.store import run_query
 from labtrack.store.search import (
     Page, decode_page_token, encode_page_token, experiment_conditions, experiment_order_by,
     logged_model_conditions, logged_model_order_by, model_version_conditions,
@@ -159,7 +160,15 @@ def _ids(engine, id_col, conditions, order=()) -> list:
 
 
 def runs(engine, filter_string=None, order_by=None) -> list[str]:
-    return _ids(engine, s.runs.c.run_uuid, run_conditions(filter_string), run_order_by(order_by))
+    """Run ids in order, as the store's search finds them: ``run_query`` compiles the
+    query once and keeps it, so each search runs twice (the second from the kept query)
+    and both must match the statement built afresh."""
+    fresh = _ids(engine, s.runs.c.run_uuid, run_conditions(filter_string), run_order_by(order_by))
+    with engine.connect() as conn:
+        kept = [[row[0] for row in run_query.page_rows(conn, [1, 2], filter_string, order_by or [], "ALL", 0, 100)]
+                for _ in range(2)]
+    assert kept[0] == kept[1] == fresh
+    return fresh
 
 
 # --- runs: filters -------------------------------------------------------------------

@@ -12,6 +12,7 @@ second look-up of the runs table.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -43,14 +44,24 @@ def page_rows(conn: Connection, experiment_ids: Sequence[int], filter_string: st
     return raw_rows(conn, compiled, values)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A compiled search with its IN lists expanded: what ``dialect.raw_rows`` runs."""
+
+    string: str
+    positional: bool
+    positiontup: tuple[str, ...] | None
+    params: dict[str, Any]
+
+
 @lru_cache(maxsize=256)
 def _compiled(dialect: Dialect, filter_string: str, order_by: tuple[str, ...], view_type: str,
-              n_experiments: int) -> tuple[Any, dict[str, Any]]:
+              n_experiments: int) -> tuple[_Prepared, dict[str, Any]]:
     return _compile(dialect, filter_string, list(order_by), view_type, n_experiments)
 
 
 def _compile(dialect: Dialect, filter_string: str | None, order_by: list[Any], view_type: str | None,
-             n_experiments: int) -> tuple[Any, dict[str, Any]]:
+             n_experiments: int) -> tuple[_Prepared, dict[str, Any]]:
     runs = s.runs.c
     stmt = (select(*RUN_COLUMNS)
             .where(runs.experiment_id.in_([bindparam(name, 0) for name in _experiment_names(n_experiments)]),
@@ -58,7 +69,11 @@ def _compile(dialect: Dialect, filter_string: str | None, order_by: list[Any], v
             .order_by(*search.run_order_by(order_by))
             .offset(bindparam("page_offset")).limit(bindparam("page_limit")))
     compiled = stmt.params(page_offset=0, page_limit=1).compile(dialect=dialect)
-    return compiled, compiled.construct_params()
+    # The filter's own IN lists ("run_id IN (...)") are fixed by its text: expanded once, here.
+    state = compiled.construct_expanded_state(compiled.construct_params())
+    prepared = _Prepared(state.statement, compiled.positional,
+                         tuple(state.positiontup) if compiled.positional else None, dict(state.parameters))
+    return prepared, prepared.params
 
 
 @lru_cache(maxsize=64)
