@@ -128,15 +128,17 @@ def request_args(request: httputil.HTTPServerRequest) -> Args:
     return Args(data)
 
 
-async def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any) -> Any:
-    """``fn(ctx, *args)`` on a worker thread, or whole on the writer thread if it is ``on_writer``."""
+def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any) -> asyncio.Future[Any]:
+    """``fn(ctx, *args)`` on a worker thread, or whole on the writer thread if it is ``on_writer``.
+
+    Returns the asyncio future of its result, answered on the event loop.
+    """
     if getattr(fn, "on_writer", False):
-        return await ctx.store.writer.submit_from_loop(lambda conn: fn(ctx, *args))
+        return ctx.store.writer.submit_from_loop(lambda conn: fn(ctx, *args))
     try:
-        fut = IOLoop.current().run_in_executor(ctx.pool, fn, ctx, *args)
+        return asyncio.get_running_loop().run_in_executor(ctx.pool, fn, ctx, *args)
     except RuntimeError:  # the pool is shut down: a kept-alive connection spoke during shutdown
         raise TransientError("The server is shutting down.") from None
-    return await fut
 
 
 def error_reply(exc: BaseException | None, status_code: int, reason: str) -> tuple[int, dict[str, Any]]:
@@ -246,7 +248,6 @@ class ApiRequest(httputil.HTTPMessageDelegate):
         self.every_request_logged = every_request_logged
         self.chunks: list[bytes] = []
         self.closed = False
-        self.task: asyncio.Task[None] | None = None
         ctx.last_activity = time.monotonic()
 
     def data_received(self, chunk: bytes) -> None:
@@ -255,36 +256,47 @@ class ApiRequest(httputil.HTTPMessageDelegate):
     def finish(self) -> None:
         if self.chunks:
             self.request.body = b"".join(self.chunks)
-        self.task = asyncio.get_running_loop().create_task(self._answer())
+        # Callbacks, not a coroutine: a Task per request cost as much as its parsing.
+        try:
+            check_token(self.ctx, self.request)
+            future = call_endpoint(self.ctx, self.fn, request_args(self.request))
+        except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
+            self._fail(exc)
+            return
+        future.add_done_callback(self._answer)
 
     def on_connection_close(self) -> None:
         self.closed = True
 
-    async def _answer(self) -> None:
+    def _answer(self, future: asyncio.Future[Any]) -> None:
         try:
-            check_token(self.ctx, self.request)
-            result = await call_endpoint(self.ctx, self.fn, request_args(self.request))
-            status = 200
+            result = future.result()
             body = result if isinstance(result, RawJson) else json.dumps(
                 result if result is not None else {}, separators=(",", ":"), allow_nan=False)
+        except asyncio.CancelledError:
+            self._fail(TransientError("The server is shutting down."))
+            return
         except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
-            log_failure(self.request, exc)
-            code = exc.status_code if isinstance(exc, web.HTTPError) else 500
-            status, error = error_reply(exc, code, httputil.responses.get(code, "Unknown"))
-            body = json.dumps(error)
-        self._reply(status, body.encode())
-        log_access(status, self.request, self.every_request_logged)
+            self._fail(exc)
+            return
+        self._reply(200, body.encode())
+
+    def _fail(self, exc: Exception) -> None:
+        log_failure(self.request, exc)
+        code = exc.status_code if isinstance(exc, web.HTTPError) else 500
+        status, error = error_reply(exc, code, httputil.responses.get(code, "Unknown"))
+        self._reply(status, json.dumps(error).encode())
 
     def _reply(self, status: int, data: bytes) -> None:
-        if self.closed:
-            return
-        headers = httputil.HTTPHeaders({"Content-Type": JSON_TYPE, "Content-Length": str(len(data)),
-                                        "Date": _http_date()})
-        connection = self.request.connection
-        assert connection is not None
-        connection.write_headers(httputil.ResponseStartLine("", status, httputil.responses.get(status, "Unknown")),
-                                 headers, data)
-        connection.finish()
+        if not self.closed:
+            headers = httputil.HTTPHeaders({"Content-Type": JSON_TYPE, "Content-Length": str(len(data)),
+                                            "Date": _http_date()})
+            connection = self.request.connection
+            assert connection is not None
+            connection.write_headers(
+                httputil.ResponseStartLine("", status, httputil.responses.get(status, "Unknown")), headers, data)
+            connection.finish()
+        log_access(status, self.request, self.every_request_logged)
 
 
 _date_cache: list[Any] = [0, ""]
