@@ -9,6 +9,9 @@ EXISTS / scalar subqueries against the parent table of :mod:`schema` itself
 
     select(runs.c.run_uuid).where(*run_conditions(f)).order_by(*run_order_by(o))
 
+The text is parsed by :mod:`search_syntax`; this module gives each clause its
+meaning for each kind of object, and its SQL.
+
 Rules that are easy to get wrong:
 
 * Clauses are joined by ``AND`` only; keywords and operators ignore case.
@@ -30,10 +33,9 @@ import base64
 import binascii
 import json
 import operator
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from sqlalchemy import (Boolean, Column, String, Table, and_, case, cast, false, func, literal,
                         or_, select, true)
@@ -43,6 +45,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from labtrack.entities import VIEW_TYPES
 from labtrack.errors import InvalidParameterValue
 from labtrack.store import schema as s
+from labtrack.store.search_syntax import (
+    INTEGER,
+    LIST_OPS,
+    NULL_OPS,
+    NUMERIC_OPS,
+    PLURAL,
+    TEXT_OPS,
+    Clause,
+    OrderKey,
+    parse_filter,
+    parse_order,
+)
 
 __all__ = [
     "Page", "decode_page_token", "encode_page_token", "lifecycle", "run_conditions", "run_order_by",
@@ -135,218 +149,6 @@ def _like_to_glob(pattern: str) -> str:
             out.append(f"[{ch}]" if ch in "*?[" else ch)
         escaped = False
     return "".join(out)
-
-
-# --- tokenizer and parser -------------------------------------------------------
-
-Scalar = Union[str, int, float]
-Value = Union[Scalar, tuple[Scalar, ...], None]
-
-_ENTITIES = {
-    "metric": "metric", "metrics": "metric",
-    "param": "param", "params": "param", "parameter": "param", "parameters": "param",
-    "tag": "tag", "tags": "tag",
-    "attribute": "attribute", "attributes": "attribute", "attr": "attribute", "run": "attribute",
-    "dataset": "dataset", "datasets": "dataset",
-}
-_PLURAL = {"metric": "metrics", "param": "params", "tag": "tags", "dataset": "datasets"}
-# Bare keys may hold the characters metric names commonly use (train/loss, a-b, ns:k).
-_BARE = re.compile(r"[A-Za-z_][\w.\-/:]*")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-_SYMBOL_OPS = ("!=", ">=", "<=", "=", ">", "<")
-_NUMERIC_OPS = frozenset(_SYMBOL_OPS)
-_TEXT_OPS = frozenset({"=", "!=", "LIKE", "ILIKE"})
-_LIST_OPS = frozenset({"IN", "NOT IN"})
-_NULL_OPS = frozenset({"IS NULL", "IS NOT NULL"})
-
-
-@dataclass(frozen=True)
-class _Clause:
-    """One parsed ``<entity>.<key> <op> <value>``; ``text`` is its source, for messages."""
-
-    entity: str  # attribute, metric, param, tag or dataset
-    key: str
-    op: str  # upper case: "=", "NOT IN", "IS NULL", ...
-    value: Value
-    text: str
-
-    def fail(self, message: str) -> InvalidParameterValue:
-        return InvalidParameterValue(f"Invalid filter clause {self.text!r}: {message}")
-
-
-class _Scanner:
-    """A cursor over one filter or order_by string; every method skips leading blanks."""
-
-    def __init__(self, text: str, label: str) -> None:
-        self.text, self.label, self.pos = text, label, 0
-
-    def fail(self, message: str) -> InvalidParameterValue:
-        where = f"at position {self.pos}" if self.pos < len(self.text) else "at the end"
-        return InvalidParameterValue(f"Invalid {self.label} {self.text!r}: {message} ({where})")
-
-    def peek(self) -> str:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-        return self.text[self.pos:self.pos + 1]
-
-    def at_end(self) -> bool:
-        return self.peek() == ""
-
-    def keyword(self, *words: str) -> str | None:
-        """Consume the next bare word if it is one of ``words`` (any case)."""
-        self.peek()
-        match = _BARE.match(self.text, self.pos)
-        if match and match.group().upper() in words:
-            self.pos = match.end()
-            return match.group().upper()
-        return None
-
-    def quoted(self) -> str:
-        """Consume a '...', "..." or `...` literal."""
-        quote, start = self.text[self.pos], self.pos
-        self.pos += 1
-        parts = []
-        while True:
-            end = self.text.find(quote, self.pos)
-            if end < 0:
-                self.pos = start
-                raise self.fail(f"unclosed {quote} quote")
-            parts.append(self.text[self.pos:end])
-            self.pos = end + 1
-            if not self.text.startswith(quote, self.pos):
-                return "".join(parts)
-            parts.append(quote)  # a doubled quote stands for one
-            self.pos += 1
-
-    def identifier(self) -> tuple[str, str]:
-        """Consume ``[entity.]key`` with the key bare, `backticked` or "quoted"."""
-        if self.peek() in ("`", '"'):
-            return "attribute", self._key(self.quoted())
-        match = _BARE.match(self.text, self.pos)
-        if not match:
-            raise self.fail("expected an identifier such as metrics.rmse or tags.`a b`")
-        start, word = self.pos, match.group()
-        self.pos = match.end()
-        if word.endswith(".") and self.text[self.pos:self.pos + 1] in ("`", '"'):
-            prefix, key = word[:-1], self._key(self.quoted())
-        else:
-            prefix, dot, key = word.partition(".")
-            if not dot:
-                return "attribute", word
-            key = self._key(key)
-        entity = _ENTITIES.get(prefix.lower())
-        if entity is None:
-            self.pos = start
-            raise self.fail(f"unknown entity {prefix!r}; expected metrics, params, tags, "
-                            "attributes or datasets")
-        return entity, key
-
-    def _key(self, key: str) -> str:
-        if not key.strip():
-            raise self.fail("empty key")
-        return key
-
-    def operator(self) -> str:
-        word = self.keyword("IS", "NOT", "IN", "LIKE", "ILIKE")
-        if word == "IS":
-            negated = self.keyword("NOT")
-            if not self.keyword("NULL"):
-                raise self.fail("expected NULL after IS" + (" NOT" if negated else ""))
-            return "IS NOT NULL" if negated else "IS NULL"
-        if word == "NOT":
-            if not self.keyword("IN"):
-                raise self.fail("expected IN after NOT")
-            return "NOT IN"
-        if word:
-            return word
-        self.peek()
-        for op in _SYMBOL_OPS:
-            if self.text.startswith(op, self.pos):
-                self.pos += len(op)
-                return op
-        raise self.fail("expected an operator: = != < <= > >= LIKE ILIKE IN NOT IN IS [NOT] NULL")
-
-    def value(self) -> Scalar | tuple[Scalar, ...]:
-        ch = self.peek()
-        if ch in ("'", '"'):
-            return self.quoted()
-        if ch == "(":
-            return self._list()
-        match = _NUMBER.match(self.text, self.pos)
-        if match and not re.match(r"[\w.]", self.text[match.end():match.end() + 1]):
-            self.pos = match.end()
-            text = match.group()
-            return int(text) if _INTEGER.fullmatch(text) else float(text)
-        raise self.fail("expected a value: a quoted string, a number or a ('list')")
-
-    def _list(self) -> tuple[Scalar, ...]:
-        self.pos += 1  # the "("
-        items: list[Scalar] = []
-        while True:
-            if self.peek() == ")" and items:  # allows a trailing comma, as in Python
-                self.pos += 1
-                return tuple(items)
-            if self.peek() in ("(", ")"):
-                raise self.fail("expected a quoted string or a number in the list")
-            items.append(self.value())  # type: ignore[arg-type]  # "(" excluded above
-            if self.peek() == ",":
-                self.pos += 1
-            elif self.peek() != ")":
-                raise self.fail("expected ',' or ')' in the list")
-
-
-def _parse_filter(text: str | None) -> list[_Clause]:
-    """Split a filter string into clauses; only the grammar is checked here."""
-    if text is None or not str(text).strip():
-        return []
-    scan = _Scanner(str(text), "filter")
-    clauses = []
-    while True:
-        start = scan.pos
-        entity, key = scan.identifier()
-        op = scan.operator()
-        value = None if op in _NULL_OPS else scan.value()
-        clauses.append(_Clause(entity, key, op, value, scan.text[start:scan.pos].strip()))
-        if scan.at_end():
-            return clauses
-        if scan.keyword("OR"):
-            raise scan.fail("OR is not supported; join clauses with AND")
-        if not scan.keyword("AND"):
-            raise scan.fail("expected AND between clauses")
-        if scan.at_end():
-            raise scan.fail("expected a clause after AND")
-
-
-@dataclass(frozen=True)
-class _OrderKey:
-    entity: str
-    key: str
-    ascending: bool
-    dataset_name: str | None = None
-    dataset_digest: str | None = None
-
-
-def _parse_order(entry: Any) -> _OrderKey:
-    """Parse ``"<ident> [ASC|DESC]"`` or a logged-model ``{"field_name", "ascending", ...}``."""
-    if isinstance(entry, Mapping):
-        ascending = entry.get("ascending", True)
-        if not isinstance(ascending, bool):
-            raise InvalidParameterValue(f"Invalid order_by {entry!r}: ascending must be a boolean")
-        scan = _Scanner(str(entry.get("field_name") or ""), "order_by field_name")
-        entity, key = scan.identifier()
-        if not scan.at_end():
-            raise scan.fail("unexpected text after the field name")
-        return _OrderKey(entity, key, ascending, entry.get("dataset_name") or None,
-                         entry.get("dataset_digest") or None)
-    if not isinstance(entry, str):
-        raise InvalidParameterValue(f"Invalid order_by clause {entry!r}: expected a string")
-    scan = _Scanner(entry, "order_by clause")
-    entity, key = scan.identifier()
-    direction = scan.keyword("ASC", "DESC")
-    if not scan.at_end():
-        raise scan.fail("expected ASC or DESC" if direction is None else "unexpected text")
-    return _OrderKey(entity, key, direction != "DESC")
 
 
 # --- what each kind of object can be searched by ----------------------------------
@@ -452,13 +254,13 @@ _LOGGED_MODELS = _Spec(
 # --- value checks -----------------------------------------------------------------
 
 
-def _ops(clause: _Clause, allowed: frozenset[str], what: str) -> None:
+def _ops(clause: Clause, allowed: frozenset[str], what: str) -> None:
     if clause.op not in allowed:
         raise clause.fail(f"{clause.op} is not allowed for {what}; use one of "
                           + " ".join(sorted(allowed)))
 
 
-def _string(clause: _Clause) -> str:
+def _string(clause: Clause) -> str:
     if not isinstance(clause.value, str):
         raise clause.fail("the value must be a quoted string")
     if clause.op in ("LIKE", "ILIKE") and (len(clause.value) - len(clause.value.rstrip("\\"))) % 2:
@@ -466,21 +268,21 @@ def _string(clause: _Clause) -> str:
     return clause.value
 
 
-def _strings(clause: _Clause) -> tuple[str, ...]:
+def _strings(clause: Clause) -> tuple[str, ...]:
     if not isinstance(clause.value, tuple) or not all(isinstance(v, str) for v in clause.value):
         raise clause.fail(f"{clause.op} needs a list of quoted strings, e.g. ('a', 'b')")
     return clause.value
 
 
-def _number(clause: _Clause) -> float | int:
+def _number(clause: Clause) -> float | int:
     if isinstance(clause.value, (int, float)) and not isinstance(clause.value, bool):
         return clause.value
     raise clause.fail("the value must be a number (unquoted)")
 
 
-def _integer(clause: _Clause) -> int:
+def _integer(clause: Clause) -> int:
     value = clause.value
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
         value = int(value)  # MLflow accepts version_number = '3'
     if not isinstance(value, int) or not -2**63 <= value < 2**63:
         raise clause.fail("the value must be an integer")
@@ -515,31 +317,31 @@ def _exists(spec: _Spec, child: Any, *where: Any) -> ColumnElement[bool]:
     return query.correlate(spec.parent).exists()
 
 
-def _attribute(spec: _Spec, clause: _Clause) -> ColumnElement[bool]:
+def _attribute(spec: _Spec, clause: Clause) -> ColumnElement[bool]:
     attr = spec.attrs.get(clause.key.lower())
     if attr is None:
         raise clause.fail(f"unknown attribute {clause.key!r} for {spec.noun}; "
                           f"valid: {', '.join(sorted(spec.attrs))}")
     name = f"attribute {clause.key!r}"
     if attr.kind == "num":
-        _ops(clause, _NUMERIC_OPS, name)
+        _ops(clause, NUMERIC_OPS, name)
         return _COMPARE[clause.op](attr.column, _integer(clause))
-    _ops(clause, _TEXT_OPS | (_LIST_OPS if attr.lists else frozenset()), name)
+    _ops(clause, TEXT_OPS | (LIST_OPS if attr.lists else frozenset()), name)
     if attr.kind == "id":
         return _id_compare(attr.column, clause)
-    value = _strings(clause) if clause.op in _LIST_OPS else _string(clause)
+    value = _strings(clause) if clause.op in LIST_OPS else _string(clause)
     return _text_compare(attr.column, clause.op, value)
 
 
-def _id_compare(col: Column[Any], clause: _Clause) -> ColumnElement[bool]:
+def _id_compare(col: Column[Any], clause: Clause) -> ColumnElement[bool]:
     """Ids are strings on the wire and integers in the table; a non-integer id matches none."""
     if clause.op in ("LIKE", "ILIKE"):
         return _text_compare(cast(col, String), clause.op, _string(clause))
-    listed = clause.op in _LIST_OPS
+    listed = clause.op in LIST_OPS
     values = clause.value if listed else (clause.value,)
     if not isinstance(values, tuple) or not all(isinstance(v, (str, int)) for v in values):
         raise clause.fail("ids must be quoted strings or integers")
-    ids = [int(v) for v in values if _INTEGER.fullmatch(str(v).strip())]
+    ids = [int(v) for v in values if INTEGER.fullmatch(str(v).strip())]
     ids = [i for i in ids if -2**31 <= i < 2**31]
     if listed:
         return _text_compare(col, clause.op, ids)
@@ -548,28 +350,28 @@ def _id_compare(col: Column[Any], clause: _Clause) -> ColumnElement[bool]:
     return _COMPARE[clause.op](col, ids[0])
 
 
-def _key_value(spec: _Spec, clause: _Clause) -> ColumnElement[bool]:
+def _key_value(spec: _Spec, clause: Clause) -> ColumnElement[bool]:
     """A tag or param clause."""
     child = spec.children.get(clause.entity)
     if child is None:
-        raise clause.fail(f"{_PLURAL[clause.entity]} cannot be searched for {spec.noun}")
+        raise clause.fail(f"{PLURAL[clause.entity]} cannot be searched for {spec.noun}")
     has_key = and_(_linked(spec, child), child.c.key == clause.key)
     if clause.op == "IS NULL":
         return ~_exists(spec, child, has_key)
     if clause.op == "IS NOT NULL":
         return _exists(spec, child, has_key)
-    _ops(clause, _TEXT_OPS | _NULL_OPS, _PLURAL[clause.entity])
+    _ops(clause, TEXT_OPS | NULL_OPS, PLURAL[clause.entity])
     value = _string(clause)
     if clause.op == "!=" and spec.anti_join_ne:
         return ~_exists(spec, child, has_key, child.c.value == value)
     return _exists(spec, child, has_key, _text_compare(child.c.value, clause.op, value))
 
 
-def _metric(spec: _Spec, clause: _Clause, scope: Sequence[Any]) -> ColumnElement[bool]:
+def _metric(spec: _Spec, clause: Clause, scope: Sequence[Any]) -> ColumnElement[bool]:
     child = spec.children.get("metric")
     if child is None:
         raise clause.fail(f"metrics cannot be searched for {spec.noun}")
-    _ops(clause, _NUMERIC_OPS, "metrics")
+    _ops(clause, NUMERIC_OPS, "metrics")
     compare = _COMPARE[clause.op](child.c.value, float(_number(clause)))
     # NaN is stored as 0 with is_nan set: unequal to everything, false otherwise.
     if clause.op == "!=":
@@ -579,12 +381,12 @@ def _metric(spec: _Spec, clause: _Clause, scope: Sequence[Any]) -> ColumnElement
     return _exists(spec, child, _linked(spec, child), child.c.key == clause.key, compare, *scope)
 
 
-def _dataset(spec: _Spec, clause: _Clause) -> ColumnElement[bool]:
+def _dataset(spec: _Spec, clause: Clause) -> ColumnElement[bool]:
     """``datasets.name|digest|context``: some dataset input of the run matches."""
     if spec is not _RUNS:
         raise clause.fail(f"datasets cannot be searched for {spec.noun}")
-    _ops(clause, _TEXT_OPS | _LIST_OPS, "datasets")
-    value = _strings(clause) if clause.op in _LIST_OPS else _string(clause)
+    _ops(clause, TEXT_OPS | LIST_OPS, "datasets")
+    value = _strings(clause) if clause.op in LIST_OPS else _string(clause)
     key = clause.key.lower()
     if key == "context":
         t = s.input_tags
@@ -600,7 +402,7 @@ def _dataset(spec: _Spec, clause: _Clause) -> ColumnElement[bool]:
 def _conditions(spec: _Spec, filter_string: str | None,
                 metric_scope: Sequence[Any] = ()) -> list[ColumnElement[bool]]:
     out = []
-    for clause in _parse_filter(filter_string):
+    for clause in parse_filter(filter_string):
         if clause.entity == "attribute":
             out.append(_attribute(spec, clause))
         elif clause.entity == "metric":
@@ -621,7 +423,7 @@ def _sorted_column(col: ColumnElement[Any], ascending: bool, nullable: bool) -> 
     return head + [col.asc() if ascending else col.desc()]
 
 
-def _sorted_child(spec: _Spec, child: Table, order: _OrderKey) -> list[Any]:
+def _sorted_child(spec: _Spec, child: Table, order: OrderKey) -> list[Any]:
     """Sort by the value of one tag/param/metric key; a missing key (and NaN) goes last."""
     where: list[Any] = [_linked(spec, child), child.c.key == order.key]
     is_metric = child is spec.children.get("metric")
@@ -648,7 +450,7 @@ def _order_by(spec: _Spec, entries: Sequence[Any] | None) -> list[ColumnElement[
     out: list[Any] = []
     used: set[tuple[str, str]] = set()
     for entry in entries or []:
-        order = _parse_order(entry)
+        order = parse_order(entry)
         if order.entity == "attribute":
             col = spec.order_attrs.get(order.key.lower())
             if col is None:
@@ -766,7 +568,7 @@ def logged_model_conditions(
                    if d.get("dataset_digest") else []))
             for d in datasets)))
     out = _conditions(_LOGGED_MODELS, filter_string, scope)
-    if scope and not any(c.entity == "metric" for c in _parse_filter(filter_string)):
+    if scope and not any(c.entity == "metric" for c in parse_filter(filter_string)):
         out.append(_exists(_LOGGED_MODELS, _lmm, _linked(_LOGGED_MODELS, _lmm), *scope))
     return out
 
