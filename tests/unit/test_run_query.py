@@ -59,3 +59,10 @@ def test_bad_input_is_refused_on_every_call(store: TrackingStore) -> None:
             store.search_runs([exp], "", view_type="SOMETIMES")
     with pytest.raises(InvalidParameterValue):
         store.search_runs([], "metrics.m >>> 1")  # no experiments: the filter is still checked
+
+
+def test_no_experiments_find_nothing(store: TrackingStore) -> None:
+    exp = store.create_experiment("some")
+    store.create_run(exp, run_name="r")
+    assert store.search_runs([], "") == ([], None)
+    assert store.search_runs([], "attributes.run_id IN ('a', 'b')") == ([], None)

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tornado import httputil, web
-from tornado.ioloop import IOLoop
 
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
@@ -135,8 +134,13 @@ def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any) -> asyncio.Futur
     """
     if getattr(fn, "on_writer", False):
         return ctx.store.writer.submit_from_loop(lambda conn: fn(ctx, *args))
+    return on_pool(ctx, fn, ctx, *args)
+
+
+def on_pool(ctx: ServerContext, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``fn(*args)`` on the request pool, as an asyncio future."""
     try:
-        return asyncio.get_running_loop().run_in_executor(ctx.pool, fn, ctx, *args)
+        return asyncio.get_running_loop().run_in_executor(ctx.pool, fn, *args)
     except RuntimeError:  # the pool is shut down: a kept-alive connection spoke during shutdown
         raise TransientError("The server is shutting down.") from None
 
@@ -205,11 +209,7 @@ class BaseHandler(web.RequestHandler):
         super().send_error(status_code, **kwargs)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            fut = IOLoop.current().run_in_executor(self.ctx.pool, fn, *args)
-        except RuntimeError:  # the pool is shut down: a kept-alive connection spoke during shutdown
-            raise TransientError("The server is shutting down.") from None
-        return await fut
+        return await on_pool(self.ctx, fn, *args)
 
 
 class ApiHandler(BaseHandler):

@@ -33,15 +33,15 @@ def page_rows(conn: Connection, experiment_ids: Sequence[int], filter_string: st
     """
     order = tuple(order_by)
     if isinstance(filter_string, (str, type(None))) and all(isinstance(o, str) for o in order):
-        compiled, base = _compiled(conn.dialect, filter_string or "", order, view_type or "ACTIVE_ONLY",
-                                   len(experiment_ids))
+        prepared = _compiled(conn.dialect, filter_string or "", order, view_type or "ACTIVE_ONLY",
+                             len(experiment_ids))
     else:  # not what the HTTP API sends (a logged-model style order): not worth a cache entry
-        compiled, base = _compile(conn.dialect, filter_string, list(order), view_type, len(experiment_ids))
-    values = dict(base)
+        prepared = _compile(conn.dialect, filter_string, list(order), view_type, len(experiment_ids))
+    values = dict(prepared.params)
     values.update(zip(_experiment_names(len(experiment_ids)), experiment_ids))
     values["page_offset"] = offset
     values["page_limit"] = limit
-    return raw_rows(conn, compiled, values)
+    return raw_rows(conn, prepared, values)
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,12 @@ class _Prepared:
 
 @lru_cache(maxsize=256)
 def _compiled(dialect: Dialect, filter_string: str, order_by: tuple[str, ...], view_type: str,
-              n_experiments: int) -> tuple[_Prepared, dict[str, Any]]:
+              n_experiments: int) -> _Prepared:
     return _compile(dialect, filter_string, list(order_by), view_type, n_experiments)
 
 
 def _compile(dialect: Dialect, filter_string: str | None, order_by: list[Any], view_type: str | None,
-             n_experiments: int) -> tuple[_Prepared, dict[str, Any]]:
+             n_experiments: int) -> _Prepared:
     runs = s.runs.c
     stmt = (select(*RUN_COLUMNS)
             .where(runs.experiment_id.in_([bindparam(name, 0) for name in _experiment_names(n_experiments)]),
@@ -71,9 +71,8 @@ def _compile(dialect: Dialect, filter_string: str | None, order_by: list[Any], v
     compiled = stmt.params(page_offset=0, page_limit=1).compile(dialect=dialect)
     # The filter's own IN lists ("run_id IN (...)") are fixed by its text: expanded once, here.
     state = compiled.construct_expanded_state(compiled.construct_params())
-    prepared = _Prepared(state.statement, compiled.positional,
-                         tuple(state.positiontup) if compiled.positional else None, dict(state.parameters))
-    return prepared, prepared.params
+    return _Prepared(state.statement, compiled.positional,
+                     tuple(state.positiontup) if compiled.positional else None, dict(state.parameters))
 
 
 @lru_cache(maxsize=64)

@@ -26,11 +26,10 @@ from labtrack.entities import (
 from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from labtrack.store import metrics as metric_rows
 from labtrack.store import schema as s
-from labtrack.store import search
+from labtrack.store import run_query, search
 from labtrack.store.dialect import cached, raw_execute, raw_rows, upsert
 from labtrack.store.downsample import downsample
 from labtrack.store.engine import Engines, open_engines
-from labtrack.store import run_query
 from labtrack.store.loading import load_runs, run_info, runs_from_rows
 from labtrack.store.names import generate_run_name
 from labtrack.store.validation import (
@@ -477,11 +476,6 @@ class TrackingStore:
         order = list(order_by or [])
 
         def op(conn: Connection) -> tuple[list[Run], str | None]:
-            if not exp_ids:
-                search.lifecycle(s.runs.c.lifecycle_stage, view_type)  # still refuse a bad view type
-                search.run_conditions(filter_string)  # and a bad filter
-                search.run_order_by(order)
-                return [], None
             rows = run_query.page_rows(conn, exp_ids, filter_string, order, view_type, offset, limit + 1)
             token = search.encode_page_token(offset + limit) if len(rows) > limit else None
             return runs_from_rows(conn, rows[:limit]), token
