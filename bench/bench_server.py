@@ -38,6 +38,7 @@ from common import (  # noqa: E402
     quiet_env,
     repeat,
     scratch,
+    start_floor,
     start_labtrack,
     start_mlflow,
     table,
@@ -195,6 +196,7 @@ def phase_history(server: Server, sizes: Sizes, run_id: str, out: dict[str, Any]
         readers["labtrack_client"] = lambda: len(lt.get_metric_history(run_id, HISTORY_KEY))
     res: dict[str, Any] = {"points": sizes.history_points}
     for name, fn in readers.items():
+        fn()  # warm, as every other phase: the connection, and the replay floor's recording
         r = repeat(server, fn, sizes.history_repeats)
         res[name] = {"wall_s": r.wall_s, "walls": r.walls, "cpu_s": r.cpu_s, "client_cpu_s": r.client_cpu_s,
                      "points_read": sorted(set(r.results))}
@@ -256,9 +258,13 @@ def settle(servers: list[Server], quiet_s: float, timeout: float = 60) -> float:
 
 
 def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
-          data: list[dict[str, Any]], token: str | None) -> dict[str, dict[str, Any]]:
+          data: list[dict[str, Any]], token: str | None, floor: bool) -> dict[str, dict[str, Any]]:
     """Every phase runs on each server back to back, so a change in the machine's load
-    between phases weighs on both sides alike."""
+    between phases weighs on both sides alike.
+
+    With ``floor``, the phases also run against the replay floor (see
+    ``common.ReplayFloor``), after the launches, which it has no part in.
+    """
     out: dict[str, dict[str, Any]] = {k: {"launches": [], "launch_cpus": []} for k in kinds}
     servers: dict[str, Server] = {}
     try:
@@ -275,12 +281,16 @@ def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
                 out[kind]["launch_cpus"].append(servers[kind].launch_cpu_s)
                 say(f"{kind} launch {i + 1}/{sizes.launches}: {servers[kind].launch_s:.2f} s "
                     f"({servers[kind].launch_cpu_s:.2f} s CPU)")
-        waited = settle(list(servers.values()), sizes.settle_s, timeout=120)
-        say(f"servers quiet after {waited:.0f} s")
         for kind, server in servers.items():
             out[kind]["launch_s"] = median(out[kind]["launches"])
             out[kind]["launch_cpu_s"] = median(out[kind]["launch_cpus"])
-            out[kind]["rss_after_launch_mb"] = server.rss_mb()
+        if floor:
+            servers["floor"] = start_floor(root / "floor", token)
+            out["floor"] = {}
+        waited = settle(list(servers.values()), sizes.settle_s, timeout=120)
+        say(f"servers quiet after {waited:.0f} s")
+        for kind in kinds:
+            out[kind]["rss_after_launch_mb"] = servers[kind].rss_mb()
 
         def each(label: str, phase: Any, report: Any) -> None:
             for kind, server in servers.items():
@@ -298,6 +308,8 @@ def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
              lambda o: f"{o['search']['filtered']['wall_s']:.3f} s filtered, "
                        f"{o['search']['unfiltered']['wall_s']:.3f} s unfiltered (setup {o['search']['setup_s']:.1f} s)")
 
+        if "floor" in servers:
+            servers.pop("floor").stop()
         c0 = {k: tree_cpu_s(sv.pid) for k, sv in servers.items()}
         time.sleep(sizes.settle_s)
         for kind, server in servers.items():
@@ -314,7 +326,8 @@ def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
 
 # -- the report -------------------------------------------------------------------------
 
-def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes) -> list[Row]:
+def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes,
+         f: dict[str, Any] | None = None) -> list[Row]:
     def get(d: dict[str, Any] | None, *path: str) -> float | None:
         for p in path:
             if d is None or p not in d:
@@ -330,31 +343,36 @@ def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes) -> li
         1000 if f == "cpu_s" else 1)
     return [
         Row("log_metric (sync), wall", "calls/s", get(m, "log_metric", "calls_per_s"),
-            get(l, "log_metric", "calls_per_s"), higher_is_better=True, target=("ratio", 4)),
+            get(l, "log_metric", "calls_per_s"), higher_is_better=True, target=("ratio", 4),
+            floor=get(f, "log_metric", "calls_per_s")),
         Row("log_metric, server CPU", "ms/call", get(m, "log_metric", "cpu_ms_per_call"),
             get(l, "log_metric", "cpu_ms_per_call"), target=("ratio", 10)),
         Row(f"log_batch ({b:,} pts), wall", "points/s", get(m, "log_batch", "points_per_s"),
-            get(l, "log_batch", "points_per_s"), higher_is_better=True, target=("ratio", 4)),
+            get(l, "log_batch", "points_per_s"), higher_is_better=True, target=("ratio", 4),
+            floor=get(f, "log_batch", "points_per_s")),
         Row("log_batch, server CPU", "ms/batch", get(m, "log_batch", "cpu_ms_per_batch"),
             get(l, "log_batch", "cpu_ms_per_batch"), target=("ratio", 10)),
         Row(f"get_metric_history {pts}, mlflow client", "s", get(m, "history", "mlflow_client", "wall_s"),
             get(l, "history", "mlflow_client", "wall_s"),
-            note="the mlflow client's own parsing (protobuf) dominates; no target"),
+            note="the mlflow client's own parsing (protobuf) dominates; no target",
+            floor=get(f, "history", "mlflow_client", "wall_s")),
         Row(f"get_metric_history {pts}, requests loop", "s", get(m, "history", "plain_http", "wall_s"),
-            get(l, "history", "plain_http", "wall_s")),
+            get(l, "history", "plain_http", "wall_s"), floor=get(f, "history", "plain_http", "wall_s")),
         Row(f"get_metric_history {pts}, labtrack.Client", "s", get(m, "history", "labtrack_client", "wall_s"),
-            get(l, "history", "labtrack_client", "wall_s"), target=("max", 0.5)),
+            get(l, "history", "labtrack_client", "wall_s"), target=("max", 0.5),
+            floor=get(f, "history", "labtrack_client", "wall_s")),
         Row("get_metric_history, server CPU", "ms/read", hist_cpu(m), hist_cpu(l), target=("ratio", 10)),
         Row(f"search_runs filtered ({sizes.runs:,} runs), wall", "s", search(m, "filtered", "wall_s"),
-            search(l, "filtered", "wall_s"), target=("ratio", 10), note=f"filter: {FILTER}"),
+            search(l, "filtered", "wall_s"), target=("ratio", 10), note=f"filter: {FILTER}",
+            floor=search(f, "filtered", "wall_s")),
         Row("search_runs filtered, requests loop", "s", search(m, "filtered_http", "wall_s"),
-            search(l, "filtered_http", "wall_s")),
+            search(l, "filtered_http", "wall_s"), floor=search(f, "filtered_http", "wall_s")),
         Row("search_runs filtered, server CPU", "ms/search", search(m, "filtered", "cpu_s"),
             search(l, "filtered", "cpu_s"), target=("ratio", 10)),
         Row(f"search_runs unfiltered ({sizes.runs:,} runs), wall", "s", search(m, "unfiltered", "wall_s"),
-            search(l, "unfiltered", "wall_s"), target=("ratio", 10)),
+            search(l, "unfiltered", "wall_s"), target=("ratio", 10), floor=search(f, "unfiltered", "wall_s")),
         Row("search_runs unfiltered, requests loop", "s", search(m, "unfiltered_http", "wall_s"),
-            search(l, "unfiltered_http", "wall_s")),
+            search(l, "unfiltered_http", "wall_s"), floor=search(f, "unfiltered_http", "wall_s")),
         Row("search_runs unfiltered, server CPU", "ms/search", search(m, "unfiltered", "cpu_s"),
             search(l, "unfiltered", "cpu_s"), target=("ratio", 10)),
         Row("create_run + log_batch (search setup)", "runs/s", get(m, "search", "setup_runs_per_s"),
@@ -369,19 +387,20 @@ def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes) -> li
     ]
 
 
-def checks(m: dict[str, Any] | None, l: dict[str, Any] | None) -> list[str]:
-    """Both servers must have answered the same: same points read, same runs found."""
+def checks(m: dict[str, Any] | None, l: dict[str, Any] | None, f: dict[str, Any] | None = None,
+           other: str = "labtrack") -> list[str]:
+    """Both servers (and the replay floor) must have answered the same: same points read, same runs found."""
     if m is None or l is None:
         return []
-    problems = []
+    problems = [] if f is None else checks(m, f, other="the replay floor")
     for name in ("mlflow_client", "plain_http", "labtrack_client"):
         a, b = m["history"].get(name, {}).get("points_read"), l["history"].get(name, {}).get("points_read")
         if a is not None and b is not None and a != b:
-            problems.append(f"history via {name}: MLflow read {a} points, labtrack {b}")
+            problems.append(f"history via {name}: MLflow read {a} points, {other} {b}")
     for name in ("filtered", "unfiltered", "filtered_http", "unfiltered_http"):
         a, b = m["search"][name]["runs_found"], l["search"][name]["runs_found"]
         if a != b:
-            problems.append(f"search_runs {name}: MLflow found {a} runs, labtrack {b}")
+            problems.append(f"search_runs {name}: MLflow found {a} runs, {other} {b}")
     return problems
 
 
@@ -390,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small counts: a smoke run in under 2 minutes")
     ap.add_argument("--only", choices=("mlflow", "labtrack"), help="run one side only (no ratios)")
     ap.add_argument("--output", default="server.json", help="file name under bench/results/")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the replay floor (the 'ceiling' column: what an instant server would reach)")
     args = ap.parse_args(argv)
 
     quiet_env()
@@ -411,10 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     kinds = [args.only] if args.only else ["mlflow", "labtrack"]
     with scratch("labtrack-bench-") as root:
-        ran = bench(kinds, sizes, root, batches, data, token)
-    results: dict[str, dict[str, Any] | None] = {k: ran.get(k) for k in ("mlflow", "labtrack")}
-    table_rows = rows(results["mlflow"], results["labtrack"], sizes)
-    problems = checks(results["mlflow"], results["labtrack"])
+        ran = bench(kinds, sizes, root, batches, data, token, floor="mlflow" in kinds and not args.no_floor)
+    results: dict[str, dict[str, Any] | None] = {k: ran.get(k) for k in ("mlflow", "labtrack", "floor")}
+    table_rows = rows(results["mlflow"], results["labtrack"], sizes, results["floor"])
+    problems = checks(results["mlflow"], results["labtrack"], results["floor"])
     total = time.perf_counter() - started
     title = (f"labtrack vs MLflow {machine_info['mlflow']} server, one worker, SQLite, "
              f"{os.cpu_count()} CPUs{' (--quick: smaller counts than the targets assume)' if args.quick else ''}")
@@ -423,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     print("ratio: how many times better labtrack is (MLflow/labtrack for times, CPU, memory; "
           "labtrack/MLflow for rates)")
     print("server CPU: user+system seconds of the server's whole process tree over the phase")
+    if results["floor"] is not None:
+        print("ceiling: the ratio of a server that answers instantly (bench/replay.py replaying labtrack's "
+              "answers), i.e. the most any server can reach through that client")
     print()
     print(table(table_rows))
     for p in problems:

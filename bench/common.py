@@ -164,6 +164,45 @@ class Server:
     def stop(self) -> None:
         stop_tree(self.proc)
 
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Around the timed part of a phase (the replay floor answers from memory there)."""
+        yield
+
+
+@dataclass
+class ReplayFloor(Server):
+    """``bench/replay.py`` in front of a fresh labtrack server: see that file.
+
+    Untimed calls (setup, warm-up) go through to labtrack and are recorded; timed
+    ones are answered at once from the recording, so their wall time is the
+    client's own.  MLflow's figure over this one is the best ratio any server can
+    reach through the same client.
+    """
+
+    upstream: Server | None = None
+
+    def _switch(self, state: str) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("POST", f"/__replay__/{state}")
+            conn.getresponse().read()
+        finally:
+            conn.close()
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        self._switch("on")
+        try:
+            yield
+        finally:
+            self._switch("off")
+
+    def stop(self) -> None:
+        stop_tree(self.proc)
+        if self.upstream is not None:
+            self.upstream.stop()
+
 
 def launch(name: str, cmd: list[str], port: int, workdir: Path, *, timeout: float,
            token: str | None = None) -> Server:
@@ -213,6 +252,19 @@ def start_labtrack(workdir: Path, token: str | None, timeout: float = 60.0) -> S
                   timeout=timeout, token=token)
 
 
+def start_floor(workdir: Path, token: str | None, timeout: float = 60.0) -> ReplayFloor:
+    """A replay floor (``ReplayFloor``) recording a labtrack server of its own."""
+    upstream = start_labtrack(workdir / "upstream", token, timeout)
+    port = free_port()
+    try:
+        replay = launch("floor", [sys.executable, str(BENCH_DIR / "replay.py"), "--port", str(port),
+                                  "--upstream", upstream.url], port, workdir, timeout=timeout, token=token)
+    except BaseException:
+        upstream.stop()
+        raise
+    return ReplayFloor(**{f: getattr(replay, f) for f in Server.__dataclass_fields__}, upstream=upstream)
+
+
 # -- measuring ----------------------------------------------------------------------
 
 @dataclass
@@ -226,13 +278,14 @@ class Sample:
 
 def measure(server: Server, fn: Callable[[], Any]) -> tuple[Sample, Any]:
     """Run ``fn`` once; the client's CPU (this process, all threads) shows what caps the wall time."""
-    c0 = server.cpu_s()
-    p0 = time.process_time()
-    t0 = time.perf_counter()
-    result = fn()
-    wall = time.perf_counter() - t0
-    client = time.process_time() - p0
-    cpu = server.cpu_s() - c0
+    with server.timed():
+        c0 = server.cpu_s()
+        p0 = time.process_time()
+        t0 = time.perf_counter()
+        result = fn()
+        wall = time.perf_counter() - t0
+        client = time.process_time() - p0
+        cpu = server.cpu_s() - c0
     return Sample(wall, cpu, client), result
 
 
@@ -256,14 +309,15 @@ class Repeated:
 
 def repeat(server: Server, fn: Callable[[], Any], n: int) -> Repeated:
     walls, results = [], []
-    c0 = server.cpu_s()
-    p0 = time.process_time()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        results.append(fn())
-        walls.append(time.perf_counter() - t0)
-    client = time.process_time() - p0
-    cpu = server.cpu_s() - c0
+    with server.timed():
+        c0 = server.cpu_s()
+        p0 = time.process_time()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            results.append(fn())
+            walls.append(time.perf_counter() - t0)
+        client = time.process_time() - p0
+        cpu = server.cpu_s() - c0
     return Repeated(walls, cpu / n, client / n, results)
 
 
@@ -320,7 +374,10 @@ class Row:
     ``higher_is_better`` decides the ratio's direction so that a ratio > 1 always
     means labtrack is better: MLflow/labtrack for times, CPU and memory,
     labtrack/MLflow for throughput.  ``target`` is either a minimum ratio
-    ("ratio", 4.0) or a limit on labtrack's own figure ("max", 0.5).
+    ("ratio", 4.0) or a limit on labtrack's own figure ("max", 0.5).  ``floor``
+    is the same figure against a server that answers instantly (a wall time
+    that is all client): ``ceiling`` is the ratio such a server reaches, the
+    most that any server can.
     """
 
     figure: str
@@ -330,10 +387,18 @@ class Row:
     higher_is_better: bool = False
     target: tuple[str, float] | None = None
     note: str = ""
+    floor: float | None = None
 
     @property
     def ratio(self) -> float | None:
-        a, b = self.mlflow, self.labtrack
+        return self._ratio(self.labtrack)
+
+    @property
+    def ceiling(self) -> float | None:
+        return self._ratio(self.floor)
+
+    def _ratio(self, ours: float | None) -> float | None:
+        a, b = self.mlflow, ours
         if a is None or b is None:
             return None
         if self.higher_is_better:
@@ -362,7 +427,8 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         return {"figure": self.figure, "unit": self.unit, "mlflow": self.mlflow, "labtrack": self.labtrack,
                 "ratio": self.ratio, "higher_is_better": self.higher_is_better,
-                "target": self.target_text or None, "met": self.met, "note": self.note or None}
+                "target": self.target_text or None, "met": self.met, "note": self.note or None,
+                "floor": self.floor, "ceiling": self.ceiling}
 
 
 def fmt(x: float | None) -> str:
@@ -386,8 +452,13 @@ def table(rows: list[Row]) -> str:
     head = ["figure", "unit", "MLflow", "labtrack", "ratio", "target"]
     body = [[r.figure, r.unit, fmt(r.mlflow), fmt(r.labtrack),
              "n/a" if r.ratio is None else f"{r.ratio:.1f}×", r.target_text] for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     right = {2, 3, 4}
+    if any(r.floor is not None for r in rows):
+        head[5:5] = ["ceiling"]
+        for r, b in zip(rows, body):
+            b[5:5] = ["" if r.ceiling is None else f"{r.ceiling:.1f}×"]
+        right.add(5)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
