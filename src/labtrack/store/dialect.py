@@ -100,15 +100,6 @@ def raw_rows_positional(conn: Connection, compiled: Any, params: tuple[Any, ...]
     return _run(conn, compiled.string, params, lambda cursor: cursor.fetchall())
 
 
-def raw_execute(conn: Connection, compiled: Any, values: dict[str, Any]) -> int:
-    """``raw_rows`` for a statement that returns no rows (an UPDATE); the rows it changed.
-
-    For the statements every logging request runs, where SQLAlchemy's own
-    execution costs many times the database's work.
-    """
-    return _execute(conn, compiled, values, lambda cursor: cursor.rowcount)
-
-
 def _execute(conn: Connection, compiled: Any, values: dict[str, Any], result: Callable[[Any], Any]) -> Any:
     bound = tuple(values[n] for n in compiled.positiontup) if compiled.positional else values
     return _run(conn, compiled.string, bound, result)

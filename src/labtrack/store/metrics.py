@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Float, String, bindparam, column, false, func, select, true, values
+from sqlalchemy import (BigInteger, Connection, Float, String, bindparam, case, column, false, func, select, true,
+                        tuple_, values)
 
 from labtrack.entities import Metric, MetricSeries
 from labtrack.store import schema as s
@@ -29,8 +30,6 @@ from labtrack.store.loading import metric_value
 
 # Statements built once: constructing a Core statement costs more than running it.
 _m, _lm = s.metrics, s.latest_metrics
-_LATEST = select(_lm).where(_lm.c.run_uuid == bindparam("run_id"),
-                            _lm.c.key.in_(bindparam("keys", expanding=True)))
 _HISTORY_COLUMNS = (_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan, _m.c.model_id, _m.c.dataset_name,
                     _m.c.dataset_digest)
 _OF_METRIC = (_m.c.run_uuid == bindparam("run_id"), _m.c.key == bindparam("key"))
@@ -44,7 +43,6 @@ _HISTORY_KEY_ORDER = (select(*_HISTORY_COLUMNS).where(*_OF_METRIC)
                       .offset(bindparam("offset")).limit(bindparam("limit")))
 _NAN_AT = select(_m.c.step).where(*_OF_METRIC, _m.c.step == bindparam("step"),
                                   _m.c.timestamp == bindparam("timestamp"), _m.c.is_nan == True).limit(1)  # noqa: E712
-_LATEST_FIELDS = ("value", "is_nan", "timestamp", "step", "min_value", "max_value")
 
 
 _POINT_FIELDS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan", "model_id", "dataset_name",
@@ -98,31 +96,28 @@ def _insert_finite(conn: Connection, run_id: str, s_: MetricSeries) -> None:
 
 
 def _upsert_latest(conn: Connection) -> Any:
+    """One statement per key: the new points' latest, min and max, merged with the stored row in SQL.
+
+    MLflow's "latest" is the largest (step, timestamp, value), NaN counting as
+    the smallest value; min and max ignore NaN (NULL until a finite point
+    comes).  A row the new points change nothing of is not rewritten.
+    """
     stmt = upsert(conn, _lm)
-    return stmt.on_conflict_do_update(index_elements=[_lm.c.run_uuid, _lm.c.key],
-                                      set_={c: stmt.excluded[c] for c in _LATEST_FIELDS}
-                                      ).compile(dialect=conn.dialect, column_keys=[c.name for c in _lm.c])
-
-
-# The latest values of up to this many keys are read with a statement compiled
-# for that many keys and run on the DBAPI cursor: SQLAlchemy's execution (an
-# expanding IN rendered on every call) cost more than SQLite's work, on every
-# log_metric request.
-_LATEST_RAW_KEYS = 32
-_LATEST_COLUMNS = [c.name for c in _lm.c]
-
-
-def _latest_rows(conn: Connection, run_id: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """The stored latest-value rows of ``keys`` as dicts by key."""
-    n = len(keys)
-    if n > _LATEST_RAW_KEYS:
-        rows: list[Any] = list(conn.execute(_LATEST, {"run_id": run_id, "keys": keys}))
-    else:
-        compiled = cached(conn, f"latest_metrics_{n}_sql", lambda c: select(_lm).where(
-            _lm.c.run_uuid == bindparam("run_id"), _lm.c.key.in_([bindparam(f"k{i}") for i in range(n)])
-        ).compile(dialect=c.dialect))
-        rows = raw_rows(conn, compiled, {"run_id": run_id, **{f"k{i}": k for i, k in enumerate(keys)}})
-    return {r[1]: dict(zip(_LATEST_COLUMNS, r)) for r in rows}
+    new, old = stmt.excluded, _lm.c
+    newer = (tuple_(new.step, new.timestamp, ~new.is_nan, new.value)
+             > tuple_(old.step, old.timestamp, ~old.is_nan, old.value))
+    lower = new.min_value < old.min_value
+    higher = new.max_value > old.max_value
+    first = old.min_value.is_(None) & new.min_value.is_not(None)
+    return stmt.on_conflict_do_update(
+        index_elements=[old.run_uuid, old.key],
+        set_={
+            **{c: case((newer, new[c]), else_=old[c]) for c in ("value", "is_nan", "timestamp", "step")},
+            "min_value": case((lower, new.min_value), else_=func.coalesce(old.min_value, new.min_value)),
+            "max_value": case((higher, new.max_value), else_=func.coalesce(old.max_value, new.max_value)),
+        },
+        where=newer | lower | higher | first,
+    ).compile(dialect=conn.dialect, column_keys=[c.name for c in _lm.c])
 
 
 def _row(run_id: str, m: Metric) -> dict[str, Any]:
@@ -130,11 +125,6 @@ def _row(run_id: str, m: Metric) -> dict[str, Any]:
     return {"run_uuid": run_id, "key": m.key, "step": m.step, "timestamp": m.timestamp,
             "value": 0.0 if nan else m.value, "is_nan": nan, "model_id": m.model_id,
             "dataset_name": m.dataset_name, "dataset_digest": m.dataset_digest}
-
-
-def _order_key(step: int, timestamp: int, value: float, is_nan: bool) -> tuple[int, int, int, float]:
-    # MLflow's "latest": the largest (step, timestamp, value); NaN counts as smallest value.
-    return (step, timestamp, 0 if is_nan else 1, value)
 
 
 def to_series(points: Iterable[Metric]) -> list[MetricSeries]:
@@ -222,27 +212,12 @@ def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], float | None, 
 
 
 def _update_latest(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:
-    found = {s_.key: _best(s_) for s_ in series}
-    existing = _latest_rows(conn, run_id, list(found))
-    out = []
-    for key, (best, lo, hi) in found.items():
-        old = existing.get(key)
-        if old is not None:
-            best = max(best, _order_key(old["step"], old["timestamp"], old["value"], bool(old["is_nan"])))
-            lo = _combine(min, old["min_value"], lo)
-            hi = _combine(max, old["max_value"], hi)
-        step, ts, is_num, value = best
-        out.append({"run_uuid": run_id, "key": key, "value": value, "is_nan": not is_num,
-                    "timestamp": ts, "step": step, "min_value": lo, "max_value": hi})
-    raw_executemany(conn, cached(conn, "upsert_latest_metrics_sql", _upsert_latest), out)
-
-
-def _combine(fn: Any, a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return fn(a, b)
+    rows = []
+    for s_ in series:
+        (step, ts, is_num, value), lo, hi = _best(s_)
+        rows.append({"run_uuid": run_id, "key": s_.key, "value": value, "is_nan": not is_num,
+                     "timestamp": ts, "step": step, "min_value": lo, "max_value": hi})
+    raw_executemany(conn, cached(conn, "upsert_latest_metrics_sql", _upsert_latest), rows)
 
 
 def _insert_model_metrics(conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:

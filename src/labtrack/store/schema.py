@@ -62,7 +62,9 @@ runs = Table(
     Column("lifecycle_stage", String(16), nullable=False, default="active"),
     Column("artifact_uri", Text, nullable=False, default=""),
     Column("deleted_time", BigInteger, nullable=True),
-    # Bumped on every write to the run; lets the UI and widgets fetch only what changed.
+    # The last change to this row (created, renamed, ended, deleted, restored).  Not
+    # bumped by logging: that would rewrite the runs table's page on every request
+    # for a value nothing reads.
     Column("last_update_time", BigInteger, nullable=False, default=0),
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
 )

@@ -27,7 +27,7 @@ from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists, Resour
 from labtrack.store import metrics as metric_rows
 from labtrack.store import schema as s
 from labtrack.store import run_query, search
-from labtrack.store.dialect import cached, raw_execute, raw_rows, upsert
+from labtrack.store.dialect import cached, raw_rows, upsert
 from labtrack.store.downsample import downsample
 from labtrack.store.engine import Engines, open_engines
 from labtrack.store.loading import load_runs, run_info, runs_from_rows
@@ -362,7 +362,6 @@ class TrackingStore:
                 metric_rows.insert_metrics(conn, run_id, metrics)
             if series:
                 metric_rows.insert_series(conn, run_id, series)
-            _touch_run(conn, run_id)
         self.write(op)
 
     def delete_tag(self, run_id: Any, key: Any) -> None:
@@ -533,8 +532,6 @@ def _experiment(conn: Connection, exp_id: int) -> Experiment:
 
 # Built once: every logging request runs these, and building costs more than running.
 _RUN_ROW = select(s.runs).where(s.runs.c.run_uuid == bindparam("run_id"))
-_TOUCH_RUN = (update(s.runs).where(s.runs.c.run_uuid == bindparam("_run_id"))
-              .values(last_update_time=bindparam("_time")))
 _PARAMS_OF = select(s.params).where(s.params.c.run_uuid == bindparam("run_id"),
                                     s.params.c.key.in_(bindparam("keys", expanding=True)))
 
@@ -554,9 +551,9 @@ def _active_run_row(conn: Connection, run_id: str) -> Any:
     return row
 
 
-# Every logging request checks its run and touches it: on the DBAPI cursor,
-# where SQLAlchemy's execution of these two one-row statements cost ten times
-# SQLite's own work.
+# Every logging request checks its run: on the DBAPI cursor, where
+# SQLAlchemy's execution of this one-row statement cost ten times SQLite's own
+# work.
 _RUN_STATE = select(s.runs.c.lifecycle_stage).where(
     s.runs.c.run_uuid == bindparam("run_id"))
 
@@ -567,11 +564,6 @@ def _check_active_run(conn: Connection, run_id: str) -> None:
                     {"run_id": run_id})
     if not (rows and rows[0][0] == "active"):
         _active_run_row(conn, run_id)
-
-
-def _touch_run(conn: Connection, run_id: str) -> None:
-    raw_execute(conn, cached(conn, "touch_run_sql", lambda c: _TOUCH_RUN.compile(dialect=c.dialect)),
-                {"_run_id": run_id, "_time": now_ms()})
 
 
 def _check_batch(metrics: Sequence[Metric], params: Sequence[tuple[str, str]],
