@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -133,4 +134,75 @@ def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     assert len(_names(engines)) == 50
     with engines.writer.connect() as conn:  # type: ignore[attr-defined]
         assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    engines.dispose()  # type: ignore[attr-defined]
+
+
+def test_idle_writer_lets_the_loop_apply_a_small_write_at_once(tmp_path: Path) -> None:
+    writer, engines = _writer(tmp_path)
+    threads = []
+
+    def op(conn):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        # A store call inside the write runs inline, not queued behind itself.
+        return writer.run(_add_experiment("inline"))
+
+    async def main():  # type: ignore[no-untyped-def]
+        fut = writer.apply_now_from_loop(op)
+        assert fut is not None and fut.done()
+        return await fut
+
+    commits = writer.commits
+    assert asyncio.run(main()) == "inline"
+    assert threads == [threading.get_ident()]
+    assert writer.commits == commits + 1
+    assert _names(engines) == {"inline"}
+    writer.close()
+    engines.dispose()  # type: ignore[attr-defined]
+
+
+def test_busy_writer_makes_the_loop_queue_its_write(tmp_path: Path) -> None:
+    writer, engines = _writer(tmp_path)
+    gate, started = threading.Event(), threading.Event()
+    writer.submit(lambda conn: (started.set(), gate.wait(5)))
+    started.wait(5)
+
+    async def while_applying():  # type: ignore[no-untyped-def]
+        assert writer.apply_now_from_loop(_add_experiment("never")) is None
+        queued = writer.submit_from_loop(_add_experiment("queued"))
+        gate.set()
+        return await queued
+
+    assert asyncio.run(while_applying()) == "queued"
+
+    async def while_stopped():  # type: ignore[no-untyped-def]
+        return writer.apply_now_from_loop(_add_experiment("late"))
+
+    writer.close()
+    assert asyncio.run(while_stopped()) is None
+    assert _names(engines) == {"queued"}
+    engines.dispose()  # type: ignore[attr-defined]
+
+
+def test_failed_write_on_the_loop_leaves_nothing_and_the_next_one_commits(tmp_path: Path) -> None:
+    writer, engines = _writer(tmp_path)
+
+    def half_then_fail(conn):  # type: ignore[no-untyped-def]
+        _add_experiment("half")(conn)
+        raise InvalidParameterValue("bad input after a write")
+
+    async def main():  # type: ignore[no-untyped-def]
+        failed = writer.apply_now_from_loop(half_then_fail)
+        assert failed is not None
+        with pytest.raises(InvalidParameterValue):
+            await failed
+        ok = writer.apply_now_from_loop(_add_experiment("after"))
+        assert ok is not None
+        return await ok
+
+    assert asyncio.run(main()) == "after"
+    assert _names(engines) == {"after"}
+    # The writer thread goes on with the same connection.
+    assert writer.submit(_add_experiment("threaded")).result(10) == "threaded"
+    assert _names(engines) == {"after", "threaded"}
+    writer.close()
     engines.dispose()  # type: ignore[attr-defined]

@@ -61,10 +61,11 @@ Endpoint = Callable[..., Any]
 def on_writer(fn: Endpoint) -> Endpoint:
     """Mark an endpoint that only parses its request and makes store writes.
 
-    It runs on the writer thread, inside the write's own savepoint, so its
-    store call writes at once instead of waking the writer from a worker (see
-    ``store.writer``).  It must not read through the store's readers: they
-    would not see what the write has done so far.
+    It runs whole as one write (on the writer thread, or on the event loop when
+    the writer is idle and the request small), so its store call writes at once
+    instead of waking the writer from a worker (see ``store.writer``).  It must
+    not read through the store's readers: they would not see what the write has
+    done so far.
     """
     fn.on_writer = True  # type: ignore[attr-defined]
     return fn
@@ -127,13 +128,26 @@ def request_args(request: httputil.HTTPServerRequest) -> Args:
     return Args(data)
 
 
-def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any) -> asyncio.Future[Any]:
-    """``fn(ctx, *args)`` on a worker thread, or whole on the writer thread if it is ``on_writer``.
+# A request body up to this size makes a small write (a log_metric is ~100
+# bytes): one the event loop may apply itself when the writer is idle.
+SMALL_WRITE_BYTES = 4096
 
-    Returns the asyncio future of its result, answered on the event loop.
+
+def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any, body_bytes: int = 0) -> asyncio.Future[Any]:
+    """``fn(ctx, *args)`` on a worker thread, or whole as a write if it is ``on_writer``.
+
+    A write of a small request (``body_bytes``) that finds the writer idle is
+    applied at once (``Writer.apply_now_from_loop``); others go to the writer
+    thread.  Returns the asyncio future of its result, answered on the event loop.
     """
     if getattr(fn, "on_writer", False):
-        return ctx.store.writer.submit_from_loop(lambda conn: fn(ctx, *args))
+        writer = ctx.store.writer
+        op: Callable[[Any], Any] = lambda conn: fn(ctx, *args)  # noqa: E731
+        if body_bytes <= SMALL_WRITE_BYTES:
+            done = writer.apply_now_from_loop(op)
+            if done is not None:
+                return done
+        return writer.submit_from_loop(op)
     return on_pool(ctx, fn, ctx, *args)
 
 
@@ -226,7 +240,8 @@ class ApiHandler(BaseHandler):
         fn = self.methods.get(self.request.method or "")
         if fn is None:
             raise web.HTTPError(405)
-        result = await call_endpoint(self.ctx, fn, self.parse_args(), *path_args)
+        result = await call_endpoint(self.ctx, fn, self.parse_args(), *path_args,
+                                     body_bytes=len(self.request.body or b""))
         self.write_json(result if result is not None else {})
 
     get = post = patch = delete = put = _dispatch  # type: ignore[assignment]
@@ -259,7 +274,8 @@ class ApiRequest(httputil.HTTPMessageDelegate):
         # Callbacks, not a coroutine: a Task per request cost as much as its parsing.
         try:
             check_token(self.ctx, self.request)
-            future = call_endpoint(self.ctx, self.fn, request_args(self.request))
+            future = call_endpoint(self.ctx, self.fn, request_args(self.request),
+                                   body_bytes=len(self.request.body or b""))
         except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
             self._fail(exc)
             return
