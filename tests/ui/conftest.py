@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser import screenshot_path
 from tests.servers import ServerProcess, free_port, start_server
 from tests.ui.seed import Seeded, seed
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 PREFIX = "/user/alice/labtrack"
 
 
@@ -111,8 +111,7 @@ def goto(page: Any, hash_route: str) -> None:
 
 
 def screenshot(page: Any, name: str, locator: Any = None) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    (locator or page).screenshot(path=str(SCREENSHOTS / name))
+    (locator or page).screenshot(path=str(screenshot_path(name)))
 
 
 # ---- a path-prefix proxy, standing in for jupyter-server-proxy

@@ -5,7 +5,7 @@ page) logs runs with zero setup and shows a RunTable.  In the browser we check
 what a user sees: the rendered rows (escaped), the Open links through the
 proxy, a sort picked in the dropdown, and a Plot image after selecting runs in
 the list; every click goes from the page to the kernel and back over the
-widget comm.  The widget's screenshot goes to docs/screenshots/widgets.png.
+widget comm.  The widget's screenshot is docs/screenshots/widgets.png (see tests.browser.screenshot_path).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from tests.browser import screenshot_path
 from tests.jupyter.conftest import _require
 from tests.jupyter.lab import JupyterLab, start_lab
 
 pytestmark = pytest.mark.timeout(600)
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "widgets.png"
 
 LOG_CELL = """\
 import labtrack as lt
@@ -132,6 +132,5 @@ def _steps(lab: JupyterLab, page: Any) -> None:
         " return i && i.complete && i.naturalWidth > 300; })()", timeout=30_000)
     assert image.get_attribute("src", timeout=5_000).startswith("blob:")
     widget.scroll_into_view_if_needed()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    widget.screenshot(path=str(SCREENSHOT))
+    widget.screenshot(path=str(screenshot_path("widgets.png")))
     assert not alerts
