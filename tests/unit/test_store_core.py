@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,13 @@ def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     engines.dispose()  # type: ignore[attr-defined]
 
 
+def _on_a_loop(coro_fn):  # type: ignore[no-untyped-def]
+    """``asyncio.run(coro_fn())`` in a thread of its own: the browser tests' Playwright
+    keeps an event loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_fn())).result(30)
+
+
 def test_idle_writer_lets_the_loop_apply_a_small_write_at_once(tmp_path: Path) -> None:
     writer, engines = _writer(tmp_path)
     threads = []
@@ -149,11 +157,12 @@ def test_idle_writer_lets_the_loop_apply_a_small_write_at_once(tmp_path: Path) -
     async def main():  # type: ignore[no-untyped-def]
         fut = writer.apply_now_from_loop(op)
         assert fut is not None and fut.done()
-        return await fut
+        return await fut, threading.get_ident()
 
     commits = writer.commits
-    assert asyncio.run(main()) == "inline"
-    assert threads == [threading.get_ident()]
+    result, loop_thread = _on_a_loop(main)
+    assert result == "inline"
+    assert threads == [loop_thread]
     assert writer.commits == commits + 1
     assert _names(engines) == {"inline"}
     writer.close()
@@ -172,13 +181,13 @@ def test_busy_writer_makes_the_loop_queue_its_write(tmp_path: Path) -> None:
         gate.set()
         return await queued
 
-    assert asyncio.run(while_applying()) == "queued"
+    assert _on_a_loop(while_applying) == "queued"
 
     async def while_stopped():  # type: ignore[no-untyped-def]
         return writer.apply_now_from_loop(_add_experiment("late"))
 
     writer.close()
-    assert asyncio.run(while_stopped()) is None
+    assert _on_a_loop(while_stopped) is None
     assert _names(engines) == {"queued"}
     engines.dispose()  # type: ignore[attr-defined]
 
@@ -199,7 +208,7 @@ def test_failed_write_on_the_loop_leaves_nothing_and_the_next_one_commits(tmp_pa
         assert ok is not None
         return await ok
 
-    assert asyncio.run(main()) == "after"
+    assert _on_a_loop(main) == "after"
     assert _names(engines) == {"after"}
     # The writer thread goes on with the same connection.
     assert writer.submit(_add_experiment("threaded")).result(10) == "threaded"
