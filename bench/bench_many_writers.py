@@ -87,8 +87,6 @@ class Result:
     first_error: str | None = None
 
 
-
-
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in STEERING}
     env.update(QUIET)

@@ -327,7 +327,7 @@ def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
 # -- the report -------------------------------------------------------------------------
 
 def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes,
-         f: dict[str, Any] | None = None) -> list[Row]:
+         floor: dict[str, Any] | None = None) -> list[Row]:
     def get(d: dict[str, Any] | None, *path: str) -> float | None:
         for p in path:
             if d is None or p not in d:
@@ -344,35 +344,35 @@ def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes,
     return [
         Row("log_metric (sync), wall", "calls/s", get(m, "log_metric", "calls_per_s"),
             get(l, "log_metric", "calls_per_s"), higher_is_better=True, target=("ratio", 4),
-            floor=get(f, "log_metric", "calls_per_s")),
+            floor=get(floor, "log_metric", "calls_per_s")),
         Row("log_metric, server CPU", "ms/call", get(m, "log_metric", "cpu_ms_per_call"),
             get(l, "log_metric", "cpu_ms_per_call"), target=("ratio", 10)),
         Row(f"log_batch ({b:,} pts), wall", "points/s", get(m, "log_batch", "points_per_s"),
             get(l, "log_batch", "points_per_s"), higher_is_better=True, target=("ratio", 4),
-            floor=get(f, "log_batch", "points_per_s")),
+            floor=get(floor, "log_batch", "points_per_s")),
         Row("log_batch, server CPU", "ms/batch", get(m, "log_batch", "cpu_ms_per_batch"),
             get(l, "log_batch", "cpu_ms_per_batch"), target=("ratio", 10)),
         Row(f"get_metric_history {pts}, mlflow client", "s", get(m, "history", "mlflow_client", "wall_s"),
             get(l, "history", "mlflow_client", "wall_s"),
             note="the mlflow client's own parsing (protobuf) dominates; no target",
-            floor=get(f, "history", "mlflow_client", "wall_s")),
+            floor=get(floor, "history", "mlflow_client", "wall_s")),
         Row(f"get_metric_history {pts}, requests loop", "s", get(m, "history", "plain_http", "wall_s"),
-            get(l, "history", "plain_http", "wall_s"), floor=get(f, "history", "plain_http", "wall_s")),
+            get(l, "history", "plain_http", "wall_s"), floor=get(floor, "history", "plain_http", "wall_s")),
         Row(f"get_metric_history {pts}, labtrack.Client", "s", get(m, "history", "labtrack_client", "wall_s"),
             get(l, "history", "labtrack_client", "wall_s"), target=("max", 0.5),
-            floor=get(f, "history", "labtrack_client", "wall_s")),
+            floor=get(floor, "history", "labtrack_client", "wall_s")),
         Row("get_metric_history, server CPU", "ms/read", hist_cpu(m), hist_cpu(l), target=("ratio", 10)),
         Row(f"search_runs filtered ({sizes.runs:,} runs), wall", "s", search(m, "filtered", "wall_s"),
             search(l, "filtered", "wall_s"), target=("ratio", 10), note=f"filter: {FILTER}",
-            floor=search(f, "filtered", "wall_s")),
+            floor=search(floor, "filtered", "wall_s")),
         Row("search_runs filtered, requests loop", "s", search(m, "filtered_http", "wall_s"),
-            search(l, "filtered_http", "wall_s"), floor=search(f, "filtered_http", "wall_s")),
+            search(l, "filtered_http", "wall_s"), floor=search(floor, "filtered_http", "wall_s")),
         Row("search_runs filtered, server CPU", "ms/search", search(m, "filtered", "cpu_s"),
             search(l, "filtered", "cpu_s"), target=("ratio", 10)),
         Row(f"search_runs unfiltered ({sizes.runs:,} runs), wall", "s", search(m, "unfiltered", "wall_s"),
-            search(l, "unfiltered", "wall_s"), target=("ratio", 10), floor=search(f, "unfiltered", "wall_s")),
+            search(l, "unfiltered", "wall_s"), target=("ratio", 10), floor=search(floor, "unfiltered", "wall_s")),
         Row("search_runs unfiltered, requests loop", "s", search(m, "unfiltered_http", "wall_s"),
-            search(l, "unfiltered_http", "wall_s"), floor=search(f, "unfiltered_http", "wall_s")),
+            search(l, "unfiltered_http", "wall_s"), floor=search(floor, "unfiltered_http", "wall_s")),
         Row("search_runs unfiltered, server CPU", "ms/search", search(m, "unfiltered", "cpu_s"),
             search(l, "unfiltered", "cpu_s"), target=("ratio", 10)),
         Row("create_run + log_batch (search setup)", "runs/s", get(m, "search", "setup_runs_per_s"),
@@ -387,12 +387,12 @@ def rows(m: dict[str, Any] | None, l: dict[str, Any] | None, sizes: Sizes,
     ]
 
 
-def checks(m: dict[str, Any] | None, l: dict[str, Any] | None, f: dict[str, Any] | None = None,
+def checks(m: dict[str, Any] | None, l: dict[str, Any] | None, floor: dict[str, Any] | None = None,
            other: str = "labtrack") -> list[str]:
     """Both servers (and the replay floor) must have answered the same: same points read, same runs found."""
     if m is None or l is None:
         return []
-    problems = [] if f is None else checks(m, f, other="the replay floor")
+    problems = [] if floor is None else checks(m, floor, other="the replay floor")
     for name in ("mlflow_client", "plain_http", "labtrack_client"):
         a, b = m["history"].get(name, {}).get("points_read"), l["history"].get(name, {}).get("points_read")
         if a is not None and b is not None and a != b:

@@ -46,8 +46,6 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 TARGETS = {"table_interactive_s": 1.5, "chart_1m_s": 1.0, "rss_mb": 200}
 
 
-
-
 class Server:
     def __init__(self, kind: str, workdir: Path) -> None:
         self.kind = kind

@@ -199,7 +199,7 @@ class ReplayFloor(Server):
             self._switch("off")
 
     def stop(self) -> None:
-        stop_tree(self.proc)
+        super().stop()
         if self.upstream is not None:
             self.upstream.stop()
 
@@ -262,7 +262,7 @@ def start_floor(workdir: Path, token: str | None, timeout: float = 60.0) -> Repl
     except BaseException:
         upstream.stop()
         raise
-    return ReplayFloor(**{f: getattr(replay, f) for f in Server.__dataclass_fields__}, upstream=upstream)
+    return ReplayFloor(**vars(replay), upstream=upstream)
 
 
 # -- measuring ----------------------------------------------------------------------

@@ -16,8 +16,7 @@ it recorded, without touching the upstream server:
 A client's wall time against the replay is its own work plus one local round
 trip: no server can answer it faster.  MLflow's wall time divided by it is the
 most that any server can be better than MLflow through that client (the
-"ceiling" column of bench_server.py).  ``POST /__replay__/off`` goes back to
-forwarding.
+"ceiling" column of bench_server.py).
 """
 
 from __future__ import annotations

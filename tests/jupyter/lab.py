@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,8 +25,6 @@ import requests
 from tests.servers import free_port
 
 START_TIMEOUT_S = 90.0
-
-
 
 
 @dataclass

@@ -50,9 +50,9 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="labtrack-writer", daemon=True)
         self._stopped = False
         self._lock = threading.Lock()  # a write queued behind _STOP would never be answered
-        self._after_commit: list[Callable[[], None]] = []
-        self._conn: Connection | None = None  # the group's connection, while one is applied
-        self._applier = 0  # the thread applying it
+        # (thread id, connection) while a group is applied: a write called from
+        # inside it joins it (see ``run``).
+        self._applying: tuple[int, Connection] | None = None
         # Held while a group is applied, by the writer thread or the event loop;
         # ``_connection`` is the one connection both use.
         self._busy = threading.Lock()
@@ -94,8 +94,9 @@ class Writer:
         On the writer thread (inside an operation of a group) ``fn`` runs at
         once, as part of that operation: it commits, or rolls back, with it.
         """
-        if self._conn is not None and threading.get_ident() == self._applier:
-            return fn(self._conn)
+        applying = self._applying
+        if applying is not None and applying[0] == threading.get_ident():
+            return fn(applying[1])
         return self.submit(fn).result()
 
     def apply_now_from_loop(self, fn: Callable[[Connection], T]) -> asyncio.Future[T] | None:
@@ -104,7 +105,7 @@ class Writer:
         The returned future is already answered.  Only for small writes (a
         request of a few KB): the loop serves nothing else meanwhile.
         """
-        if not self._inline or self._stopped or not self._queue.empty() or not self._busy.acquire(blocking=False):
+        if not self._inline or not self._busy.acquire(blocking=False):
             return None
         try:
             if self._stopped or self._connection is None or not self._queue.empty():
@@ -160,8 +161,7 @@ class Writer:
         # transaction rolls back, which is the same.  (SAVEPOINT and RELEASE are
         # compiled afresh each time and cost as much as the write itself.)
         alone = len(group) == 1
-        self._applier = threading.get_ident()  # before _conn: ``run`` reads them in the other order
-        self._conn = conn
+        self._applying = (threading.get_ident(), conn)
         try:
             with conn.begin() as transaction:
                 for fn, fut in group:
@@ -187,7 +187,7 @@ class Writer:
             conn.close()
             return self._engine.connect()
         finally:
-            self._conn = None
+            self._applying = None
         self.commits += 1
         for fut, ok, value in outcomes:
             if ok:
