@@ -158,3 +158,6 @@ def sync(folder: str) -> None:
 def _progress_bar(total: int) -> Any:
     return click.progressbar(length=max(total, 1), label="ingesting spool", file=sys.stderr,
                              show_eta=False, show_percent=True)
+
+
+# Command groups of other capabilities (labtrack/commands/<capability>.py), one line each.
