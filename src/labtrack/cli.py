@@ -32,7 +32,7 @@ def _server_options(fn: Any) -> Any:
                      help="Artifact location of new experiments [default: mlflow-artifacts:/]."),
         click.option("--serve-artifacts/--no-serve-artifacts", default=None,
                      help="Proxy artifact uploads and downloads [default: on]."),
-        click.option("--host", default=None, help="TCP address [default: 127.0.0.1]."),
+        click.option("--host", "-h", default=None, help="TCP address [default: 127.0.0.1]."),
         click.option("--port", "-p", type=int, default=None, help="TCP port; 0 picks a free one [default: 5000]."),
         click.option("--unix-socket", default=None, help="Listen on this unix socket instead of TCP."),
         click.option("--token", default=None, help="Token TCP clients must send [default: a new random one]."),
@@ -42,19 +42,60 @@ def _server_options(fn: Any) -> Any:
         click.option("--parent-pid", type=int, default=None, help="Exit when this process exits."),
         click.option("--static-prefix", default=None, help="Public path prefix behind a proxy."),
         click.option("--access-log", is_flag=True, default=None, help="Log every request (method, path, status)."),
-        click.option("--workers", "-w", default=None, hidden=True, help="Accepted for MLflow compatibility."),
+        # mlflow server's flags: a Settings field each (settings.py says which are built yet).
+        click.option("--workers", "-w", type=int, default=None,
+                     help="Server processes sharing one PostgreSQL database [default: 1]."),
+        click.option("--app-name", default=None, help="'basic-auth': users and permissions, as in MLflow."),
+        click.option("--allowed-hosts", default=None, help="Comma-separated Host headers to answer."),
+        click.option("--cors-allowed-origins", default=None, help="Comma-separated browser origins allowed."),
+        click.option("--expose-prometheus", default=None, help="Folder for Prometheus metrics (/metrics)."),
+        # mlflow server's flags with no labtrack counterpart: refused with the equivalent.
+        click.option("--registry-store-uri", default=None, hidden=True),
+        click.option("--artifacts-only", is_flag=True, default=None, hidden=True),
+        click.option("--gunicorn-opts", default=None, hidden=True),
+        click.option("--uvicorn-opts", default=None, hidden=True),
+        click.option("--waitress-opts", default=None, hidden=True),
+        click.option("--dev", is_flag=True, default=None, hidden=True),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
 
 
+# mlflow server's flags that labtrack has no use for: each is refused with one line that
+# names what labtrack does instead.
+_MLFLOW_ONLY_FLAGS: dict[str, str] = {
+    "registry_store_uri": "--registry-store-uri: labtrack keeps the model registry in the "
+                          "--backend-store-uri database; drop the flag",
+    "artifacts_only": "--artifacts-only: labtrack serves artifacts with tracking; use "
+                      "--artifacts-destination DIR (and --no-serve-artifacts on other servers)",
+    "gunicorn_opts": "--gunicorn-opts: labtrack runs no gunicorn; use --workers and --access-log",
+    "uvicorn_opts": "--uvicorn-opts: labtrack runs no uvicorn; use --workers and --access-log",
+    "waitress_opts": "--waitress-opts: labtrack runs no waitress; use --workers and --access-log",
+    "dev": "--dev: labtrack has no reloading dev mode; use --access-log to see each request",
+}
+
+
+def _mlflow_only_refusal(flags: dict[str, Any]) -> str | None:
+    for name, line in _MLFLOW_ONLY_FLAGS.items():
+        value = flags.pop(name, None)
+        if name == "registry_store_uri" and value is not None and value == flags.get("backend_store_uri"):
+            continue  # the same database: that is what labtrack does anyway
+        if value:
+            return line
+    return None
+
+
 def _run_server(flags: dict[str, Any]) -> None:
     from labtrack.server.main import serve
     from labtrack.settings import Settings
 
-    flags.pop("workers", None)
+    refusal = _mlflow_only_refusal(flags)
     settings = Settings.from_sources(flags)
+    refusal = refusal or settings.not_built()
+    if refusal:
+        click.echo(f"labtrack: {refusal}", err=True)
+        sys.exit(2)
     try:
         code = serve(settings)
     except LabtrackError as e:
@@ -115,14 +156,18 @@ def models_generate_dockerfile(model_uri: str, output_directory: str, base_image
     click.echo(f"labtrack: wrote {out / 'Dockerfile'}; build with `docker build -t <image> {out}`")
 
 
-@main.command()
+# -h is --host for the server, as in `mlflow server -h 0.0.0.0`; --help stays.
+_SERVER_CONTEXT = {"help_option_names": ["--help"]}
+
+
+@main.command(context_settings=_SERVER_CONTEXT)
 @_server_options
 def server(**flags: Any) -> None:
     """Serve a database (default: ./mlruns.db) over MLflow's REST API and the web UI."""
     _run_server(flags)
 
 
-@main.command()
+@main.command(context_settings=_SERVER_CONTEXT)
 @_server_options
 def ui(**flags: Any) -> None:
     """Alias of ``labtrack server``."""

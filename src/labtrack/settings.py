@@ -18,6 +18,9 @@ class Setting:
     default: Any
     env: str
     help: str
+    # Non-empty while the setting is declared but not built yet: a value other than
+    # the default is refused with this one line (it names what to use instead).
+    pending: str = ""
 
 
 TABLE: tuple[Setting, ...] = (
@@ -39,6 +42,26 @@ TABLE: tuple[Setting, ...] = (
     Setting("static_prefix", "", "LABTRACK_STATIC_PREFIX",
             "Public path prefix when behind a proxy that strips it (e.g. /user/alice/labtrack)."),
     Setting("access_log", False, "LABTRACK_ACCESS_LOG", "Log each request's method, path and status."),
+    # mlflow server's flags that labtrack answers with its own settings.
+    Setting("workers", 1, "LABTRACK_WORKERS",
+            "Server processes sharing one PostgreSQL database (SQLite: always one writer).",
+            pending="--workers N is not available yet (issue #18): one labtrack process serves "
+                    "many clients; run without --workers"),
+    Setting("app_name", None, "LABTRACK_APP_NAME",
+            "mlflow's --app-name: 'basic-auth' turns on users and permissions.",
+            pending="--app-name is not available yet (issue #18): TCP clients need labtrack's "
+                    "token (--token, MLFLOW_TRACKING_TOKEN)"),
+    Setting("expose_prometheus", None, "LABTRACK_EXPOSE_PROMETHEUS",
+            "Folder for Prometheus metrics; serves them on /metrics.",
+            pending="--expose-prometheus is not available yet (issue #18): run without it"),
+    Setting("allowed_hosts", None, "LABTRACK_ALLOWED_HOSTS",
+            "Comma-separated Host headers the server answers (guards against DNS rebinding).",
+            pending="--allowed-hosts is not available yet (issue #19): bind with --host 127.0.0.1 "
+                    "or --unix-socket and keep the token"),
+    Setting("cors_allowed_origins", None, "LABTRACK_CORS_ALLOWED_ORIGINS",
+            "Comma-separated origins allowed to call the API from a browser.",
+            pending="--cors-allowed-origins is not available yet (issue #19): the UI is served "
+                    "same-origin; no cross-origin access is allowed"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -67,6 +90,11 @@ class Settings:
     parent_pid: int = 0
     static_prefix: str = ""
     access_log: bool = False
+    workers: int = 1
+    app_name: str | None = None
+    expose_prometheus: str | None = None
+    allowed_hosts: str | None = None
+    cors_allowed_origins: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -83,3 +111,10 @@ class Settings:
                 values[s.name] = s.default
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    def not_built(self) -> str | None:
+        """The one-line refusal for a setting that is given but not built yet, else None."""
+        for s in TABLE:
+            if s.pending and getattr(self, s.name, s.default) != s.default:
+                return s.pending
+        return None
