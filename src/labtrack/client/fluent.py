@@ -213,14 +213,12 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None,
         raise LabtrackError(f"the active run is not the parent {parent_run_id}",
                             "INVALID_PARAMETER_VALUE")
     client = _client()
+    if not run_id and not stack:
+        # As MLflow: a launcher (``labtrack run``, ``mlflow run``, a SLURM task) names the
+        # run this process continues.
+        run_id = os.environ.get("LABTRACK_RUN_ID") or os.environ.get("MLFLOW_RUN_ID") or None
     if run_id:
-        run = client.get_run(run_id)
-        if run.info.lifecycle_stage != "active":
-            raise LabtrackError(f"cannot resume deleted run {run_id}", "INVALID_PARAMETER_VALUE")
-        client.update_run(run_id, "RUNNING")
-        if tags:
-            client.log_batch(run_id, tags=tags, synchronous=True)
-        run = client.get_run(run_id)
+        run = _resume(client, run_id, tags)
     else:
         all_tags: dict[str, Any] = st.run_start_tags()
         all_tags.update(tags or {})
@@ -237,7 +235,37 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None,
     stack.append(active)
     _state.last_run_id = run.info.run_id
     _install_exit_hooks()
+    from labtrack.client import system_metrics
+
+    if system_metrics.enabled(log_system_metrics):
+        system_metrics.start_for_run(run.info.run_id, client)
     return active
+
+
+def _resume(client: Client, run_id: str, tags: dict[str, Any] | None) -> Run:
+    """Mark ``run_id`` RUNNING again and return it.
+
+    A process that spools (a batch task whose server is out of reach) cannot read
+    the run back: it continues it from what it knows, and the server checks the
+    run when the spool is ingested.
+    """
+    from labtrack.entities import RunInfo
+    from labtrack.errors import SpoolReadError
+
+    try:
+        run = client.get_run(run_id)
+    except SpoolReadError:
+        client.update_run(run_id, "RUNNING")
+        if tags:
+            client.log_batch(run_id, tags=tags, synchronous=True)
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or _state.experiment_id or "0"
+        return Run(RunInfo(run_id, experiment, status="RUNNING"), tags=dict(tags or {}))
+    if run.info.lifecycle_stage != "active":
+        raise LabtrackError(f"cannot resume deleted run {run_id}", "INVALID_PARAMETER_VALUE")
+    client.update_run(run_id, "RUNNING")
+    if tags:
+        client.log_batch(run_id, tags=tags, synchronous=True)
+    return client.get_run(run_id)
 
 
 def end_run(status: str = "FINISHED") -> None:
@@ -250,6 +278,9 @@ def end_run(status: str = "FINISHED") -> None:
         return
     run = stack.pop()
     client = _client()
+    from labtrack.client import system_metrics
+
+    system_metrics.stop_for_run(run.info.run_id)  # its last point is queued before the flush
     pending: LabtrackError | None = None
     try:
         flush()
