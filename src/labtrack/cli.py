@@ -42,6 +42,7 @@ def _server_options(fn: Any) -> Any:
         click.option("--parent-pid", type=int, default=None, help="Exit when this process exits."),
         click.option("--static-prefix", default=None, help="Public path prefix behind a proxy."),
         click.option("--access-log", is_flag=True, default=None, help="Log every request (method, path, status)."),
+        click.option("--gateway-config", default=None, help="gateway.yaml: the AI gateway's endpoints."),
         # mlflow server's flags: a Settings field each (settings.py says which are built yet).
         click.option("--workers", "-w", type=int, default=None,
                      help="Server processes sharing one PostgreSQL database [default: 1]."),
@@ -180,9 +181,10 @@ def sync(folder: str) -> None:
     """Ingest the spool files of FOLDER/mlruns.db without a server (default: this folder).
 
     Batch jobs that could not reach a server append their writes to spool files
-    (mlruns/.spool); a running server ingests them by itself, this does it now.
+    (mlruns/.labtrack/spool); a running server ingests them by itself, this does it now.
     FOLDER may also name the database file.
     """
+    from labtrack.spool import spool_folder
     from labtrack.sync import SyncRefused, sync_database
 
     path = Path(folder).expanduser().resolve()
@@ -197,7 +199,7 @@ def sync(folder: str) -> None:
         return
     rejected = f", {report.rejected} rejected (see the *.rejected files)" if report.rejected else ""
     click.echo(f"labtrack: {report.records} records from {report.files} spool files applied to "
-               f"{db}{rejected}; {report.retired} files retired to .spool/done")
+               f"{db}{rejected}; {report.retired} files retired to {spool_folder(db) / 'done'}")
 
 
 def _progress_bar(total: int) -> Any:
@@ -206,3 +208,8 @@ def _progress_bar(total: int) -> Any:
 
 
 # Command groups of other capabilities (labtrack/commands/<capability>.py), one line each.
+from labtrack.commands.push import push as _push; main.add_command(_push)  # noqa: E402
+from labtrack.commands.projects import jobs as _jobs, run_command as _run; main.add_command(_run); main.add_command(_jobs)  # noqa: E402
+from labtrack.commands.mlflow_import import import_command as _import; main.add_command(_import)  # noqa: E402
+from labtrack.commands.users import db as _db, users as _users; main.add_command(_users); main.add_command(_db)  # noqa: E402
+from labtrack.commands.gateway import gateway as _gateway; main.add_command(_gateway)  # noqa: E402

@@ -249,9 +249,12 @@ def _resume(client: Client, run_id: str, tags: dict[str, Any] | None) -> Run:
     the run back: it continues it from what it knows, and the server checks the
     run when the spool is ingested.
     """
+    from labtrack.client.slurm_tags import slurm_tags
     from labtrack.entities import RunInfo
     from labtrack.errors import SpoolReadError
 
+    # A batch task continuing its launcher's run records where it ran.
+    tags = {**slurm_tags(), **(tags or {})}
     try:
         run = client.get_run(run_id)
     except SpoolReadError:
