@@ -23,6 +23,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from labtrack._version import __version__
+from labtrack.server.app import MLFLOW_PROTOCOL_VERSION
 from tests.servers import ServerProcess, free_port, start_server
 
 
@@ -236,7 +237,10 @@ def test_health_version_and_token_forms(sqlite_server: ServerProcess) -> None:
     health = _get(srv, "/health")
     assert health.status_code == 200 and health.text == "OK"
     version = _get(srv, "/version")
-    assert version.status_code == 200 and version.text == __version__
+    # /version is the MLflow protocol version (the mlflow client picks its trace export by it);
+    # labtrack's own version travels in a header.
+    assert version.status_code == 200 and version.text == MLFLOW_PROTOCOL_VERSION
+    assert version.headers["X-Labtrack-Version"] == __version__
 
     path = "/api/2.0/mlflow/experiments/get?experiment_id=0"
 

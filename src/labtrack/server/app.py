@@ -10,7 +10,7 @@ from tornado import web
 from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 
 from labtrack._version import __version__
-from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking
+from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
 from labtrack.server import listener
 from labtrack.server.base import TOKEN_COOKIE, ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
 
@@ -29,12 +29,19 @@ class HealthHandler(BaseHandler):
         self.finish("OK")
 
 
+# The MLflow version whose protocol this server speaks.  The mlflow client reads
+# /version only to pick its trace export: 3.4 or newer sends spans by OTLP to
+# /v1/traces, which labtrack stores (older ones upload them as an artifact file).
+MLFLOW_PROTOCOL_VERSION = "3.17.2"
+
+
 class VersionHandler(BaseHandler):
     open_paths = True
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain")
-        self.finish(__version__)
+        self.set_header("X-Labtrack-Version", __version__)
+        self.finish(MLFLOW_PROTOCOL_VERSION)
 
 
 class IndexHandler(BaseHandler):
@@ -78,18 +85,20 @@ def routes(ctx: ServerContext) -> list[Any]:
         (r"/", IndexHandler, {"ctx": ctx}),
         (r"/static/(.*)", web.StaticFileHandler, {"path": str(STATIC_UI)}),
     ]
-    api = api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
+    api = (api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
+           + api_traces.ROUTES)
     extra = ctx.extra.get("routes", [])
     for prefix in MLFLOW_PREFIXES:
         for path, methods in api + extra:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in LABTRACK_PREFIXES:
-        for path, methods in api_tracking.LABTRACK_ROUTES + listener.ROUTES:
+        for path, methods in api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
         table.append((prefix + r"/(.+)", api_artifacts.ArtifactHandler, {"ctx": ctx}))
     table.append((r"/get-artifact", api_artifacts.RunArtifactHandler, {"ctx": ctx}))
+    table.append((api_traces.OTLP_PATH, api_traces.OtlpTracesHandler, {"ctx": ctx}))
     return table
 
 

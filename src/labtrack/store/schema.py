@@ -269,3 +269,68 @@ spool_progress = Table(
     Column("applied_offset", BigInteger, nullable=False, default=0),
     Column("applied_seq", BigInteger, nullable=False, default=0),
 )
+
+# --- traces (store/traces.py) ---------------------------------------------
+# A trace's spans are kept as the OTLP JSON the client reads back (``content``),
+# written once and returned as text: inputs and outputs of any length are never
+# parsed again by a search, which reads only the trace's own columns.
+
+traces = Table(
+    "traces", metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("request_time", BigInteger, nullable=False),
+    Column("execution_duration", BigInteger, nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("client_request_id", String(250), nullable=True),
+    Column("request_preview", Text, nullable=True),
+    Column("response_preview", Text, nullable=True),
+    Index("ix_traces_experiment_time", "experiment_id", "request_time"),
+)
+
+trace_tags = Table(
+    "trace_tags", metadata,
+    Column("trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+trace_metadata = Table(
+    "trace_metadata", metadata,
+    Column("trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+spans = Table(
+    "spans", metadata,
+    Column("trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("name", Text, nullable=False),
+    Column("span_type", String(500), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("start_time_ns", BigInteger, nullable=False),
+    Column("end_time_ns", BigInteger, nullable=True),
+    Column("content", Text, nullable=False),
+)
+
+assessments = Table(
+    "assessments", metadata,
+    Column("assessment_id", String(64), primary_key=True),
+    Column("trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(KEY), nullable=False),
+    Column("kind", String(16), nullable=False),  # feedback | expectation
+    Column("create_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("valid", Boolean, nullable=False, default=True),
+    Column("value", Text, nullable=True),  # the feedback or expectation value as JSON, for filters
+    Column("content", Text, nullable=False),  # the Assessment's JSON, as the client reads it
+    Index("ix_assessments_trace", "trace_id"),
+)
+
+trace_runs = Table(
+    "trace_runs", metadata,
+    Column("trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("run_uuid", String(32), primary_key=True),
+)

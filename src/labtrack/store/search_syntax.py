@@ -54,8 +54,9 @@ class Clause:
 class _Scanner:
     """A cursor over one filter or order_by string; every method skips leading blanks."""
 
-    def __init__(self, text: str, label: str) -> None:
+    def __init__(self, text: str, label: str, entities: Mapping[str, str] | None = None) -> None:
         self.text, self.label, self.pos = text, label, 0
+        self.entities = _ENTITIES if entities is None else entities  # traces name others
 
     def fail(self, message: str) -> InvalidParameterValue:
         where = f"at position {self.pos}" if self.pos < len(self.text) else "at the end"
@@ -111,11 +112,11 @@ class _Scanner:
             if not dot:
                 return "attribute", word
             key = self._key(key)
-        entity = _ENTITIES.get(prefix.lower())
+        entity = self.entities.get(prefix.lower())
         if entity is None:
             self.pos = start
-            raise self.fail(f"unknown entity {prefix!r}; expected metrics, params, tags, "
-                            "attributes or datasets")
+            raise self.fail(f"unknown entity {prefix!r}; expected one of "
+                            + ", ".join(sorted(set(self.entities))))
         return entity, key
 
     def _key(self, key: str) -> str:
@@ -172,11 +173,15 @@ class _Scanner:
                 raise self.fail("expected ',' or ')' in the list")
 
 
-def parse_filter(text: str | None) -> list[Clause]:
-    """Split a filter string into clauses; only the grammar is checked here."""
+def parse_filter(text: str | None, entities: Mapping[str, str] | None = None) -> list[Clause]:
+    """Split a filter string into clauses; only the grammar is checked here.
+
+    ``entities`` maps the prefixes a kind of object knows (``metrics.``...) to
+    entity names; runs' by default.
+    """
     if text is None or not str(text).strip():
         return []
-    scan = _Scanner(str(text), "filter")
+    scan = _Scanner(str(text), "filter", entities)
     clauses = []
     while True:
         start = scan.pos
@@ -203,7 +208,7 @@ class OrderKey:
     dataset_digest: str | None = None
 
 
-def parse_order(entry: Any) -> OrderKey:
+def parse_order(entry: Any, entities: Mapping[str, str] | None = None) -> OrderKey:
     """Parse ``"<ident> [ASC|DESC]"`` or a logged-model ``{"field_name", "ascending", ...}``."""
     if isinstance(entry, Mapping):
         ascending = entry.get("ascending", True)
@@ -217,7 +222,7 @@ def parse_order(entry: Any) -> OrderKey:
                          entry.get("dataset_digest") or None)
     if not isinstance(entry, str):
         raise InvalidParameterValue(f"Invalid order_by clause {entry!r}: expected a string")
-    scan = _Scanner(entry, "order_by clause")
+    scan = _Scanner(entry, "order_by clause", entities)
     entity, key = scan.identifier()
     direction = scan.keyword("ASC", "DESC")
     if not scan.at_end():
