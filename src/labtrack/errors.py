@@ -116,6 +116,21 @@ class SpoolReadError(LabtrackError):
     error_code = "TEMPORARILY_UNAVAILABLE"
 
 
+class MlflowDataFound(LabtrackError):
+    """The database (or folder) holds MLflow's data, which labtrack never opens for writing.
+
+    The message is one line: what was found (and the MLflow version its schema
+    belongs to) and the ``labtrack import`` command that copies it.
+    """
+
+    error_code = "INVALID_STATE"
+
+    def __init__(self, message: str, path: str = "", revision: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.revision = revision
+
+
 _BY_CODE: dict[str, type[LabtrackError]] = {
     cls.error_code: cls
     for cls in (InvalidParameterValue, ResourceDoesNotExist, ResourceAlreadyExists,

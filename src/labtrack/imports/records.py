@@ -1,0 +1,103 @@
+"""What an MLflow source hands the importer: plain records, independent of where they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ExperimentRecord:
+    experiment_id: str
+    name: str
+    artifact_location: str = ""
+    lifecycle_stage: str = "active"
+    creation_time: int | None = None
+    last_update_time: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetRecord:
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema: str | None = None
+    profile: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # the input's tags (e.g. mlflow.data.context)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    experiment_id: str
+    name: str = ""
+    user_id: str = ""
+    status: str = "FINISHED"
+    start_time: int | None = None
+    end_time: int | None = None
+    lifecycle_stage: str = "active"
+    artifact_uri: str = ""
+    deleted_time: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    datasets: list[DatasetRecord] = field(default_factory=list)
+    model_inputs: list[str] = field(default_factory=list)
+    model_outputs: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class ModelMetricRecord:
+    key: str
+    value: float
+    timestamp: int
+    step: int
+    run_id: str = ""
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+@dataclass
+class LoggedModelRecord:
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_location: str = ""
+    creation_timestamp_ms: int = 0
+    last_updated_timestamp_ms: int = 0
+    status: str = "LOGGED_MODEL_READY"
+    lifecycle_stage: str = "active"
+    model_type: str | None = None
+    source_run_id: str | None = None
+    status_message: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: list[ModelMetricRecord] = field(default_factory=list)
+
+
+@dataclass
+class ModelVersionRecord:
+    version: int
+    source: str
+    creation_time: int = 0
+    last_updated_time: int = 0
+    description: str | None = None
+    user_id: str | None = None
+    current_stage: str = "None"
+    run_id: str | None = None
+    run_link: str | None = None
+    status: str = "READY"
+    status_message: str | None = None
+    storage_location: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RegisteredModelRecord:
+    name: str
+    creation_time: int = 0
+    last_updated_time: int = 0
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+    versions: list[ModelVersionRecord] = field(default_factory=list)
