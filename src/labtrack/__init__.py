@@ -7,6 +7,7 @@ imported only when a feature needs them.
 """
 
 from labtrack._version import __version__
+from labtrack.autolog import autolog
 from labtrack.client.client import Client, PagedList, ViewType
 from labtrack.client.fluent import (
     ActiveRun,
@@ -47,8 +48,17 @@ from labtrack.client.fluent import (
     set_tracking_uri,
     start_run,
 )
+from labtrack.client.datasets import log_input
 from labtrack.client.mlflow_env import mlflow_env
 from labtrack.client.registry import register_model
+from labtrack.client.system_metrics import (
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
+    set_system_metrics_node_id,
+    set_system_metrics_samples_before_logging,
+    set_system_metrics_sampling_interval,
+)
+from labtrack.client.tables import load_table, log_table
 from labtrack.entities import Experiment, FileInfo, LoggedModel, Metric, Param, Run, RunInfo, RunTag
 from labtrack.errors import LabtrackError
 from labtrack.registry_entities import ModelVersion, RegisteredModel
@@ -71,11 +81,15 @@ __all__ = [
     "ViewType",
     "__version__",
     "active_run",
+    "autolog",
     "create_experiment",
+    "data",
     "delete_experiment",
     "delete_run",
     "delete_tag",
+    "disable_system_metrics_logging",
     "download_artifacts",
+    "enable_system_metrics_logging",
     "end_run",
     "flush",
     "flush_async_logging",
@@ -87,15 +101,18 @@ __all__ = [
     "get_tracking_uri",
     "last_active_run",
     "list_artifacts",
+    "load_table",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_figure",
     "log_image",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
     "mlflow_env",
     "register_model",
@@ -104,6 +121,9 @@ __all__ = [
     "set_async",
     "set_experiment",
     "set_experiment_tag",
+    "set_system_metrics_node_id",
+    "set_system_metrics_samples_before_logging",
+    "set_system_metrics_sampling_interval",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -114,9 +134,20 @@ __all__ = [
 # Model flavors (``lt.sklearn``, ``lt.pyfunc``, ``lt.pytorch``) load on first use: they bring
 # numpy, pandas and the framework, which ``import labtrack`` must not pay for.
 _FLAVORS = frozenset({"pyfunc", "pytorch", "sklearn"})
+# Autolog-only namespaces (``lt.xgboost.autolog()``...) and ``lt.data``/``lt.evaluate``: light
+# modules, loaded on first use all the same.
+_LAZY = {"data": "labtrack.client.datasets", "lightgbm": "labtrack.autolog.lightgbm",
+         "xgboost": "labtrack.autolog.xgboost", "transformers": "labtrack.autolog.transformers",
+         "lightning": "labtrack.autolog.lightning"}
 
 
 def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
     if name in _FLAVORS or name == "widgets":  # widgets: ipywidgets/matplotlib load on first use
         import importlib
 

@@ -125,4 +125,7 @@ def run_start_tags() -> dict[str, str]:
     tags = {USER: user_name(), SOURCE_NAME: name, SOURCE_TYPE: kind}
     where = name if kind == "LOCAL" and os.path.exists(name) else os.getcwd()
     tags.update(git_tags(where))
+    from labtrack.client.slurm_tags import slurm_tags
+
+    tags.update(slurm_tags())
     return tags

@@ -23,7 +23,7 @@ LOADER_MODULE = "mlflow.sklearn"  # MLflow's loader reads this format; labtrack 
 SERIALIZATION_FORMATS = ("cloudpickle", "pickle", "skops")
 _FILES = {"cloudpickle": "model.pkl", "pickle": "model.pkl", "skops": "model.skops"}
 
-__all__ = ["FLAVOR", "SERIALIZATION_FORMATS", "load_model", "log_model", "save_model"]
+__all__ = ["FLAVOR", "SERIALIZATION_FORMATS", "autolog", "load_model", "log_model", "save_model"]
 
 
 def _default_format() -> str:
@@ -164,3 +164,10 @@ def _load_pyfunc(path: str) -> _SklearnWrapper:
     target = Path(path)
     folder = target.parent if target.is_file() else target
     return _SklearnWrapper(_load_folder(folder))
+
+
+def autolog(**settings: Any) -> None:
+    """Log every ``fit`` (see ``labtrack.autolog.sklearn.autolog`` for MLflow's arguments)."""
+    from labtrack.autolog.sklearn import autolog as enable
+
+    enable(**settings)
