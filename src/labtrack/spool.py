@@ -16,9 +16,15 @@ GPFS, where many array tasks on many nodes write at once:
   by the client, experiments are named, not numbered, and every operation is
   idempotent at ingest.
 
-The spool folder of a database ``<dir>/<name>.db`` is ``<dir>/<name>/.spool``,
-i.e. ``mlruns/.spool`` beside the usual ``mlruns.db``: a client finds it from
-the database path alone, without a server.
+The spool folder of a database ``<dir>/<name>.db`` is
+``<dir>/<name>/.labtrack/spool``, i.e. ``mlruns/.labtrack/spool`` beside the
+usual ``mlruns.db``: a client finds it from the database path alone, without a
+server.  ``mlruns/`` is also the served artifact folder, and ``.labtrack`` is a
+name the artifact API refuses at its root (checked on the resolved path, so no
+symlink reaches it either): an artifact upload can never become a spool record.
+:func:`spool_folder` is the one place that says where the spool is.  Files that
+older versions wrote to ``mlruns/.spool`` (:func:`legacy_folder`) are still
+ingested; that name is refused by the artifact API too.
 """
 
 from __future__ import annotations
@@ -55,10 +61,24 @@ OPS: dict[str, tuple[str, ...]] = {
 _MAX_HOST = 64  # keeps a spool id within the 128 characters spool_progress stores
 
 
+# Names at the top of the artifact folder that belong to labtrack, not to artifacts:
+# the artifact API refuses them (artifacts.local.RESERVED_NAMES).
+PRIVATE_FOLDER = ".labtrack"
+LEGACY_FOLDER = ".spool"
+
+
 def spool_folder(db_path: str | os.PathLike) -> Path:
-    """The spool folder of a SQLite database: ``mlruns.db`` -> ``mlruns/.spool``."""
+    """The spool folder of a SQLite database: ``mlruns.db`` -> ``mlruns/.labtrack/spool``."""
     db = Path(db_path)
-    return db.parent / db.stem / ".spool"
+    return db.parent / db.stem / PRIVATE_FOLDER / "spool"
+
+
+def legacy_folder(folder: str | os.PathLike) -> Path | None:
+    """Where versions before 0.2 spooled for the same database (``mlruns/.spool``), if any."""
+    path = Path(folder)
+    if path.name == "spool" and path.parent.name == PRIVATE_FOLDER:
+        return path.parent.parent / LEGACY_FOLDER
+    return None
 
 
 def host_tag() -> str:
@@ -87,6 +107,12 @@ def spool_files(folder: Path) -> list[Path]:
     except FileNotFoundError:
         return []
     return sorted(folder / n for n in names if n.endswith(SUFFIX) and not n.startswith("."))
+
+
+def waiting_files(folder: str | os.PathLike) -> list[Path]:
+    """The spool files waiting in ``folder`` and in its legacy folder (still ingested)."""
+    legacy = legacy_folder(folder)
+    return spool_files(Path(folder)) + (spool_files(legacy) if legacy is not None else [])
 
 
 class SpoolWriter:
@@ -153,7 +179,7 @@ class SpoolWriter:
         if fd is not None and self._pid == os.getpid():
             os.close(fd)  # retired under us: leave it to the done/ folder
         # First use, after a fork (the parent keeps its file), after close, or after retirement.
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = new_spool_path(self.folder)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         _fsync_folder(self.folder)  # the new name itself must survive a crash, not only its data
@@ -265,6 +291,8 @@ def read_records(path: str | os.PathLike, start_offset: int = 0,
             error = _check(rec)
         except ValueError as e:
             rec, error = None, f"not JSON: {e}"
+        except RecursionError:  # one line must never stop the file, whatever it holds
+            rec, error = "", "nested too deeply"  # complete JSON-like text: bad, not torn
         if error is not None:
             at_eof = i == len(lines) - 1 and not chunk.torn_bytes and not more
             if at_eof and rec is None:
@@ -291,5 +319,5 @@ def _check(rec: Any) -> str | None:
     return None
 
 
-__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "host_tag", "new_spool_path",
-           "read_records", "spool_files", "spool_folder", "writer_of"]
+__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "host_tag", "legacy_folder",
+           "new_spool_path", "read_records", "spool_files", "spool_folder", "waiting_files", "writer_of"]

@@ -18,7 +18,7 @@ from typing import Any
 from labtrack import ownership
 from labtrack._version import __version__
 from labtrack.errors import DatabaseInUse
-from labtrack.spool import spool_files, spool_folder
+from labtrack.spool import spool_folder, waiting_files
 
 
 class SyncRefused(Exception):
@@ -38,7 +38,7 @@ def sync_database(db: Path, progress: Callable[[int], Any] | None = None) -> Any
         raise SyncRefused(f"{db} is served by {owner.describe()}, which ingests its spool files "
                           "itself; nothing to do")
     folder = spool_folder(db)
-    if not spool_files(folder):
+    if not waiting_files(folder):
         return IngestReport()
     record = ownership.OwnerRecord(host=socket.gethostname(), pid=os.getpid(), database=str(db),
                                    version=__version__)

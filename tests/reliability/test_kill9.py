@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from labtrack.spool import spool_folder
 from tests.servers import start_server
 
 from .conftest import BARRIER_CODE, Barrier, child_env, finish_all, integrity, launch, metric_counts, query, wait_until
@@ -123,7 +124,7 @@ def test_a_client_that_loses_its_server_keeps_its_writes(tmp_path: Path) -> None
         assert code == 0, err
         assert out.strip().startswith("http://")  # it was logging over HTTP...
         assert "spooling writes" in err  # ...and said where the rest went
-        assert list((tmp_path / "mlruns" / ".spool").glob("*.jsonl"))
+        assert list(spool_folder(tmp_path / "mlruns.db").glob("*.jsonl"))
 
         restarted = start_server(f"sqlite:///{db}", tmp_path)  # ingests the spool
         done = wait_until(lambda: metric_counts(db).get("survivor") == (SURVIVOR_POINTS, SURVIVOR_POINTS)

@@ -10,7 +10,8 @@ from labtrack.spool import SpoolWriter, host_tag, new_spool_path, read_records, 
 
 
 def test_spool_folder_sits_in_the_artifact_folder_beside_the_database(tmp_path: Path) -> None:
-    assert spool_folder(tmp_path / "mlruns.db") == tmp_path / "mlruns" / ".spool"
+    # Under a name the artifact API refuses (issue #19): see tests/security/test_spool_guard.py.
+    assert spool_folder(tmp_path / "mlruns.db") == tmp_path / "mlruns" / ".labtrack" / "spool"
 
 
 def test_file_name_names_host_and_pid(tmp_path: Path) -> None:

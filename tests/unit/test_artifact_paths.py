@@ -342,11 +342,12 @@ def test_aborted_overwrite_keeps_old_file(root):
     assert os.listdir(root.root) == ["f.txt"]
 
 
-def test_written_file_gets_ordinary_permissions(root):
+def test_written_file_gets_ordinary_permissions_but_never_for_others(root):
     _write(root, "f.txt", b"x")
     umask = os.umask(0)
     os.umask(umask)
-    assert (root.root / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    # Issue #19: an artifact is never readable or writable by other users of the host.
+    assert (root.root / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask & ~0o007
 
 
 @pytest.mark.parametrize("rel", ["", ".", "./", "d/", "d/."])

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from labtrack import file_modes
 from labtrack.artifacts.paths import check_relative, is_within
 from labtrack.entities import FileInfo
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
@@ -33,13 +34,21 @@ TEMP_PREFIX = ".labtrack-upload-"
 # it once, at import, before the server starts any threads.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 
 # O_NOFOLLOW: refuse if the final component was swapped for a symlink after the check.
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
-# The usual file-name limit (bytes); a longer name would fail deep inside the write.
+# The usual file-name and path limits (bytes); longer would fail deep inside the write.
 _NAME_MAX = 255
+_PATH_MAX = 4095
+
+# Names at the top of the root that are labtrack's own (the spool, old spool, server
+# log), never artifacts: an upload there could feed records to the spool ingest.
+RESERVED_NAMES = (".labtrack", ".spool", ".server.log")
+
+
+def _shown(rel: str) -> str:
+    return rel if len(rel) <= 200 else rel[:200] + "..."
 
 
 class ArtifactWriter:
@@ -69,7 +78,7 @@ class ArtifactWriter:
             return
         try:
             self._file.close()
-            os.chmod(self._tmp, _FILE_MODE)
+            os.chmod(self._tmp, file_modes.file_mode(_UMASK))
             # No fsync: the promise is to readers (never a partial file), and an
             # fsync per file makes uploads of many small files crawl on NFS/Lustre.
             os.replace(self._tmp, self.path)
@@ -101,11 +110,20 @@ class ArtifactWriter:
 class LocalArtifactRoot:
     """A folder of artifacts, addressed by confined relative paths."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        """Use ``root`` (created with its parents if missing) as the artifact root."""
+    def __init__(self, root: str | os.PathLike[str],
+                 reserved: tuple[str | os.PathLike[str], ...] = ()) -> None:
+        """Use ``root`` (created with its parents if missing) as the artifact root.
+
+        ``reserved`` are more paths no artifact operation may reach (the spool
+        folder and the database when they sit below the root); the root's own
+        ``RESERVED_NAMES`` always are.
+        """
         path = Path(root).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root: Path = path.resolve(strict=True)
+        self.reserved = tuple(Path(os.path.realpath(self.root / n)) for n in RESERVED_NAMES) + tuple(
+            Path(os.path.realpath(Path(p).expanduser())) for p in reserved)
+        self._reserved_names = {r.name for r in self.reserved}
 
     def __repr__(self) -> str:
         return f"LocalArtifactRoot({str(self.root)!r})"
@@ -117,14 +135,21 @@ class LocalArtifactRoot:
         segments = check_relative(rel)
         if not allow_root and not segments:
             raise InvalidParameterValue(
-                f"Invalid artifact path {rel!r}: it names the artifact root itself")
+                f"Invalid artifact path {_shown(rel)!r}: it names the artifact root itself")
+        if any(len(os.fsencode(seg)) > _NAME_MAX for seg in segments):
+            raise InvalidParameterValue(f"Invalid artifact path {_shown(rel)!r}: a name is too long")
         lexical = self.root.joinpath(*segments)
+        if len(os.fsencode(lexical)) > _PATH_MAX:
+            raise InvalidParameterValue(f"Invalid artifact path {_shown(rel)!r}: the path is too long")
         # realpath (non-strict) resolves the longest existing prefix and follows
         # dangling links too, so a link to a not-yet-existing file outside is caught.
         real = Path(os.path.realpath(lexical))
         if not is_within(self.root, real):
             raise InvalidParameterValue(
-                f"Invalid artifact path {rel!r}: it leads outside the artifact root (symlink)")
+                f"Invalid artifact path {_shown(rel)!r}: it leads outside the artifact root (symlink)")
+        if any(is_within(r, real) for r in self.reserved):
+            raise InvalidParameterValue(
+                f"Invalid artifact path {_shown(rel)!r}: the name is reserved for labtrack's own files")
         return lexical, real
 
     def resolve(self, rel: str, *, for_write: bool = False) -> Path:
@@ -187,6 +212,9 @@ class LocalArtifactRoot:
 
     def _entry_info(self, entry: os.DirEntry[str]) -> FileInfo | None:
         if entry.name.startswith(TEMP_PREFIX):
+            return None
+        if (entry.name in self._reserved_names or entry.is_symlink()) and any(
+                is_within(r, os.path.realpath(entry.path)) for r in self.reserved):
             return None
         if entry.is_symlink() and not is_within(self.root, os.path.realpath(entry.path)):
             return None

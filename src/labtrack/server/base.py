@@ -21,6 +21,7 @@ import base64
 import hmac
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from tornado import httputil, web
 
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
+from labtrack.server.guard import cookie_name, cookie_value
 
 log = logging.getLogger("labtrack.server")
 access_log = logging.getLogger("labtrack.access")
@@ -76,9 +78,13 @@ class RawJson(str):
 
 
 def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None:
-    """Raise Unauthenticated unless the request carries the server's token."""
+    """Raise Unauthenticated unless the request carries the server's token.
+
+    The one authentication decision: ``guard.screen`` calls it as soon as a
+    request's headers are parsed, before any body is read (issue #19).
+    """
     token = ctx.token
-    if not token or _via_unix_socket(request):
+    if not token or via_unix_socket(request):
         # The socket sits in a private (0700) folder: reaching it is the credential.
         return
     header = request.headers.get("Authorization", "")
@@ -91,13 +97,16 @@ def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None
         except (ValueError, IndexError, UnicodeDecodeError):
             offered = None
     if offered is None:
-        cookie = request.cookies.get(TOKEN_COOKIE)
-        offered = cookie.value if cookie is not None else None
+        # The browser's cookie is named for this server and holds a value derived from the token.
+        cookie = request.cookies.get(cookie_name(token))
+        if cookie is not None and hmac.compare_digest(cookie.value.encode(), cookie_value(token).encode()):
+            return
     if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
         raise Unauthenticated("A valid token is required (Authorization: Bearer <token>).")
 
 
-def _via_unix_socket(request: httputil.HTTPServerRequest) -> bool:
+def via_unix_socket(request: httputil.HTTPServerRequest) -> bool:
+    """Whether the request came through the unix socket (in a private 0700 folder)."""
     context = getattr(request.connection, "context", None)
     return getattr(context, "address_family", None) == socket.AF_UNIX
 
@@ -116,16 +125,41 @@ def request_args(request: httputil.HTTPServerRequest) -> Args:
     if not body or not body.strip():
         data: Any = {}
     else:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"Malformed JSON in the request body: {e}") from None
+        data = parse_json(body)
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     # DELETE may carry its fields in the query string too.
     for k, vs in request.query_arguments.items():
         data.setdefault(k, vs[-1].decode("utf-8", "replace"))
     return Args(data)
+
+
+# An escaped UTF-16 surrogate: only then can a parsed string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Parse a request's JSON, refusing what the store could not keep, with a 400.
+
+    Nesting deeper than Python's recursion limit, and lone surrogates
+    (``"\\ud800"``: not UTF-8, so no database can store them), are refused
+    here rather than failing later as a 500.
+    """
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise BadRequest("Malformed JSON in the request body: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"Malformed JSON in the request body: {e}") from None
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("The request holds a lone UTF-16 surrogate (not valid Unicode text).") from None
+        except RecursionError:
+            raise BadRequest("Malformed JSON in the request body: nested too deeply") from None
+    return data
 
 
 # A request body up to this size makes a small write (a log_metric is ~100
@@ -247,6 +281,35 @@ class ApiHandler(BaseHandler):
     get = post = patch = delete = put = _dispatch  # type: ignore[assignment]
 
 
+# The largest JSON request body: MLflow's biggest messages (log_batch at its
+# limits, a dataset's schema and profile) are a few MB.  Artifacts are streamed.
+JSON_BODY_LIMIT = 32 << 20
+
+
+class BodyBudget:
+    """Bytes of request bodies held in memory by requests not yet complete, capped.
+
+    Without a cap, a few connections sending large bodies slowly held hundreds
+    of MB for as long as they liked (issue #19).  Event-loop only: no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.limit:
+            return False
+        self.held += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.held = max(0, self.held - n)
+
+
+body_budget = BodyBudget(128 << 20)
+
+
 class ApiRequest(httputil.HTTPMessageDelegate):
     """One request to an API route, answered without a RequestHandler.
 
@@ -262,18 +325,38 @@ class ApiRequest(httputil.HTTPMessageDelegate):
         self.fn = methods[request.method or ""]
         self.every_request_logged = every_request_logged
         self.chunks: list[bytes] = []
+        self.held = 0
         self.closed = False
+        self.refused = False
         ctx.last_activity = time.monotonic()
 
+    def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> None:
+        # The token was checked already, by guard.screen, before this delegate was chosen.
+        connection = self.request.connection
+        if connection is not None and hasattr(connection, "set_max_body_size"):
+            connection.set_max_body_size(JSON_BODY_LIMIT)
+
     def data_received(self, chunk: bytes) -> None:
+        if self.refused:
+            return
+        if not body_budget.take(len(chunk)):
+            # Unfinished requests together already hold the most we keep in memory.
+            self.refused = True
+            self._release()
+            self._fail(TransientError("The server holds too many unfinished requests; retry shortly."))
+            return
+        self.held += len(chunk)
         self.chunks.append(chunk)
 
     def finish(self) -> None:
+        if self.refused:
+            return
         if self.chunks:
             self.request.body = b"".join(self.chunks)
+            self.chunks = []
+        self._release()
         # Callbacks, not a coroutine: a Task per request cost as much as its parsing.
         try:
-            check_token(self.ctx, self.request)
             future = call_endpoint(self.ctx, self.fn, request_args(self.request),
                                    body_bytes=len(self.request.body or b""))
         except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
@@ -283,6 +366,13 @@ class ApiRequest(httputil.HTTPMessageDelegate):
 
     def on_connection_close(self) -> None:
         self.closed = True
+        self.chunks = []
+        self._release()
+
+    def _release(self) -> None:
+        if self.held:
+            body_budget.give(self.held)
+            self.held = 0
 
     def _answer(self, future: asyncio.Future[Any]) -> None:
         try:

@@ -15,15 +15,26 @@ request's version and ``Connection`` header, chunked responses to HTTP/1.1
 when no Content-Length is set, no body for HEAD, 204 and 304, ``100
 (Continue)`` on ``Expect``, a per-request body limit a handler may raise
 (``set_max_body_size``), 400 and close on a malformed request.  Requests
-pipelined on one connection are answered in order.  Connections idle for
-``idle_timeout`` seconds are closed by one sweep a minute instead of a timer
-per request.
+pipelined on one connection are answered in order.
+
+Every user of a login node can connect to a loopback port, so connections are
+bounded before anyone is authenticated (issue #19): headers must be complete
+within ``header_timeout`` seconds of their first byte (or of the connection,
+for one that sends nothing), a body must progress every ``body_timeout``
+seconds, a kept-alive connection idles at most ``idle_timeout`` seconds; one
+sweep a second applies them instead of a timer per request.  At most
+``max_connections`` are open (derived from the descriptor limit, keeping
+``RESERVED_FDS`` for the database, logs and one more accept), and at most
+``max_per_peer`` from one address: a connection over either cap takes the
+place of the longest-waiting one that has no request in progress, so an idle
+or half-sent flood can never lock out a client that speaks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 import time
 from collections import deque
@@ -33,11 +44,19 @@ from typing import Any
 import httptools
 from tornado import httputil, iostream
 
+from labtrack.server.log_limits import refusals
+
 log = logging.getLogger("labtrack.server")
 
 MAX_HEADER_BYTES = 64 << 10
 BUFFERED_BODY_BYTES = 1 << 20  # read no further while this much of a body waits for its handler
-SWEEP_S = 60.0
+SWEEP_S = 1.0
+HEADER_TIMEOUT_S = 10.0   # from a request's first byte (or the connection) to its last header
+BODY_TIMEOUT_S = 30.0     # longest silence within a request body we are reading
+IDLE_TIMEOUT_S = 600.0    # a kept-alive connection between requests
+RESERVED_FDS = 64         # descriptors kept for the database, WAL, logs, spool files and accept()
+ACCEPT_BATCH = 16         # connections accepted per loop turn (each holds a descriptor before we see it)
+LISTEN_BACKLOG = 128
 
 _NO_BODY_CODES = (204, 304)
 
@@ -98,9 +117,13 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.context: _Context | None = None
+        self.peer = ""  # the address its per-peer cap counts under ("" for unix sockets: no cap)
         self.parser = httptools.HttpRequestParser(self)
         self.messages: deque[_Message] = deque()  # the first is being answered
         self.last_active = time.monotonic()
+        self.waiting_since = self.last_active  # when the headers we wait for began (or the connection)
+        self.in_headers = False
+        self.answered_one = False
         self._url = b""
         self._headers: httputil.HTTPHeaders | None = None
         self._header_bytes = 0
@@ -119,7 +142,10 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         sock = transport.get_extra_info("socket")
         family = sock.family if sock is not None else socket.AF_INET
         self.context = _Context(transport.get_extra_info("peername"), family)
-        self.server.connections.add(self)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            self.peer = self.context.remote_ip
+        if self.server.admit(self):
+            self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -137,11 +163,15 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         except httptools.HttpParserError as e:
             cause = e.__context__
             if not isinstance(cause, _Refused):
-                self._refuse(str(cause or e))
+                try:
+                    # Only the parser's own words: an exception from a callback may quote a header.
+                    self._refuse(type(e).__name__ if cause is not None else str(e).split(":")[0])
+                except _Refused:
+                    pass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = self._closing = True
-        self.server.connections.discard(self)
+        self.server.forget(self)
         for fut in self._drain:
             if not fut.done():
                 fut.set_exception(iostream.StreamClosedError())
@@ -177,6 +207,9 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         self._url = b""
         self._headers = httputil.HTTPHeaders()
         self._header_bytes = 0
+        self.in_headers = True
+        if self.answered_one:
+            self.waiting_since = time.monotonic()  # the header clock starts at the first byte
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -185,7 +218,12 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_header_bytes(len(name) + len(value))
         assert self._headers is not None
-        self._headers.add(name.decode("latin1"), value.decode("latin1"))
+        # RFC 9110 5.5: whitespace around a field value is not part of it (llhttp
+        # keeps the trailing part); tornado would refuse the value, quoting it.
+        try:
+            self._headers.add(name.decode("latin1"), value.decode("latin1").strip(" \t"))
+        except httputil.HTTPInputError:
+            self._refuse("a header field is malformed")  # never the value: it may be a token
 
     def _count_header_bytes(self, n: int) -> None:
         self._header_bytes += n
@@ -200,6 +238,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
                                                "HTTP/" + parser.get_http_version())
         m = _Message(start_line, self._headers, parser.should_keep_alive(), self.server.max_body_size)
         self._headers = None
+        self.in_headers = False
         self.messages.append(m)
         if len(self.messages) == 1:
             self._pump(m)
@@ -294,7 +333,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
 
     def _refuse(self, reason: str) -> None:
         """Answer 400 (unless an answer has begun) and close: the request cannot be read."""
-        log.info("Malformed HTTP request from %s: %s", self.context, reason)
+        refusals.note("malformed HTTP request from %s: %s", self.context, reason)
         if not self._closing:
             if not (self.messages and self.messages[0].answered):
                 self._send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -362,6 +401,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
             return
         self.messages.popleft()
         self.last_active = time.monotonic()
+        self.answered_one = True
         if self.messages:
             self._pump(self.messages[0])
         else:
@@ -422,6 +462,23 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
     def idle(self) -> bool:
         return not self.messages
 
+    @property
+    def evictable(self) -> bool:
+        """No request of it is in the application's hands: closing it loses nothing."""
+        return not self.messages and not self._closing
+
+    def expired(self, now: float) -> bool:
+        """Whether a timeout has run out: headers too slow, a body stalled, or idle too long."""
+        server = self.server
+        if self.in_headers or not (self.messages or self.answered_one):
+            return now - self.waiting_since > server.header_timeout
+        if not self.messages:
+            return now - self.last_active > server.idle_timeout
+        m = self.messages[-1]
+        if m.complete or m.waiting or self._reading_paused:
+            return now - self.last_active > server.idle_timeout  # our turn, or a slow reader
+        return now - self.last_active > server.body_timeout
+
     def close(self) -> None:
         """Close once what is written has gone out."""
         if self.transport is not None and not self._closing:
@@ -448,15 +505,39 @@ def _declared_length(headers: httputil.HTTPHeaders) -> int:
         return 0  # llhttp has refused a bad Content-Length already
 
 
+def descriptor_limit() -> int:
+    """The process's soft limit on open descriptors."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connection_cap(fd_limit: int | None = None) -> int:
+    """Connections the server may hold under a descriptor limit, keeping a reserve."""
+    limit = descriptor_limit() if fd_limit is None else fd_limit
+    if limit == resource.RLIM_INFINITY or limit <= 0:
+        limit = 1 << 16
+    # Accepted sockets not yet counted, and evicted ones not yet closed, hold one each.
+    reserve = max(RESERVED_FDS, limit // 8) + 2 * ACCEPT_BATCH
+    return max(8, min(limit - reserve, 10_000))
+
+
 class Http1Server:
     """``tornado.httpserver.HTTPServer``'s interface for our server, on this protocol."""
 
     def __init__(self, delegate: httputil.HTTPServerConnectionDelegate, *, max_body_size: int,
-                 idle_timeout: float = 3600.0) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT_S, header_timeout: float = HEADER_TIMEOUT_S,
+                 body_timeout: float = BODY_TIMEOUT_S, max_connections: int | None = None,
+                 max_per_peer: int | None = None) -> None:
         self.delegate = delegate
         self.max_body_size = max_body_size
         self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections or connection_cap()
+        # One address may hold half: on loopback every local user shares 127.0.0.1,
+        # and the eviction below (not a refusal) is what keeps a speaking client in.
+        self.max_per_peer = max_per_peer or max(4, self.max_connections // 2)
         self.connections: set[Http1Connection] = set()
+        self._per_peer: dict[str, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._all_closed: asyncio.Event | None = None
@@ -466,10 +547,14 @@ class Http1Server:
         loop = asyncio.get_running_loop()
         for sock in sockets:
             sock.setblocking(False)
+            # asyncio accepts up to ``backlog`` connections per loop turn: keep that
+            # small (see connection_cap), then give the kernel's queue its usual length.
             if sock.family == socket.AF_UNIX:
-                srv = await loop.create_unix_server(lambda: Http1Connection(self), sock=sock)
+                srv = await loop.create_unix_server(lambda: Http1Connection(self), sock=sock,
+                                                    backlog=ACCEPT_BATCH)
             else:
-                srv = await loop.create_server(lambda: Http1Connection(self), sock=sock)
+                srv = await loop.create_server(lambda: Http1Connection(self), sock=sock, backlog=ACCEPT_BATCH)
+            sock.listen(LISTEN_BACKLOG)
             self._servers.append(srv)
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep())
@@ -506,10 +591,44 @@ class Http1Server:
         if self._all_closed is not None and not self.connections:
             self._all_closed.set()
 
+    def admit(self, conn: Http1Connection) -> bool:
+        """Whether a new connection may stay; over a cap, the longest-waiting idle one makes room."""
+        peer = conn.peer
+        if peer and self._per_peer.get(peer, 0) >= self.max_per_peer and not self._evict(conn, peer):
+            return False
+        if len(self.connections) >= self.max_connections and not self._evict(conn, None):
+            return False
+        if peer:
+            self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        return True
+
+    def forget(self, conn: Http1Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            if conn.peer:
+                left = self._per_peer.get(conn.peer, 1) - 1
+                if left > 0:
+                    self._per_peer[conn.peer] = left
+                else:
+                    self._per_peer.pop(conn.peer, None)
+
+    def _evict(self, newcomer: Http1Connection, peer: str | None) -> bool:
+        """Close the longest-waiting connection without a request in progress; else the newcomer."""
+        victims = [c for c in self.connections if c.evictable and (peer is None or c.peer == peer)]
+        if victims:
+            victim = min(victims, key=lambda c: c.last_active)
+            victim.abort()
+            self.forget(victim)  # its connection_lost comes later; the slot is free now
+            return True
+        refusals.note("connection limit reached; a new connection from %s was closed", newcomer.context)
+        newcomer.abort()
+        return False
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_S)
-            cutoff = time.monotonic() - self.idle_timeout
+            now = time.monotonic()
             for conn in list(self.connections):
-                if conn.last_active < cutoff:
+                if conn.expired(now):
                     conn.abort()
+                    self.forget(conn)

@@ -15,7 +15,6 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -47,6 +46,7 @@ class Server:
         url = normalize_url(s.backend_store_uri)
         db_path = sqlite_file(url)
         destination = Path(s.artifacts_destination).expanduser().resolve()
+        self._private_files(db_path, destination)
         token = self._token()
         record = ownership.OwnerRecord(host=socket.gethostname(), pid=os.getpid(),
                                        database=str(db_path or url.split("@")[-1]), version=__version__,
@@ -58,6 +58,18 @@ class Server:
         finally:
             if db_path is not None:
                 ownership.release(db_path)
+
+    @staticmethod
+    def _private_files(db_path: Path | None, destination: Path | str) -> None:
+        """No access for others to what we create (whatever the umask) or already hold."""
+        from labtrack import file_modes
+        from labtrack.spool import spool_folder
+
+        file_modes.apply(db_path.parent if db_path is not None else Path.cwd())
+        mine: list[Path] = [destination] if isinstance(destination, Path) else []
+        if db_path is not None:
+            mine += [*file_modes.data_paths(db_path), spool_folder(db_path).parent, spool_folder(db_path)]
+        file_modes.tighten(mine)
 
     def _token(self) -> str | None:
         s = self.settings
@@ -175,7 +187,8 @@ def _alive(pid: int) -> bool:
 
 
 def serve(settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from labtrack.server import log_limits
+
+    log_limits.configure()  # refusals rate-limited; never a header, cookie or query string
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return Server(settings).run()

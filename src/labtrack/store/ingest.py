@@ -10,7 +10,9 @@ re-applies a few records, which changes nothing.
 
 A record the store rejects (bad input) is written, with the error, to the
 file's ``<file>.rejected`` sidecar and skipped: one bad record never blocks
-the rest.  A record for a run that does not exist yet (written by another
+the rest, whatever it raises (100,000-deep JSON, ``Infinity`` where an
+integer belongs...).  Only a failure of the database or the disk itself
+(``_TRANSIENT``) stops a pass, to be retried on the next.  A record for a run that does not exist yet (written by another
 process whose file is not ingested yet, or not yet visible on a network
 filesystem) is retried on later passes, and rejected only when the run is
 still missing after ``defer_s`` seconds (or, for a one-shot ``labtrack sync``,
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import OperationalError
 
 from labtrack import spool
 from labtrack.entities import Metric, decode_double
@@ -51,6 +54,8 @@ log = logging.getLogger("labtrack.ingest")
 DEFER_S = 300.0
 IDLE_RETIRE_S = 3600.0
 _PROGRESS_EVERY = 5000  # records between progress saves within one large file
+# Failures of the database or the disk, not of a record: the pass stops and is retried.
+_TRANSIENT = (OperationalError, OSError, MemoryError)
 
 
 @dataclass
@@ -135,7 +140,7 @@ class SpoolIngest:
         """Bytes of spool files not applied yet (for a progress bar)."""
         states = self._states()
         total = 0
-        for path in spool.spool_files(self.folder):
+        for path in spool.waiting_files(self.folder):
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
@@ -146,7 +151,7 @@ class SpoolIngest:
     def run_once(self) -> IngestReport:
         """One pass over the waiting files, as the server does every second."""
         report = IngestReport()
-        for path in spool.spool_files(self.folder):
+        for path in spool.waiting_files(self.folder):
             report.add(self._ingest_file(path, force=False))
         return report
 
@@ -165,12 +170,12 @@ class SpoolIngest:
         while True:
             before = report.records + report.rejected
             deferred = report.deferred
-            for path in spool.spool_files(self.folder):
+            for path in spool.waiting_files(self.folder):
                 one(path, False)
             if report.deferred == deferred:
                 break
             if report.records + report.rejected == before:
-                for path in spool.spool_files(self.folder):
+                for path in spool.waiting_files(self.folder):
                     one(path, True)
                 break
         report.files, report.deferred = len(touched), 0
@@ -232,7 +237,9 @@ class SpoolIngest:
             if rec.op == "log_batch":
                 try:
                     batch = _batch_of(rec.data)
-                except (LabtrackError, KeyError, TypeError, ValueError) as e:
+                except _TRANSIENT:
+                    raise
+                except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
                     stop = self._flush(path, group, state, report, force)
                     if stop is not None:
                         return stop
@@ -271,7 +278,9 @@ class SpoolIngest:
                                      list(group.tags.items()))
             except ResourceDoesNotExist:
                 pass  # decided record by record below (defer or reject)
-            except LabtrackError:
+            except _TRANSIENT:
+                raise
+            except Exception:  # noqa: BLE001
                 pass  # find the bad record(s) one by one; the good ones land again harmlessly
             else:
                 report.records += len(group.records)
@@ -296,7 +305,9 @@ class SpoolIngest:
                 return rec.offset  # try again on a later pass
             self._reject(path, rec.offset, rec.data, str(e), report)
             state.deferred_since = None
-        except (LabtrackError, KeyError, TypeError, ValueError) as e:
+        except _TRANSIENT:
+            raise
+        except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
             self._reject(path, rec.offset, rec.data, _message(e), report)
         else:
             if rec.op == spool.CLOSE_OP:
@@ -379,8 +390,11 @@ class SpoolIngest:
 
     def _reject(self, path: Path, offset: int, record: Any, error: str, report: IngestReport) -> None:
         report.rejected += 1
-        line = json.dumps({"offset": offset, "error": error, "record": record}, ensure_ascii=False,
-                          default=str) + "\n"
+        try:
+            # ASCII: a record may hold lone surrogates, which UTF-8 cannot write.
+            line = json.dumps({"offset": offset, "error": error, "record": record}, default=str) + "\n"
+        except (ValueError, RecursionError):
+            line = json.dumps({"offset": offset, "error": error, "record": str(record)[:2000]}) + "\n"
         side = path.with_name(path.name + spool.REJECTED_SUFFIX)
         fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -399,8 +413,8 @@ class SpoolIngest:
             return  # unread records, or a torn line its live writer is still finishing
         if not (state.closed or self._writer_gone(path, st.st_mtime)):
             return
-        done = self.folder / spool.DONE_FOLDER
-        done.mkdir(exist_ok=True)
+        done = path.parent / spool.DONE_FOLDER  # a legacy folder's files retire within it
+        done.mkdir(mode=0o700, exist_ok=True)
         target = done / path.name
         os.replace(path, target)
         side = path.with_name(path.name + spool.REJECTED_SUFFIX)
@@ -449,11 +463,17 @@ class IngestThread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        last_trace = -1e9
         while not self._stop.is_set():
             try:
                 report = self.ingest.run_once()
-            except Exception:  # a full disk or a lost database must not end ingest for good
-                log.exception("spool ingest failed; retrying")
+            except Exception as e:  # a full disk or a lost database must not end ingest for good
+                # A traceback at most every 10 minutes: a pass retries every second.
+                if time.monotonic() - last_trace > 600:
+                    last_trace = time.monotonic()
+                    log.exception("spool ingest failed; retrying every %.0f s", self.interval)
+                else:
+                    log.debug("spool ingest failed again: %s", type(e).__name__)
                 report = IngestReport()
             if report.records or report.rejected or report.retired:
                 log.info("spool: %d records applied, %d rejected, %d files retired",
@@ -483,7 +503,9 @@ def _opt_int(v: Any) -> int | None:
 
 
 def _message(e: BaseException) -> str:
-    return e.message if isinstance(e, LabtrackError) else f"malformed record: {e!r}"
+    if isinstance(e, LabtrackError):
+        return e.message
+    return f"malformed record: {type(e).__name__}: {str(e)[:500]}"
 
 
 def _ends_with_close(path: Path, size: int) -> bool:

@@ -90,8 +90,9 @@ def decode_page_token(token: str | None) -> int:
         return 0
     try:
         data = json.loads(base64.b64decode(str(token), validate=True))
-    except (ValueError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidParameterValue(f"Invalid page token {token!r}: not base64 of JSON") from exc
+    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
+        shown = str(token)[:100]
+        raise InvalidParameterValue(f"Invalid page token {shown!r}: not base64 of JSON") from None
     offset = data.get("offset") if isinstance(data, dict) else None
     # The bound keeps offset + limit inside SQL's int64 (SQLite raises OverflowError past it).
     if type(offset) is not int or not 0 <= offset < 2**62:
