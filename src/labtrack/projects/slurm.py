@@ -94,6 +94,16 @@ class SlurmConfig:
         for name in ("extra", "setup"):
             if isinstance(values.get(name), str):
                 values[name] = [values[name]]
+        for name, kind in (("cpus", int), ("max_parallel", int), ("poll_interval", float)):
+            if values.get(name) is not None:
+                try:
+                    values[name] = kind(values[name])
+                except (TypeError, ValueError):
+                    raise ProjectError(f"SLURM backend setting {name!r} must be a number, "
+                                       f"got {values[name]!r}") from None
+        for name in ("time", "mem", "gpus", "partition", "account", "qos", "launcher"):
+            if values.get(name) is not None:
+                values[name] = str(values[name])
         return cls(**values)
 
     def sbatch_lines(self) -> list[str]:
