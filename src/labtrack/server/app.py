@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ from tornado import web
 from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 
 from labtrack._version import __version__
+from labtrack.errors import Unauthenticated
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
 from labtrack.server import listener
-from labtrack.server.base import TOKEN_COOKIE, ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
+from labtrack.server import guard
+from labtrack.server.base import ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
 
 STATIC_UI = Path(__file__).resolve().parent.parent / "static" / "ui"
 
@@ -49,12 +52,20 @@ class IndexHandler(BaseHandler):
 
     open_paths = True
 
+    def set_default_headers(self) -> None:
+        for name, value in guard.FRAME_HEADERS:
+            self.set_header(name, value)
+
     def get(self) -> None:
         token = self.get_query_argument("token", None)
         if token is not None and self.ctx.token:
-            # Path-less cookie: behind a proxy the prefix is unknown here; the
-            # cookie only ever goes back to this same origin.
-            self.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+            if not hmac.compare_digest(token.encode(), self.ctx.token.encode()):
+                raise Unauthenticated("The token in the link is not this server's.")
+            # Path-less cookie: behind a proxy the prefix is unknown here.  Browsers
+            # send it to every port of this host, so its name names this server and
+            # its value is derived from the token, never the token itself.
+            self.set_cookie(guard.cookie_name(self.ctx.token), guard.cookie_value(self.ctx.token),
+                            httponly=True, samesite="Strict")
             self.redirect("./", status=302)
             return
         index = STATIC_UI / "index.html"
@@ -65,6 +76,14 @@ class IndexHandler(BaseHandler):
         else:
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.finish("labtrack server is running; the web UI was not built into this installation.\n")
+
+
+class StaticHandler(web.StaticFileHandler):
+    """The UI's static files, framed by the same origin only."""
+
+    def set_default_headers(self) -> None:
+        for name, value in guard.FRAME_HEADERS:
+            self.set_header(name, value)
 
 
 class NotFoundHandler(BaseHandler):
@@ -83,7 +102,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         (r"/health", HealthHandler, {"ctx": ctx}),
         (r"/version", VersionHandler, {"ctx": ctx}),
         (r"/", IndexHandler, {"ctx": ctx}),
-        (r"/static/(.*)", web.StaticFileHandler, {"path": str(STATIC_UI)}),
+        (r"/static/(.*)", StaticHandler, {"path": str(STATIC_UI)}),
     ]
     api = (api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
            + api_traces.ROUTES)
@@ -110,22 +129,41 @@ class Application(web.Application):
     request's handling.  Patterns (``/static/(.*)``) still go to the rules.
     """
 
-    def __init__(self, table: list[Any], **settings: Any) -> None:
+    def __init__(self, table: list[Any], ctx: ServerContext | None = None, **settings: Any) -> None:
         super().__init__(table, **settings)
+        self.ctx = ctx
         self.fixed_paths: dict[str, tuple[type[web.RequestHandler], dict[str, Any]]] = {}
         for path, handler, kwargs in table:
             if _FIXED_PATH.fullmatch(path):
                 self.fixed_paths.setdefault(path, (handler, kwargs))
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate:
+        """The request's delegate, once its headers passed ``guard.screen`` (before any body)."""
         hit = self.fixed_paths.get(request.path)
         if hit is None:
-            return super().find_handler(request, **kwargs)
+            delegate = super().find_handler(request, **kwargs)
+            handler_class = getattr(delegate, "handler_class", None)
+            if self.ctx is not None:
+                refusal = guard.screen(self.ctx, request, _is_open(handler_class))
+                if refusal is not None:
+                    return refusal
+            return delegate
         handler, handler_kwargs = hit
+        if self.ctx is not None:
+            refusal = guard.screen(self.ctx, request, _is_open(handler))
+            if refusal is not None:
+                return refusal
         if handler is ApiHandler and request.method in handler_kwargs["methods"]:
             return ApiRequest(request, handler_kwargs["ctx"], handler_kwargs["methods"],
                               bool(getattr(self, "access_log_all", False)))
         return self.get_handler_delegate(request, handler, handler_kwargs)
+
+
+def _is_open(handler_class: Any) -> bool:
+    """Routes answered without a token: /health, /version, the page and its static files."""
+    if handler_class is None or not issubclass(handler_class, BaseHandler):
+        return handler_class is StaticHandler
+    return bool(handler_class.open_paths) and handler_class is not NotFoundHandler
 
 
 # Only characters that mean themselves in a URL path; '.' as a regex matches
@@ -135,7 +173,7 @@ _FIXED_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
 
 def make_app(ctx: ServerContext) -> web.Application:
     app = Application(
-        routes(ctx), default_handler_class=NotFoundHandler, default_handler_args={"ctx": ctx},
+        routes(ctx), ctx, default_handler_class=NotFoundHandler, default_handler_args={"ctx": ctx},
         log_function=_log_request, xsrf_cookies=False,
     )
     app.access_log_all = bool(getattr(ctx.settings, "access_log", False))  # type: ignore[attr-defined]
