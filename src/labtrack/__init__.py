@@ -50,6 +50,7 @@ from labtrack.client.fluent import (
 )
 from labtrack.client.datasets import log_input
 from labtrack.client.mlflow_env import mlflow_env
+from labtrack.client.prompts import load_prompt, register_prompt, search_prompts, set_prompt_alias
 from labtrack.client.registry import register_model
 from labtrack.client.system_metrics import (
     disable_system_metrics_logging,
@@ -101,6 +102,7 @@ __all__ = [
     "get_tracking_uri",
     "last_active_run",
     "list_artifacts",
+    "load_prompt",
     "load_table",
     "log_artifact",
     "log_artifacts",
@@ -116,11 +118,14 @@ __all__ = [
     "log_text",
     "mlflow_env",
     "register_model",
+    "register_prompt",
     "search_experiments",
+    "search_prompts",
     "search_runs",
     "set_async",
     "set_experiment",
     "set_experiment_tag",
+    "set_prompt_alias",
     "set_system_metrics_node_id",
     "set_system_metrics_samples_before_logging",
     "set_system_metrics_sampling_interval",

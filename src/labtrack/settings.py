@@ -42,6 +42,8 @@ TABLE: tuple[Setting, ...] = (
     Setting("static_prefix", "", "LABTRACK_STATIC_PREFIX",
             "Public path prefix when behind a proxy that strips it (e.g. /user/alice/labtrack)."),
     Setting("access_log", False, "LABTRACK_ACCESS_LOG", "Log each request's method, path and status."),
+    Setting("gateway_config", None, "LABTRACK_GATEWAY_CONFIG",
+            "gateway.yaml of the AI gateway's endpoints (OpenAI-compatible model servers)."),
     # mlflow server's flags that labtrack answers with its own settings.
     Setting("workers", 1, "LABTRACK_WORKERS",
             "Server processes sharing one PostgreSQL database (SQLite: always one writer).",
@@ -90,6 +92,7 @@ class Settings:
     parent_pid: int = 0
     static_prefix: str = ""
     access_log: bool = False
+    gateway_config: str | None = None
     workers: int = 1
     app_name: str | None = None
     expose_prometheus: str | None = None

@@ -13,7 +13,7 @@ from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 from labtrack._version import __version__
 from labtrack.errors import Unauthenticated
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
-from labtrack.server import listener
+from labtrack.server import api_gateway, listener
 from labtrack.server import guard
 from labtrack.server.base import ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
 
@@ -105,7 +105,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         (r"/static/(.*)", StaticHandler, {"path": str(STATIC_UI)}),
     ]
     api = (api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
-           + api_traces.ROUTES)
+           + api_traces.ROUTES + api_gateway.ROUTES)
     extra = ctx.extra.get("routes", [])
     for prefix in MLFLOW_PREFIXES:
         for path, methods in api + extra:
@@ -118,6 +118,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         table.append((prefix + r"/(.+)", api_artifacts.ArtifactHandler, {"ctx": ctx}))
     table.append((r"/get-artifact", api_artifacts.RunArtifactHandler, {"ctx": ctx}))
     table.append((api_traces.OTLP_PATH, api_traces.OtlpTracesHandler, {"ctx": ctx}))
+    table += api_gateway.handlers(ctx)
     return table
 
 

@@ -28,6 +28,7 @@ from labtrack.store import schema as s
 from labtrack.store import search
 from labtrack.store.dialect import upsert
 from labtrack.store.model_sources import PROMPT_TAG, find_version, resolve_source
+from labtrack.store.prompts import registry_filter
 from labtrack.store.registry_rows import (
     latest_rows,
     model_row,
@@ -132,7 +133,7 @@ class RegistryStore:
         """One page of models matching the filter; returns (models, next_page_token or None)."""
         limit = check_max_results(max_results, 100, LIMITS["registered_models_max_results"])
         offset = search.decode_page_token(page_token)
-        conds = search.registered_model_conditions(filter_string)
+        conds = search.registered_model_conditions(registry_filter(filter_string))
         order = search.registered_model_order_by(list(order_by or []))
 
         def op(conn: Connection) -> tuple[list[RegisteredModel], str | None]:
@@ -275,7 +276,8 @@ class RegistryStore:
         """One page of live versions matching the filter; returns (versions, next_page_token or None)."""
         limit = check_max_results(max_results, 10000, LIMITS["model_versions_max_results"])
         offset = search.decode_page_token(page_token)
-        conds = [_mv.c.current_stage != DELETED_STAGE, *search.model_version_conditions(filter_string)]
+        conds = [_mv.c.current_stage != DELETED_STAGE,
+                 *search.model_version_conditions(registry_filter(filter_string))]
         order = search.model_version_order_by(list(order_by or []))
 
         def op(conn: Connection) -> tuple[list[ModelVersion], str | None]:
