@@ -1,180 +1,215 @@
-"""The tornado application and its route table (the one place routes live)."""
+"""``labtrack`` command line: flags -> Settings -> the part that does the work.
+
+Errors a user can fix (a database already served, a bad flag) end in one
+line on stderr and a non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 
-import hmac
-import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from tornado import web
-from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
+import click
 
 from labtrack._version import __version__
-from labtrack.errors import Unauthenticated
-from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
-from labtrack.server import listener
-from labtrack.server import guard
-from labtrack.server.base import ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
-
-STATIC_UI = Path(__file__).resolve().parent.parent / "static" / "ui"
-
-# MLflow mounts every endpoint under /api/2.0 and /api/3.0; the web UI uses /ajax-api.
-MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/api/3.0/mlflow/", "/ajax-api/2.0/mlflow/", "/ajax-api/3.0/mlflow/")
-LABTRACK_PREFIXES = ("/api/2.0/labtrack/", "/ajax-api/2.0/labtrack/")
+from labtrack.errors import LabtrackError
 
 
-class HealthHandler(BaseHandler):
-    open_paths = True
-
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/plain")
-        self.finish("OK")
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labtrack")
+def main() -> None:
+    """labtrack: experiment tracking that speaks MLflow's REST API."""
 
 
-# The MLflow version whose protocol this server speaks.  The mlflow client reads
-# /version only to pick its trace export: 3.4 or newer sends spans by OTLP to
-# /v1/traces, which labtrack stores (older ones upload them as an artifact file).
-MLFLOW_PROTOCOL_VERSION = "3.17.2"
-
-
-class VersionHandler(BaseHandler):
-    open_paths = True
-
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/plain")
-        self.set_header("X-Labtrack-Version", __version__)
-        self.finish(MLFLOW_PROTOCOL_VERSION)
-
-
-class IndexHandler(BaseHandler):
-    """The web UI's page.  ``?token=`` logs a browser in with a cookie."""
-
-    open_paths = True
-
-    def set_default_headers(self) -> None:
-        for name, value in guard.FRAME_HEADERS:
-            self.set_header(name, value)
-
-    def get(self) -> None:
-        token = self.get_query_argument("token", None)
-        if token is not None and self.ctx.token:
-            if not hmac.compare_digest(token.encode(), self.ctx.token.encode()):
-                raise Unauthenticated("The token in the link is not this server's.")
-            # Path-less cookie: behind a proxy the prefix is unknown here.  Browsers
-            # send it to every port of this host, so its name names this server and
-            # its value is derived from the token, never the token itself.
-            self.set_cookie(guard.cookie_name(self.ctx.token), guard.cookie_value(self.ctx.token),
-                            httponly=True, samesite="Strict")
-            self.redirect("./", status=302)
-            return
-        index = STATIC_UI / "index.html"
-        self.set_header("Cache-Control", "no-cache")
-        if index.is_file():
-            self.set_header("Content-Type", "text/html; charset=utf-8")
-            self.finish(index.read_bytes())
-        else:
-            self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish("labtrack server is running; the web UI was not built into this installation.\n")
-
-
-class StaticHandler(web.StaticFileHandler):
-    """The UI's static files, framed by the same origin only."""
-
-    def set_default_headers(self) -> None:
-        for name, value in guard.FRAME_HEADERS:
-            self.set_header(name, value)
-
-
-class NotFoundHandler(BaseHandler):
-    open_paths = True
-
-    def prepare(self) -> None:
-        raise web.HTTPError(404, "No such endpoint: %s" % self.request.path)
-
-
-def _log_request(handler: web.RequestHandler) -> None:
-    log_access(handler.get_status(), handler.request, getattr(handler.application, "access_log_all", False))
-
-
-def routes(ctx: ServerContext) -> list[Any]:
-    table: list[Any] = [
-        (r"/health", HealthHandler, {"ctx": ctx}),
-        (r"/version", VersionHandler, {"ctx": ctx}),
-        (r"/", IndexHandler, {"ctx": ctx}),
-        (r"/static/(.*)", StaticHandler, {"path": str(STATIC_UI)}),
+def _server_options(fn: Any) -> Any:
+    opts = [
+        click.option("--backend-store-uri", default=None,
+                     help="SQLAlchemy URL of the database [default: sqlite:///mlruns.db]."),
+        click.option("--artifacts-destination", default=None,
+                     help="Folder for artifacts the server serves [default: ./mlruns]."),
+        click.option("--default-artifact-root", default=None,
+                     help="Artifact location of new experiments [default: mlflow-artifacts:/]."),
+        click.option("--serve-artifacts/--no-serve-artifacts", default=None,
+                     help="Proxy artifact uploads and downloads [default: on]."),
+        click.option("--host", "-h", default=None, help="TCP address [default: 127.0.0.1]."),
+        click.option("--port", "-p", type=int, default=None, help="TCP port; 0 picks a free one [default: 5000]."),
+        click.option("--unix-socket", default=None, help="Listen on this unix socket instead of TCP."),
+        click.option("--token", default=None, help="Token TCP clients must send [default: a new random one]."),
+        click.option("--no-token", is_flag=True, default=None,
+                     help="Serve TCP without a token (anyone on this host can read and write)."),
+        click.option("--idle-timeout", type=int, default=None, help="Exit after this many idle seconds."),
+        click.option("--parent-pid", type=int, default=None, help="Exit when this process exits."),
+        click.option("--static-prefix", default=None, help="Public path prefix behind a proxy."),
+        click.option("--access-log", is_flag=True, default=None, help="Log every request (method, path, status)."),
+        click.option("--gateway-config", default=None, help="gateway.yaml: the AI gateway's endpoints."),
+        # mlflow server's flags: a Settings field each (settings.py says which are built yet).
+        click.option("--workers", "-w", type=int, default=None,
+                     help="Server processes sharing one PostgreSQL database [default: 1]."),
+        click.option("--app-name", default=None, help="'basic-auth': users and permissions, as in MLflow."),
+        click.option("--allowed-hosts", default=None, help="Comma-separated Host headers to answer."),
+        click.option("--cors-allowed-origins", default=None, help="Comma-separated browser origins allowed."),
+        click.option("--expose-prometheus", default=None, help="Folder for Prometheus metrics (/metrics)."),
+        # mlflow server's flags with no labtrack counterpart: refused with the equivalent.
+        click.option("--registry-store-uri", default=None, hidden=True),
+        click.option("--artifacts-only", is_flag=True, default=None, hidden=True),
+        click.option("--gunicorn-opts", default=None, hidden=True),
+        click.option("--uvicorn-opts", default=None, hidden=True),
+        click.option("--waitress-opts", default=None, hidden=True),
+        click.option("--dev", is_flag=True, default=None, hidden=True),
     ]
-    api = (api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
-           + api_traces.ROUTES)
-    extra = ctx.extra.get("routes", [])
-    for prefix in MLFLOW_PREFIXES:
-        for path, methods in api + extra:
-            table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
-    for prefix in LABTRACK_PREFIXES:
-        for path, methods in api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES:
-            table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
-    for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
-        table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
-        table.append((prefix + r"/(.+)", api_artifacts.ArtifactHandler, {"ctx": ctx}))
-    table.append((r"/get-artifact", api_artifacts.RunArtifactHandler, {"ctx": ctx}))
-    table.append((api_traces.OTLP_PATH, api_traces.OtlpTracesHandler, {"ctx": ctx}))
-    return table
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
 
 
-class Application(web.Application):
-    """tornado's Application, with its fixed paths found by one dict lookup.
+# mlflow server's flags that labtrack has no use for: each is refused with one line that
+# names what labtrack does instead.
+_MLFLOW_ONLY_FLAGS: dict[str, str] = {
+    "registry_store_uri": "--registry-store-uri: labtrack keeps the model registry in the "
+                          "--backend-store-uri database; drop the flag",
+    "artifacts_only": "--artifacts-only: labtrack serves artifacts with tracking; use "
+                      "--artifacts-destination DIR (and --no-serve-artifacts on other servers)",
+    "gunicorn_opts": "--gunicorn-opts: labtrack runs no gunicorn; use --workers and --access-log",
+    "uvicorn_opts": "--uvicorn-opts: labtrack runs no uvicorn; use --workers and --access-log",
+    "waitress_opts": "--waitress-opts: labtrack runs no waitress; use --workers and --access-log",
+    "dev": "--dev: labtrack has no reloading dev mode; use --access-log to see each request",
+}
 
-    tornado tries its rules in order, a regex each: with four prefixes times
-    every MLflow endpoint, finding a route cost more than the rest of a small
-    request's handling.  Patterns (``/static/(.*)``) still go to the rules.
+
+def _mlflow_only_refusal(flags: dict[str, Any]) -> str | None:
+    for name, line in _MLFLOW_ONLY_FLAGS.items():
+        value = flags.pop(name, None)
+        if name == "registry_store_uri" and value is not None and value == flags.get("backend_store_uri"):
+            continue  # the same database: that is what labtrack does anyway
+        if value:
+            return line
+    return None
+
+
+def _run_server(flags: dict[str, Any]) -> None:
+    from labtrack.server.main import serve
+    from labtrack.settings import Settings
+
+    refusal = _mlflow_only_refusal(flags)
+    settings = Settings.from_sources(flags)
+    refusal = refusal or settings.not_built()
+    if refusal:
+        click.echo(f"labtrack: {refusal}", err=True)
+        sys.exit(2)
+    try:
+        code = serve(settings)
+    except LabtrackError as e:
+        click.echo(f"labtrack: {e.message}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"labtrack: {e.strerror or e} ({getattr(e, 'filename', '') or settings.host}:{settings.port})",
+                   err=True)
+        sys.exit(2)
+    sys.exit(code)
+
+
+@main.group()
+def models() -> None:
+    """Serve logged or registered models; build Docker images for them."""
+
+
+@models.command("serve")
+@click.option("--model-uri", "-m", required=True,
+              help="runs:/<run>/<name>, models:/<name>/<version|stage>, models:/<name>@<alias>, "
+                   "models:/<model_id> or a local model folder.")
+@click.option("--port", "-p", type=int, default=5000, show_default=True, help="TCP port.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; anyone who reaches it can call it).")
+@click.option("--env-manager", type=click.Choice(["local"]), default="local", hidden=True,
+              help="Accepted for MLflow compatibility: the current environment is used.")
+def models_serve(model_uri: str, port: int, host: str, env_manager: str) -> None:
+    """Serve a model over MLflow's scoring protocol (POST /invocations)."""
+    from labtrack.models.serving import serve
+
+    try:
+        serve(model_uri, host, port)
+    except LabtrackError as e:
+        click.echo(f"labtrack: {e.message}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"labtrack: cannot serve on {host}:{port}: {e.strerror or e}", err=True)
+        sys.exit(2)
+
+
+@models.command("generate-dockerfile")
+@click.option("--model-uri", "-m", required=True, help="The model to serve (as for `serve`).")
+@click.option("--output-directory", "-d", default="labtrack-dockerfile", show_default=True,
+              help="A new or empty folder for the Dockerfile and build context.")
+@click.option("--base-image", default=None,
+              help="Base image [default: python:<the model's Python>-slim].")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port inside the image.")
+def models_generate_dockerfile(model_uri: str, output_directory: str, base_image: str | None,
+                               port: int) -> None:
+    """Write a Dockerfile and build context that serve MODEL_URI (no network needed)."""
+    from labtrack.models.dockerfile import generate
+
+    try:
+        out = generate(model_uri, output_directory, base_image=base_image, port=port)
+    except LabtrackError as e:
+        click.echo(f"labtrack: {e.message}", err=True)
+        sys.exit(2)
+    click.echo(f"labtrack: wrote {out / 'Dockerfile'}; build with `docker build -t <image> {out}`")
+
+
+# -h is --host for the server, as in `mlflow server -h 0.0.0.0`; --help stays.
+_SERVER_CONTEXT = {"help_option_names": ["--help"]}
+
+
+@main.command(context_settings=_SERVER_CONTEXT)
+@_server_options
+def server(**flags: Any) -> None:
+    """Serve a database (default: ./mlruns.db) over MLflow's REST API and the web UI."""
+    _run_server(flags)
+
+
+@main.command(context_settings=_SERVER_CONTEXT)
+@_server_options
+def ui(**flags: Any) -> None:
+    """Alias of ``labtrack server``."""
+    _run_server(flags)
+
+
+@main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=True, dir_okay=True))
+def sync(folder: str) -> None:
+    """Ingest the spool files of FOLDER/mlruns.db without a server (default: this folder).
+
+    Batch jobs that could not reach a server append their writes to spool files
+    (mlruns/.labtrack/spool); a running server ingests them by itself, this does it now.
+    FOLDER may also name the database file.
     """
+    from labtrack.spool import spool_folder
+    from labtrack.sync import SyncRefused, sync_database
 
-    def __init__(self, table: list[Any], ctx: ServerContext | None = None, **settings: Any) -> None:
-        super().__init__(table, **settings)
-        self.ctx = ctx
-        self.fixed_paths: dict[str, tuple[type[web.RequestHandler], dict[str, Any]]] = {}
-        for path, handler, kwargs in table:
-            if _FIXED_PATH.fullmatch(path):
-                self.fixed_paths.setdefault(path, (handler, kwargs))
-
-    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate:
-        """The request's delegate, once its headers passed ``guard.screen`` (before any body)."""
-        hit = self.fixed_paths.get(request.path)
-        if hit is None:
-            delegate = super().find_handler(request, **kwargs)
-            handler_class = getattr(delegate, "handler_class", None)
-            if self.ctx is not None:
-                refusal = guard.screen(self.ctx, request, _is_open(handler_class))
-                if refusal is not None:
-                    return refusal
-            return delegate
-        handler, handler_kwargs = hit
-        if self.ctx is not None:
-            refusal = guard.screen(self.ctx, request, _is_open(handler))
-            if refusal is not None:
-                return refusal
-        if handler is ApiHandler and request.method in handler_kwargs["methods"]:
-            return ApiRequest(request, handler_kwargs["ctx"], handler_kwargs["methods"],
-                              bool(getattr(self, "access_log_all", False)))
-        return self.get_handler_delegate(request, handler, handler_kwargs)
+    path = Path(folder).expanduser().resolve()
+    db = path if path.suffix == ".db" else path / "mlruns.db"
+    try:
+        report = sync_database(db, progress=_progress_bar)
+    except (SyncRefused, LabtrackError) as e:
+        click.echo(f"labtrack: {e.message if isinstance(e, LabtrackError) else e}", err=True)
+        sys.exit(1)
+    if not (report.files or report.retired):
+        click.echo(f"labtrack: no spool files waiting for {db}")
+        return
+    rejected = f", {report.rejected} rejected (see the *.rejected files)" if report.rejected else ""
+    click.echo(f"labtrack: {report.records} records from {report.files} spool files applied to "
+               f"{db}{rejected}; {report.retired} files retired to {spool_folder(db) / 'done'}")
 
 
-def _is_open(handler_class: Any) -> bool:
-    """Routes answered without a token: /health, /version, the page and its static files."""
-    if handler_class is None or not issubclass(handler_class, BaseHandler):
-        return handler_class is StaticHandler
-    return bool(handler_class.open_paths) and handler_class is not NotFoundHandler
+def _progress_bar(total: int) -> Any:
+    return click.progressbar(length=max(total, 1), label="ingesting spool", file=sys.stderr,
+                             show_eta=False, show_percent=True)
 
 
-# Only characters that mean themselves in a URL path; '.' as a regex matches
-# any character, so such a route is also left in tornado's rules for the rest.
-_FIXED_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
-
-
-def make_app(ctx: ServerContext) -> web.Application:
-    app = Application(
-        routes(ctx), ctx, default_handler_class=NotFoundHandler, default_handler_args={"ctx": ctx},
-        log_function=_log_request, xsrf_cookies=False,
-    )
-    app.access_log_all = bool(getattr(ctx.settings, "access_log", False))  # type: ignore[attr-defined]
-    return app
+# Command groups of other capabilities (labtrack/commands/<capability>.py), one line each.
+from labtrack.commands.push import push as _push; main.add_command(_push)  # noqa: E402
+from labtrack.commands.projects import jobs as _jobs, run_command as _run; main.add_command(_run); main.add_command(_jobs)  # noqa: E402
+from labtrack.commands.mlflow_import import import_command as _import; main.add_command(_import)  # noqa: E402
+from labtrack.commands.users import db as _db, users as _users; main.add_command(_users); main.add_command(_db)  # noqa: E402
+from labtrack.commands.gateway import gateway as _gateway; main.add_command(_gateway)  # noqa: E402
