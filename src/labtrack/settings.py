@@ -57,13 +57,10 @@ TABLE: tuple[Setting, ...] = (
             "Folder for Prometheus metrics; serves them on /metrics.",
             pending="--expose-prometheus is not available yet (issue #18): run without it"),
     Setting("allowed_hosts", None, "LABTRACK_ALLOWED_HOSTS",
-            "Comma-separated Host headers the server answers (guards against DNS rebinding).",
-            pending="--allowed-hosts is not available yet (issue #19): bind with --host 127.0.0.1 "
-                    "or --unix-socket and keep the token"),
+            "Comma-separated Host headers answered over TCP besides loopback and this machine's own "
+            "names (guards against DNS rebinding; wildcards as in mlflow)."),
     Setting("cors_allowed_origins", None, "LABTRACK_CORS_ALLOWED_ORIGINS",
-            "Comma-separated origins allowed to call the API from a browser.",
-            pending="--cors-allowed-origins is not available yet (issue #19): the UI is served "
-                    "same-origin; no cross-origin access is allowed"),
+            "Comma-separated origins allowed to call the API from a browser (default: same origin only)."),
 )
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -33,7 +33,7 @@ from tornado import httputil, web
 
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
-from labtrack.server.guard import cookie_name, cookie_value
+from labtrack.server.guard import cookie_name, cookie_value, cors_headers
 
 log = logging.getLogger("labtrack.server")
 access_log = logging.getLogger("labtrack.access")
@@ -230,6 +230,8 @@ class BaseHandler(web.RequestHandler):
         return
 
     def prepare(self) -> None:
+        for name, value in cors_headers(self.ctx.settings, self.request.headers.get("Origin")):
+            self.set_header(name, value)
         if not self.open_paths:
             self.check_token()
 
@@ -397,6 +399,10 @@ class ApiRequest(httputil.HTTPMessageDelegate):
         if not self.closed:
             headers = httputil.HTTPHeaders({"Content-Type": JSON_TYPE, "Content-Length": str(len(data)),
                                             "Date": _http_date()})
+            origin = self.request.headers.get("Origin")
+            if origin is not None:
+                for name, value in cors_headers(self.ctx.settings, origin):
+                    headers[name] = value
             connection = self.request.connection
             assert connection is not None
             connection.write_headers(
