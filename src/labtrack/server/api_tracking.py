@@ -38,7 +38,8 @@ def get_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
 
 
 def get_experiment_by_name(ctx: ServerContext, a: Args) -> dict[str, Any]:
-    return {"experiment": ctx.store.get_experiment_by_name(a.req("experiment_name")).to_json()}
+    exp = ctx.store.get_experiment_by_name(a.req("experiment_name"), caller_may_create=True)
+    return {"experiment": exp.to_json()}
 
 
 def search_experiments(ctx: ServerContext, a: Args) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from labtrack.store import run_query, search
 from labtrack.store.dialect import cached, raw_rows, upsert
 from labtrack.store.downsample import downsample
 from labtrack.store.engine import Engines, open_engines
+from labtrack.store.experiment_race import ExperimentRace
 from labtrack.store.loading import load_runs, run_info, runs_from_rows
 from labtrack.store.names import generate_run_name
 from labtrack.store.validation import (
@@ -67,6 +68,7 @@ class TrackingStore:
         self.engines: Engines = open_engines(url)
         self.writer = Writer(self.engines.writer)
         self.default_artifact_root = default_artifact_root
+        self.race = ExperimentRace()
         self._ensure_default_experiment()
 
     # -- plumbing ---------------------------------------------------------
@@ -105,9 +107,13 @@ class TrackingStore:
         tags = self._check_experiment_tags(tags or {})
 
         def op(conn: Connection) -> str:
-            if conn.execute(select(s.experiments.c.experiment_id).where(
-                    s.experiments.c.name == name)).first() is not None:
-                raise ResourceAlreadyExists(f"Experiment '{name}' already exists.")
+            existing = conn.execute(select(s.experiments).where(s.experiments.c.name == name)).first()
+            if existing is not None:
+                if self.race.owed(name, existing.creation_time or 0,
+                                  _same_create(conn, existing, artifact_location, tags)):
+                    return str(existing.experiment_id)  # a racing create: see experiment_race.py
+                raise ResourceAlreadyExists(f"Experiment(name={name}) already exists.")
+            self.race.created(name)
             t = now_ms()
             exp_id = conn.execute(insert(s.experiments).values(
                 name=name, artifact_location=artifact_location or "", lifecycle_stage="active",
@@ -131,7 +137,13 @@ class TrackingStore:
         exp_id = check_experiment_id(experiment_id)
         return self.read(lambda conn: _experiment(conn, exp_id))
 
-    def get_experiment_by_name(self, name: Any) -> Experiment:
+    def get_experiment_by_name(self, name: Any, *, caller_may_create: bool = False) -> Experiment:
+        """The experiment named ``name``.
+
+        ``caller_may_create``: the lookup is a client's, which may create the name
+        next when it misses (mlflow's ``set_experiment``); a miss then counts for
+        the race rule of ``experiment_race``.
+        """
         if not isinstance(name, str) or not name:
             raise InvalidParameterValue("Missing value for required parameter 'experiment_name'")
 
@@ -139,6 +151,8 @@ class TrackingStore:
             row = conn.execute(select(s.experiments.c.experiment_id).where(
                 s.experiments.c.name == name)).first()
             if row is None:
+                if caller_may_create:
+                    self.race.missed(name)
                 raise ResourceDoesNotExist(f"Could not find experiment with name '{name}'")
             return _experiment(conn, row[0])
         return self.read(op)
@@ -528,6 +542,20 @@ def _experiment(conn: Connection, exp_id: int) -> Experiment:
     return Experiment(experiment_id=str(row.experiment_id), name=row.name,
                       artifact_location=row.artifact_location, lifecycle_stage=row.lifecycle_stage,
                       creation_time=row.creation_time, last_update_time=row.last_update_time, tags=tags)
+
+
+def _same_create(conn: Connection, existing: Any, artifact_location: str | None,
+                 tags: dict[str, str]) -> bool:
+    """Whether a create of ``existing``'s name asks for nothing it lacks (experiment_race rule 1)."""
+    if existing.lifecycle_stage != "active":
+        return False
+    if artifact_location and artifact_location != existing.artifact_location:
+        return False
+    if not tags:
+        return True
+    have = {r.key: r.value for r in conn.execute(
+        select(s.experiment_tags).where(s.experiment_tags.c.experiment_id == existing.experiment_id))}
+    return all(have.get(k) == v for k, v in tags.items())
 
 
 # Built once: every logging request runs these, and building costs more than running.
