@@ -60,6 +60,16 @@ from labtrack.client.system_metrics import (
     set_system_metrics_sampling_interval,
 )
 from labtrack.client.tables import load_table, log_table
+from labtrack.client.traces import (
+    get_current_active_span,
+    get_last_active_trace_id,
+    get_trace,
+    log_feedback,
+    search_traces,
+    start_span,
+    trace,
+    update_current_trace,
+)
 from labtrack.entities import Experiment, FileInfo, LoggedModel, Metric, Param, Run, RunInfo, RunTag
 from labtrack.errors import LabtrackError
 from labtrack.registry_entities import ModelVersion, RegisteredModel
@@ -95,10 +105,13 @@ __all__ = [
     "flush",
     "flush_async_logging",
     "get_artifact_uri",
+    "get_current_active_span",
     "get_experiment",
     "get_experiment_by_name",
+    "get_last_active_trace_id",
     "get_metric_history",
     "get_run",
+    "get_trace",
     "get_tracking_uri",
     "last_active_run",
     "list_artifacts",
@@ -107,6 +120,7 @@ __all__ = [
     "log_artifact",
     "log_artifacts",
     "log_dict",
+    "log_feedback",
     "log_figure",
     "log_image",
     "log_input",
@@ -122,6 +136,7 @@ __all__ = [
     "search_experiments",
     "search_prompts",
     "search_runs",
+    "search_traces",
     "set_async",
     "set_experiment",
     "set_experiment_tag",
@@ -133,6 +148,9 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "start_span",
+    "trace",
+    "update_current_trace",
     "widgets",
 ]
 

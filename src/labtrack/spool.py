@@ -56,6 +56,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "delete_tag": ("run_id", "key"),
     "delete_run": ("run_id",),
     "restore_run": ("run_id",),
+    "log_trace": ("trace",),  # one finished trace with its spans (client/traces.py)
     CLOSE_OP: (),
 }
 _MAX_HOST = 64  # keeps a spool id within the 128 characters spool_progress stores

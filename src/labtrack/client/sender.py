@@ -176,6 +176,15 @@ class _Marker:
         self.done = threading.Event()
 
 
+class _Call:
+    """A request queued in order with the writes and sent as it is (a finished trace)."""
+
+    __slots__ = ("api", "endpoint", "body", "what")
+
+    def __init__(self, api: str, endpoint: str, body: bytes, what: str) -> None:
+        self.api, self.endpoint, self.body, self.what = api, endpoint, body, what
+
+
 class Sender:
     """Delivers queued writes to one server on two daemon threads.
 
@@ -225,6 +234,10 @@ class Sender:
 
     def put_tag(self, run_id: str, key: str, value: str) -> None:
         self.put((TAG, run_id, key, value))
+
+    def put_call(self, api: str, endpoint: str, body: bytes, what: str) -> None:
+        """Queue one POST of ``body`` (JSON) to ``endpoint``, delivered in order with the writes."""
+        self.put(_Call(api, endpoint, body, what))  # type: ignore[arg-type]
 
     def pending(self) -> int:
         return len(self._q)
@@ -277,7 +290,7 @@ class Sender:
             batch: _Batch | None = None
             while q:
                 item = q[0]
-                if type(item) is _Marker:
+                if type(item) is _Marker or type(item) is _Call:
                     if batch is not None:
                         break
                     q.popleft()
@@ -307,8 +320,20 @@ class Sender:
             item, body = ready.get()
             if type(item) is _Marker:
                 item.done.set()
+            elif type(item) is _Call:
+                self._send_call(item)
             else:
                 self._deliver(item, body)  # type: ignore[arg-type]
+
+    def _send_call(self, call: _Call) -> None:
+        try:
+            self._transport.call("POST", call.endpoint, raw_body=call.body, api=call.api)
+        except LabtrackError as exc:
+            exc.message += f" ({call.what} not delivered)"
+            exc.args = (exc.message,)
+            self._errors.append(exc)
+        except Exception as exc:  # a bug must not kill the thread and hang flush()
+            self._errors.append(LabtrackError(f"sender failed: {exc!r}"))
 
     def _deliver(self, batch: _Batch, body: bytes | None = None) -> None:
         if batch.series and not self._series:  # packed before the server turned out to be MLflow's

@@ -239,6 +239,11 @@ class SpoolTransport:
     def _restore_run(self, m: dict[str, Any]) -> dict[str, Any]:
         return self._append({"op": "restore_run", "run_id": _run_id(m)})
 
+    def _log_trace(self, m: dict[str, Any]) -> dict[str, Any]:
+        trace = {k: v for k, v in m.items() if k != "experiment_id"}
+        self._append({"op": "log_trace", **self._experiment(m.get("experiment_id")), "trace": trace})
+        return {"trace_id": m.get("trace_id")}
+
 
 _HANDLERS = {
     ("POST", "experiments/create"): SpoolTransport._create_experiment,
@@ -255,6 +260,7 @@ _HANDLERS = {
     ("POST", "runs/delete"): SpoolTransport._delete_run,
     ("POST", "runs/restore"): SpoolTransport._restore_run,
     ("POST", LABTRACK_API + "runs/log-series"): SpoolTransport._log_series,
+    ("POST", LABTRACK_API + "traces/log"): SpoolTransport._log_trace,
 }
 
 

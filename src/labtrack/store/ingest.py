@@ -349,6 +349,12 @@ class SpoolIngest:
             _on_run(d, lambda: store.delete_run(d["run_id"]))
         elif op == "restore_run":
             _on_run(d, lambda: store.restore_run(d["run_id"]))
+        elif op == "log_trace":  # a finished trace from lt's tracing (store/traces.py)
+            from labtrack.store.traces import TraceStore
+
+            t = d["trace"]
+            TraceStore(store).record_trace(self._experiment_id(d), t["spans"], trace_id=t.get("trace_id"),
+                                           tags=t.get("tags") or {}, metadata=t.get("trace_metadata") or {})
 
     def _experiment_id(self, d: dict[str, Any]) -> str:
         """The record's experiment: its id, or its NAME resolved (and created) now."""
