@@ -190,6 +190,9 @@ def sync(folder: str) -> None:
     path = Path(folder).expanduser().resolve()
     db = path if path.suffix == ".db" else path / "mlruns.db"
     try:
+        from labtrack.mlflow_data import resolve_database
+
+        db = resolve_database(db)  # MLflow's database: one line naming `labtrack import`, untouched
         report = sync_database(db, progress=_progress_bar)
     except (SyncRefused, LabtrackError) as e:
         click.echo(f"labtrack: {e.message if isinstance(e, LabtrackError) else e}", err=True)

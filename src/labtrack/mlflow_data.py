@@ -254,6 +254,16 @@ def artifacts_folder(db: str | os.PathLike) -> Path:
     return d.parent / d.stem
 
 
+def folder_database(folder: str | os.PathLike) -> Path:
+    """The database labtrack uses for a folder: ``mlruns.db``, unless the folder holds MLflow
+    data and no labtrack ``mlruns.db``: then ``labtrack.db`` (made by ``labtrack import``)."""
+    f = Path(folder).resolve()
+    ours = f / DEFAULT_DB
+    if ours.is_file() and inspect_sqlite(ours) is None:
+        return ours
+    return labtrack_database(f) if find_in_folder(f) is not None else ours
+
+
 def resolve_database(db: str | os.PathLike) -> Path:
     """The database labtrack uses when asked for ``db`` (a folder's default ``mlruns.db``).
 
@@ -276,6 +286,6 @@ def resolve_database(db: str | os.PathLike) -> Path:
 
 
 __all__ = ["BASE", "DEFAULT_DB", "FILE_STORE", "LABTRACK_DB", "MLFLOW_DB", "REVISIONS", "MlflowFound",
-           "artifacts_folder", "at_least", "find_in_folder", "inspect_sqlite", "is_file_store", "is_sqlite",
+           "artifacts_folder", "at_least", "find_in_folder", "folder_database", "inspect_sqlite", "is_file_store", "is_sqlite",
            "labtrack_database", "mlflow_versions", "open_readonly", "position", "resolve_database",
            "sqlite_uri"]

@@ -36,15 +36,23 @@ def env_tracking_uri() -> str | None:
 
 
 def find_database(start: str | os.PathLike | None = None) -> Path | None:
-    """``LABTRACK_DATABASE``, else the nearest ``mlruns.db`` in ``start`` (cwd) or a parent."""
+    """``LABTRACK_DATABASE``, else the nearest ``mlruns.db`` in ``start`` (cwd) or a parent.
+
+    A folder of MLflow data (an MLflow-made ``mlruns.db``, ``mlflow.db``, an
+    ``mlruns`` file store) stops the search: its ``labtrack.db`` once imported,
+    else ``MlflowDataFound`` saying so (no labtrack server can open MLflow's
+    database, so nothing may be sent or spooled toward it).
+    """
+    from labtrack.mlflow_data import find_in_folder, resolve_database
+
     named = os.environ.get("LABTRACK_DATABASE")
     if named:
-        return Path(named).expanduser().resolve()
+        return resolve_database(Path(named).expanduser())
     here = Path(start or os.getcwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / DB_NAME
-        if candidate.is_file():
-            return candidate
+        if candidate.is_file() or find_in_folder(folder) is not None:
+            return resolve_database(candidate)
     return None
 
 
@@ -70,7 +78,9 @@ def transport_for(uri: str | None) -> Transport:
     if uri:
         db = database_from_uri(uri)
         if db is not None:
-            return _database_transport(db)
+            from labtrack.mlflow_data import resolve_database
+
+            return _database_transport(resolve_database(db))
         if "://" not in uri and _is_socket(uri):
             return Transport(Endpoint("unix", socket_path=os.path.abspath(uri)),
                              auth_header_from_env())

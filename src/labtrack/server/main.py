@@ -45,6 +45,8 @@ class Server:
         s = self.settings
         url = normalize_url(s.backend_store_uri)
         db_path = sqlite_file(url)
+        if db_path is not None:
+            url, db_path = self._not_mlflow(url, db_path)
         destination = Path(s.artifacts_destination).expanduser().resolve()
         self._private_files(db_path, destination)
         token = self._token()
@@ -70,6 +72,19 @@ class Server:
         if db_path is not None:
             mine += [*file_modes.data_paths(db_path), spool_folder(db_path).parent, spool_folder(db_path)]
         file_modes.tighten(mine)
+
+    def _not_mlflow(self, url: str, db_path: Path) -> tuple[str, Path]:
+        """Refuse an MLflow database before touching it (one line naming ``labtrack import``),
+        or serve the ``labtrack.db`` an import made beside it."""
+        from labtrack.mlflow_data import artifacts_folder, resolve_database
+
+        chosen = resolve_database(db_path)  # raises MlflowDataFound: nothing is written yet
+        if chosen == db_path:
+            return url, db_path
+        print(f"labtrack: {db_path} holds MLflow's data; serving {chosen}, imported from it", flush=True)
+        if self.settings.artifacts_destination == "./mlruns":  # the default: MLflow's folder too
+            self.settings.artifacts_destination = str(artifacts_folder(chosen))
+        return f"sqlite:///{chosen}", chosen
 
     def _token(self) -> str | None:
         s = self.settings
