@@ -102,6 +102,7 @@ __all__ = [
     "download_artifacts",
     "enable_system_metrics_logging",
     "end_run",
+    "evaluate",
     "flush",
     "flush_async_logging",
     "get_artifact_uri",
@@ -165,6 +166,14 @@ _LAZY = {"data": "labtrack.client.datasets", "lightgbm": "labtrack.autolog.light
 
 
 def __getattr__(name: str) -> object:
+    if name == "evaluate":
+        from labtrack.models.evaluation import evaluate
+
+        return evaluate
+    if name == "models":
+        import labtrack.models
+
+        return labtrack.models
     if name in _LAZY:
         import importlib
 

@@ -38,7 +38,7 @@ def pandas_digest(df: Any) -> str:
     import pandas as pd
 
     head = df.head(MAX_ROWS)
-    strings = head.columns[(df.map(type) == str).all(0)]
+    strings = head.columns[(df.map(type) == str).all(axis=0)]
     numbers = head.select_dtypes(include=[np.number]).columns
     kept = head[strings.union(numbers)]
     return _md5([pd.util.hash_pandas_object(kept).values, np.int64(len(df))]

@@ -390,10 +390,21 @@ def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] |
     _client().log_figure(run_id or _run_id(), figure, artifact_file, save_kwargs=save_kwargs)
 
 
-def log_image(image: Any, artifact_file: str | None = None, run_id: str | None = None) -> None:
-    """Save a PIL image or numpy array as ``artifact_file`` (e.g. ``"images/x.png"``)."""
-    if not artifact_file:
-        raise LabtrackError("log_image needs artifact_file", "INVALID_PARAMETER_VALUE")
+def log_image(image: Any, artifact_file: str | None = None, key: str | None = None,
+              step: int | None = None, timestamp: int | None = None,
+              run_id: str | None = None) -> None:
+    """Save a PIL image or numpy array as ``artifact_file`` (e.g. ``"plots/x.png"``), or, with
+    ``key`` (and ``step``), as one image of a per-step series in MLflow 3's layout."""
+    if artifact_file is not None and any(a is not None for a in (key, step, timestamp)):
+        raise LabtrackError("log_image takes artifact_file alone, or key with step/timestamp",
+                            "INVALID_PARAMETER_VALUE")
+    if artifact_file is None and key is None:
+        raise LabtrackError("log_image needs artifact_file or key", "INVALID_PARAMETER_VALUE")
+    if key is not None:
+        from labtrack.client.images import log_image_step
+
+        log_image_step(_client(), run_id or _run_id(), image, key, step, timestamp)
+        return
     _client().log_image(run_id or _run_id(), image, artifact_file)
 
 
