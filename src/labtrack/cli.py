@@ -211,8 +211,9 @@ def _progress_bar(total: int) -> Any:
 
 
 # Command groups of other capabilities (labtrack/commands/<capability>.py), one line each.
+from labtrack.commands.mlflow_import import import_command as _import; main.add_command(_import)  # noqa: E402
 from labtrack.commands.push import push as _push; main.add_command(_push)  # noqa: E402
 from labtrack.commands.projects import jobs as _jobs, run_command as _run; main.add_command(_run); main.add_command(_jobs)  # noqa: E402
-from labtrack.commands.mlflow_import import import_command as _import; main.add_command(_import)  # noqa: E402
 from labtrack.commands.users import db as _db, users as _users; main.add_command(_users); main.add_command(_db)  # noqa: E402
 from labtrack.commands.gateway import gateway as _gateway; main.add_command(_gateway)  # noqa: E402
+from labtrack.commands.recipes import recipes as _recipes; main.add_command(_recipes)  # noqa: E402
