@@ -9,6 +9,8 @@ import { runView } from "./views/run";
 import { compareView } from "./views/compare";
 import { modelsView } from "./views/models";
 import { modelView, versionView } from "./views/model";
+import { promptsView, promptView } from "./views/prompts";
+import { playgroundView } from "./views/playground";
 
 export interface View {
   dispose?: () => void;
@@ -25,6 +27,9 @@ function pick(route: Route): ViewFn {
   if (a === "models" && b && c === "versions" && route.parts[3]) return versionView;
   if (a === "models" && b) return modelView;
   if (a === "models") return modelsView;
+  if (a === "prompts" && b) return promptView;
+  if (a === "prompts") return promptsView;
+  if (a === "playground") return playgroundView;
   return experimentsView;
 }
 
@@ -39,7 +44,7 @@ function start(): void {
       "header",
       { class: "topbar" },
       h("a", { class: "brand", href: "#/" }, h("img", { src: "static/favicon.svg", alt: "" }), "labtrack"),
-      h("nav", null, h("a", { href: "#/" }, "Experiments"), h("a", { href: "#/runs" }, "All runs"), h("a", { href: "#/models", class: "nav-models" }, "Models")),
+      h("nav", null, h("a", { href: "#/" }, "Experiments"), h("a", { href: "#/runs" }, "All runs"), h("a", { href: "#/models", class: "nav-models" }, "Models"), h("a", { href: "#/prompts", class: "nav-prompts" }, "Prompts"), h("a", { href: "#/playground", class: "nav-playground" }, "Playground")),
       spinner,
     ),
     notice,
