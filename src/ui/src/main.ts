@@ -6,6 +6,8 @@ import { current, Route } from "./router";
 import { experimentsView } from "./views/experiments";
 import { runsView } from "./views/runs";
 import { runView } from "./views/run";
+import { tracesView } from "./views/traces";
+import { traceView } from "./views/trace";
 import { compareView } from "./views/compare";
 import { modelsView } from "./views/models";
 import { modelView, versionView } from "./views/model";
@@ -21,6 +23,8 @@ type ViewFn = (root: HTMLElement, route: Route) => View | void;
 function pick(route: Route): ViewFn {
   const [a, b, c] = route.parts;
   if (a === "experiments" && b && c === "runs") return runsView;
+  if (a === "experiments" && b && c === "traces") return tracesView;
+  if (a === "traces" && b) return traceView;
   if (a === "runs" && b) return runView;
   if (a === "runs") return runsView;
   if (a === "compare") return compareView;

@@ -104,7 +104,13 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
 
   replace(
     root,
-    h("div", { class: "page-head" }, title, status),
+    h(
+      "div",
+      { class: "page-head" },
+      title,
+      status,
+      !acrossAll && !expParam.includes(",") ? h("a", { class: "button traces-link", href: href(["experiments", expParam, "traces"]) }, "Traces") : null,
+    ),
     h(
       "div",
       { class: "toolbar" },
