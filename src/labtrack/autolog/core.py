@@ -215,7 +215,7 @@ class Session:
                 return False
             self.run_id = active.info.run_id
             return True
-        tags = {AUTOLOGGING_TAG: self.flavor}
+        tags = {AUTOLOGGING_TAG: self.flavor.split(":")[0]}  # "pytorch:pl" logs as "pytorch"
         tags.update(self.conf.get("extra_tags") or {})
         self.run_id = fluent.start_run(tags=tags).info.run_id
         self.managed = True

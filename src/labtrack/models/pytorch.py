@@ -152,3 +152,11 @@ class _Wrapper:
 def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> _Wrapper:
     """Called by the pyfunc loader with the model's ``data`` folder."""
     return _Wrapper(_load_data(Path(path)))
+
+
+def autolog(**settings: Any) -> None:
+    """Log every Lightning ``Trainer.fit`` (``labtrack.autolog.lightning.autolog`` has MLflow's
+    arguments)."""
+    from labtrack.autolog.lightning import autolog as enable
+
+    enable(**settings)
