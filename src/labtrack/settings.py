@@ -50,9 +50,7 @@ TABLE: tuple[Setting, ...] = (
             pending="--workers N is not available yet (issue #18): one labtrack process serves "
                     "many clients; run without --workers"),
     Setting("app_name", None, "LABTRACK_APP_NAME",
-            "mlflow's --app-name: 'basic-auth' turns on users and permissions.",
-            pending="--app-name is not available yet (issue #18): TCP clients need labtrack's "
-                    "token (--token, MLFLOW_TRACKING_TOKEN)"),
+            "mlflow's --app-name: 'basic-auth' turns on users and permissions."),
     Setting("expose_prometheus", None, "LABTRACK_EXPOSE_PROMETHEUS",
             "Folder for Prometheus metrics; serves them on /metrics.",
             pending="--expose-prometheus is not available yet (issue #18): run without it"),

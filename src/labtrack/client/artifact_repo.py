@@ -2,8 +2,8 @@
 
 ``mlflow-artifacts:/X`` maps to ``<tracking server>/api/2.0/mlflow-artifacts/artifacts/X``
 (``mlflow-artifacts://host:port/X`` names another server).  A plain local
-path (an MLflow server started without ``--serve-artifacts``) is written
-directly, as MLflow's client does.
+path or an ``s3://`` URI (a server started with ``--no-serve-artifacts``) is
+written directly, as MLflow's client does (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from labtrack.client.transport import Transport
@@ -32,6 +33,7 @@ class ArtifactRepo:
         self.local_root: Path | None = None
         self.transport = transport
         self.root = ""
+        self.bucket: Any = None  # an S3ArtifactRoot in direct mode
         if artifact_uri.startswith("mlflow-artifacts:"):
             parts = urlsplit(artifact_uri)
             if parts.netloc:
@@ -42,6 +44,11 @@ class ArtifactRepo:
             base, _, rel = artifact_uri.partition(ARTIFACTS_API)
             self.transport = Transport.from_uri(base, auth=transport.auth)
             self.root = rel.strip("/")
+        elif artifact_uri.startswith("s3://"):
+            # Direct mode: the server handed out a bucket; write it ourselves, as MLflow's client.
+            from labtrack.artifacts.s3 import S3ArtifactRoot
+
+            self.bucket = S3ArtifactRoot(artifact_uri)
         elif artifact_uri.startswith("file://") or artifact_uri.startswith("/"):
             self.local_root = Path(urlsplit(artifact_uri).path if "://" in artifact_uri
                                    else artifact_uri)
@@ -60,6 +67,11 @@ class ArtifactRepo:
             target = self.local_root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(local, target)
+            return
+        if self.bucket is not None:
+            with open(local, "rb") as source, self.bucket.write_stream(rel) as sink:
+                while chunk := source.read(1 << 20):
+                    sink.write(chunk)
             return
         size = local.stat().st_size
         with open(local, "rb") as body:
@@ -90,6 +102,9 @@ class ArtifactRepo:
             return [FileInfo(_join(path, p.name), p.is_dir(),
                              None if p.is_dir() else p.stat().st_size)
                     for p in sorted(folder.iterdir())]
+        if self.bucket is not None:
+            return [FileInfo(_join(path, f.path), f.is_dir, f.file_size)
+                    for f in self.bucket.list(path) or []]
         reply = self.transport.call("GET", "", {"path": _join(self.root, path)},
                                     api=ARTIFACTS_API)
         files = [FileInfo(_join(path, f["path"]), bool(f.get("is_dir", False)),
@@ -120,6 +135,12 @@ class ArtifactRepo:
             if not source.is_file():
                 raise ResourceDoesNotExist(f"no artifact {rel!r} in {self.artifact_uri}")
             shutil.copyfile(source, target)
+            return
+        partial = target.with_name(target.name + ".part")
+        if self.bucket is not None:
+            with self.bucket.open_read(rel) as source, open(partial, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            partial.replace(target)
             return
         partial = target.with_name(target.name + ".part")
         with open(partial, "wb") as out:

@@ -67,6 +67,9 @@ class ArtifactHandler(BaseHandler):
 
     def prepare(self) -> None:
         super().prepare()
+        auth = self.ctx.extra.get("auth")
+        if auth is not None:  # basic-auth: the experiment is the path's first folder
+            auth.check_artifact(self.request, self.path_args[0] if self.path_args else query_text(self, "path"))
         if self.request.method == "PUT":
             self.request.connection.set_max_body_size(MAX_UPLOAD)
             rel = self.path_args[0] if self.path_args else ""
@@ -74,12 +77,23 @@ class ArtifactHandler(BaseHandler):
                 raise InvalidParameterValue("An artifact upload needs a file path.")
             self.writer = _root(self.ctx).write_stream(rel)
 
-    def data_received(self, chunk: bytes) -> None:
+    def data_received(self, chunk: bytes) -> Any:
         if self.writer is not None and self.failed is None:
+            if getattr(self.writer, "blocking", False):
+                # A bucket's writer uploads a part now and then: off the event loop, and
+                # the connection reads no further until it is done (one part in memory).
+                return self._write_off_loop(self.writer, chunk)
             try:
                 self.writer.write(chunk)
             except OSError as e:
                 self.failed = e
+        return None
+
+    async def _write_off_loop(self, writer: Any, chunk: bytes) -> None:
+        try:
+            await self.run(writer.write, chunk)
+        except Exception as e:  # noqa: BLE001 - answered by put() as an error reply
+            self.failed = e
 
     def on_connection_close(self) -> None:
         if self.writer is not None:
@@ -109,14 +123,23 @@ class ArtifactHandler(BaseHandler):
         self.write_json({})
 
 
-def run_artifact_rel(ctx: ServerContext, run_id: str, path: str) -> str:
-    """The artifact-root-relative folder of ``path`` inside a run's artifacts."""
+def run_artifact_place(ctx: ServerContext, run_id: str, path: str) -> tuple[Any, str]:
+    """(artifact root, relative path) of ``path`` inside a run's artifacts.
+
+    A proxied run (``mlflow-artifacts:/``) is under the served root; a run whose
+    clients write to a bucket themselves (``s3://``, direct mode) is read from
+    that bucket, with ``path`` confined under the run's own prefix.
+    """
     run = ctx.store.get_run(run_id)
-    base = mlflow_artifacts_rel(run.info.artifact_uri)
-    if base is None:
-        raise InvalidParameterValue(
-            f"The artifacts of run {run_id} are not served by this server ({run.info.artifact_uri}).")
-    return posixpath.join(base, path) if path else base
+    uri = run.info.artifact_uri
+    base = mlflow_artifacts_rel(uri)
+    if base is not None:
+        return _root(ctx), posixpath.join(base, path) if path else base
+    if uri.startswith("s3://"):
+        from labtrack.artifacts.s3 import S3ArtifactRoot
+
+        return S3ArtifactRoot(uri), path
+    raise InvalidParameterValue(f"The artifacts of run {run_id} are not served by this server ({uri}).")
 
 
 def list_run_artifacts(ctx: ServerContext, a: Args) -> dict[str, Any]:
@@ -124,8 +147,8 @@ def list_run_artifacts(ctx: ServerContext, a: Args) -> dict[str, Any]:
     run_id = a.run_id()
     path = a.str("path") or ""
     run = ctx.store.get_run(run_id)
-    rel = run_artifact_rel(ctx, run_id, path)
-    listing = _root(ctx).list(rel) or []
+    root, rel = run_artifact_place(ctx, run_id, path)
+    listing = root.list(rel) or []
     files = []
     for f in listing:
         d = f.to_json()
@@ -142,8 +165,11 @@ class RunArtifactHandler(BaseHandler):
         path = query_text(self, "path")
         if not run_id or not path:
             raise InvalidParameterValue("get-artifact needs run_uuid and path")
-        rel = await self.run(run_artifact_rel, self.ctx, run_id, path)
-        await send_file(self, _root(self.ctx), rel)
+        auth = self.ctx.extra.get("auth")
+        if auth is not None:
+            await self.run(auth.check_artifact, self.request, "", run_id)
+        root, rel = await self.run(run_artifact_place, self.ctx, run_id, path)
+        await send_file(self, root, rel)
 
 
 ROUTES: list[tuple[str, dict[str, Any]]] = [

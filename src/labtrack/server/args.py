@@ -22,6 +22,7 @@ class Args:
     def __init__(self, data: dict[str, Any], *, from_query: bool = False) -> None:
         self.data = data
         self.from_query = from_query
+        self.user: Any = None  # the signed-in user on a basic-auth server
 
     def _get(self, name: str) -> Any:
         value = self.data.get(name, _MISSING)

@@ -83,6 +83,10 @@ def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None
     The one authentication decision: ``guard.screen`` calls it as soon as a
     request's headers are parsed, before any body is read (issue #19).
     """
+    auth = ctx.extra.get("auth")
+    if auth is not None:  # --app-name basic-auth: users and passwords instead of the token (server/auth.py)
+        auth.authenticate(request)
+        return
     token = ctx.token
     if not token or via_unix_socket(request):
         # The socket sits in a private (0700) folder: reaching it is the credential.
@@ -115,7 +119,7 @@ def request_args(request: httputil.HTTPServerRequest) -> Args:
     """An API request's fields: the query of a GET, else the JSON body (plus the query)."""
     if request.method == "GET":
         query = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in request.query_arguments.items()}
-        return Args(query, from_query=True)
+        return _signed_in(Args(query, from_query=True), request)
     body = request.body
     if request.method in ("POST", "PATCH"):
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -131,7 +135,13 @@ def request_args(request: httputil.HTTPServerRequest) -> Args:
     # DELETE may carry its fields in the query string too.
     for k, vs in request.query_arguments.items():
         data.setdefault(k, vs[-1].decode("utf-8", "replace"))
-    return Args(data)
+    return _signed_in(Args(data), request)
+
+
+def _signed_in(args: Args, request: httputil.HTTPServerRequest) -> Args:
+    """The arguments, with the basic-auth user that ``check_token`` found (None otherwise)."""
+    args.user = getattr(request, "labtrack_user", None)
+    return args
 
 
 # An escaped UTF-16 surrogate: only then can a parsed string hold a lone one.
@@ -174,6 +184,9 @@ def call_endpoint(ctx: ServerContext, fn: Endpoint, *args: Any, body_bytes: int 
     applied at once (``Writer.apply_now_from_loop``); others go to the writer
     thread.  Returns the asyncio future of its result, answered on the event loop.
     """
+    auth = ctx.extra.get("auth")
+    if auth is not None:  # basic-auth: the endpoint's permission check runs first, on a worker
+        fn = auth.wrap(fn)
     if getattr(fn, "on_writer", False):
         writer = ctx.store.writer
         op: Callable[[Any], Any] = lambda conn: fn(ctx, *args)  # noqa: E731

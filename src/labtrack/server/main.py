@@ -33,11 +33,23 @@ class Server:
         self.exit_code = 0
         self._stopping: asyncio.Event | None = None
 
-    def _artifact_root_uri(self, destination: Path) -> str:
+    def _artifact_root_uri(self, destination: Path | str) -> str:
         s = self.settings
         if s.default_artifact_root:
             return s.default_artifact_root
         return "mlflow-artifacts:/" if s.serve_artifacts else str(destination)
+
+    def _destination(self) -> Path | str:
+        """Where served artifacts live: a resolved folder, or an s3:// URI kept as it is."""
+        from labtrack.artifacts.roots import check_served, is_remote
+
+        s = self.settings
+        check_served(s.artifacts_destination, "--artifacts-destination")
+        if s.default_artifact_root:
+            check_served(s.default_artifact_root, "--default-artifact-root")
+        if is_remote(s.artifacts_destination):
+            return s.artifacts_destination.rstrip("/")  # a remote URI never becomes a local path
+        return Path(s.artifacts_destination).expanduser().resolve()
 
     def run(self) -> int:
         from labtrack.store.engine import normalize_url, sqlite_file
@@ -47,7 +59,7 @@ class Server:
         db_path = sqlite_file(url)
         if db_path is not None:
             url, db_path = self._not_mlflow(url, db_path)
-        destination = Path(s.artifacts_destination).expanduser().resolve()
+        destination = self._destination()
         self._private_files(db_path, destination)
         token = self._token()
         record = ownership.OwnerRecord(host=socket.gethostname(), pid=os.getpid(),
@@ -73,6 +85,16 @@ class Server:
             mine += [*file_modes.data_paths(db_path), spool_folder(db_path).parent, spool_folder(db_path)]
         file_modes.tighten(mine)
 
+    def _basic_auth(self, ctx: object) -> None:
+        """Users and permissions instead of the token (``--app-name basic-auth``)."""
+        from labtrack.server import auth
+
+        basic = auth.install(ctx)
+        if not basic.users.count_admins():
+            # Unlike MLflow, no admin/password1234: the first admin comes from the command line.
+            log.warning("basic-auth: no admin user yet; create one with "
+                        "`labtrack users create --admin --backend-store-uri ...`")
+
     def _not_mlflow(self, url: str, db_path: Path) -> tuple[str, Path]:
         """Refuse an MLflow database before touching it (one line naming ``labtrack import``),
         or serve the ``labtrack.db`` an import made beside it."""
@@ -88,15 +110,21 @@ class Server:
 
     def _token(self) -> str | None:
         s = self.settings
+        if s.app_name:
+            from labtrack.errors import InvalidParameterValue
+
+            if s.app_name != "basic-auth":
+                raise InvalidParameterValue(f"--app-name {s.app_name!r}: labtrack has one app, 'basic-auth'")
+            return None  # users sign in with their own passwords
         if s.unix_socket or s.no_token:
             return s.token  # the socket lives in a private folder; the token is optional there
         return s.token or secrets.token_urlsafe(24)
 
-    async def _serve(self, url: str, db_path: Path | None, destination: Path, token: str | None,
+    async def _serve(self, url: str, db_path: Path | None, destination: Path | str, token: str | None,
                      record: ownership.OwnerRecord) -> int:
         from tornado.netutil import bind_sockets, bind_unix_socket
 
-        from labtrack.artifacts.local import LocalArtifactRoot
+        from labtrack.artifacts.roots import open_root
         from labtrack.server.app import make_app
         from labtrack.server.base import ServerContext
         from labtrack.server.http1 import Http1Server
@@ -106,11 +134,18 @@ class Server:
 
         s = self.settings
         store = TrackingStore(url, default_artifact_root=self._artifact_root_uri(destination))
-        artifacts = LocalArtifactRoot(destination) if s.serve_artifacts else None
+        artifacts = open_root(str(destination)) if s.serve_artifacts else None
+        if artifacts is not None and hasattr(artifacts, "check"):
+            await asyncio.get_running_loop().run_in_executor(None, artifacts.check)  # a bucket: reachable?
         ctx = ServerContext(store=store, logged_models=LoggedModelStore(store), artifacts=artifacts,
                             settings=s, token=token, registry=RegistryStore(store))
+        if s.app_name:
+            self._basic_auth(ctx)
         app = make_app(ctx)
         ingest = self._start_ingest(store, db_path, ctx)
+        from labtrack.server.job_watch import start_job_watch
+
+        jobs = start_job_watch(store)  # runs of SLURM jobs end as their jobs end
         server = Http1Server(app, max_body_size=64 << 20, idle_timeout=3600)
         if s.unix_socket:
             Path(s.unix_socket).parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +186,8 @@ class Server:
         server.stop()
         if ingest is not None:
             await loop.run_in_executor(None, ingest.stop)
+        if jobs is not None:
+            await loop.run_in_executor(None, jobs.stop)
         await loop.run_in_executor(None, store.close)
         # Let running requests answer (writes now get 503), then close kept-alive
         # connections: a request still open when asyncio.run ends is cancelled, and

@@ -334,3 +334,22 @@ trace_runs = Table(
     Column("trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), primary_key=True),
     Column("run_uuid", String(32), primary_key=True),
 )
+
+# Users and permissions of --app-name basic-auth (store/auth.py); passwords only as argon2 hashes.
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+)
+
+user_permissions = Table(
+    "user_permissions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("resource_type", String(32), nullable=False),  # experiment | registered_model
+    Column("resource_id", String(500), nullable=False),  # an experiment id or a model name
+    Column("permission", String(32), nullable=False),  # READ | EDIT | MANAGE | NO_PERMISSIONS
+    UniqueConstraint("user_id", "resource_type", "resource_id"),
+)
