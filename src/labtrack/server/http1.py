@@ -57,6 +57,7 @@ IDLE_TIMEOUT_S = 600.0    # a kept-alive connection between requests
 RESERVED_FDS = 64         # descriptors kept for the database, WAL, logs, spool files and accept()
 ACCEPT_BATCH = 16         # connections accepted per loop turn (each holds a descriptor before we see it)
 LISTEN_BACKLOG = 128
+LINGER_S = 2.0            # reading (and dropping) the rest of a refused request's body
 
 _NO_BODY_CODES = (204, 304)
 
@@ -353,6 +354,8 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         code = start_line.code
         body_allowed = request.method != "HEAD" and code not in _NO_BODY_CODES and not 100 <= code < 200
         has_length = "Content-Length" in headers
+        if not m.complete:
+            m.disconnect = True  # answered before its body was read: say we close (see _linger)
         m.chunking = request.version == "HTTP/1.1" and body_allowed and not has_length
         if body_allowed and not has_length and not m.chunking:
             m.disconnect = True  # an HTTP/1.0 body ends where the connection does
@@ -394,8 +397,9 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
             self._send(b"0\r\n\r\n")
         m.write_finished = True
         m.close_callback = None
-        if not m.finished_reading:
-            m.disconnect = True  # the rest of the body is not worth reading
+        if not m.finished_reading and not m.complete:
+            self._linger()  # the rest of the body is not worth reading
+            return
         if m.disconnect or self._close_when_idle:
             self.close()
             return
@@ -478,6 +482,21 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         if m.complete or m.waiting or self._reading_paused:
             return now - self.last_active > server.idle_timeout  # our turn, or a slow reader
         return now - self.last_active > server.body_timeout
+
+    def _linger(self) -> None:
+        """Close after answering before the body was read: our FIN after the answer, then what
+        the client still sends is dropped for up to ``LINGER_S``, so that it reads the answer
+        instead of a reset (closing with unread bytes makes the kernel send RST)."""
+        if self.transport is None or self._closing:
+            return
+        self._resume_reading()
+        self._closing = True
+        try:
+            self.transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            self.transport.close()
+            return
+        asyncio.get_running_loop().call_later(LINGER_S, self.abort)
 
     def close(self) -> None:
         """Close once what is written has gone out."""
