@@ -1,0 +1,282 @@
+"""``labtrack push --to``: runs logged to a labtrack server, published to a real ``mlflow
+server`` and to another labtrack server, read back there with the real mlflow client.
+
+The source is filled by the unmodified mlflow client (nested runs, NaN/±Inf and a
+2,000-point history, artifacts, a logged sklearn model registered with a stage and
+an alias); ``labtrack push`` runs as a user runs it, in the source's folder, where
+it finds the server through ``mlruns.db``.  A second push must add nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.conftest import TrackingServer, start_labtrack, start_mlflow, stop
+from tests.servers import ServerProcess, start_server
+
+EXPERIMENT = "push-exp"
+MODEL = "push-model"
+HISTORY = 2000
+MAPPING_TAGS = ("labtrack.push.source_run_id",)
+
+SOURCE_SCRIPT = textwrap.dedent("""
+    import math, os, sys, tempfile
+    import mlflow, numpy as np
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LinearRegression
+
+    mlflow.set_experiment(sys.argv[1])
+    with mlflow.start_run(run_name="parent") as parent:
+        mlflow.log_params({"lr": "0.1", "layers": "3"})
+        mlflow.set_tags({"team": "vision", "note": "offline", "publish": "yes"})
+        for step in range(%(history)d):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metric("odd", float("nan"), step=0)
+        mlflow.log_metric("odd", float("inf"), step=1)
+        mlflow.log_metric("odd", float("-inf"), step=2)
+        with tempfile.TemporaryDirectory() as d:
+            open(os.path.join(d, "notes.txt"), "w").write("hello from the cluster")
+            os.makedirs(os.path.join(d, "plots"))
+            open(os.path.join(d, "plots", "a.bin"), "wb").write(bytes(range(256)) * 40)
+            mlflow.log_artifacts(d)
+        X = np.arange(10, dtype=float).reshape(-1, 1)
+        model = LinearRegression().fit(X, 2 * X.ravel() + 1)
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[2])
+        with mlflow.start_run(run_name="child", nested=True):
+            mlflow.log_param("fold", "1")
+            mlflow.set_tag("publish", "yes")
+            mlflow.log_metric("acc", 0.75, step=0)
+            mlflow.log_metric("acc", 0.8, step=1)
+    with mlflow.start_run(run_name="other"):
+        mlflow.log_param("lr", "0.5")  # the filter below leaves this run out
+    client = MlflowClient()
+    client.transition_model_version_stage(sys.argv[2], "1", "Staging")
+    client.set_registered_model_alias(sys.argv[2], "champion", "1")
+    client.set_model_version_tag(sys.argv[2], "1", "validated", "yes")
+    client.update_model_version(sys.argv[2], "1", description="first cut")
+""") % {"history": HISTORY}
+
+FILTER = "tags.publish = 'yes'"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A labtrack server on <folder>/mlruns.db, filled by the mlflow client."""
+    folder = tmp_path_factory.mktemp("push-source")
+    srv = start_server(f"sqlite:///{folder / 'mlruns.db'}", folder)
+    env = _mlflow_env(srv.url, srv.token)
+    out = subprocess.run([sys.executable, "-c", SOURCE_SCRIPT, EXPERIMENT, MODEL], env=env,
+                         capture_output=True, text=True, timeout=300, cwd=folder)
+    assert out.returncode == 0, out.stderr[-3000:]
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module", params=["mlflow", "labtrack"])
+def destination(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+    workdir = tmp_path_factory.mktemp(f"push-to-{request.param}")
+    server = start_mlflow(workdir) if request.param == "mlflow" else start_labtrack(workdir)
+    yield server
+    stop(server.proc)
+
+
+def _mlflow_env(url: str, token: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "LABTRACK_TRACKING", "LABTRACK_DATABASE"))}
+    env.update(MLFLOW_TRACKING_URI=url, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    if token:
+        env["MLFLOW_TRACKING_TOKEN"] = token
+    return env
+
+
+def _push(source: ServerProcess, dest: TrackingServer,
+          experiment: str = EXPERIMENT) -> subprocess.CompletedProcess[str]:
+    """``labtrack push`` run in the source's folder; the destination's token in MLflow's variable."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "LABTRACK_TRACKING", "LABTRACK_DATABASE"))}
+    if dest.token:
+        env["MLFLOW_TRACKING_TOKEN"] = dest.token
+    return subprocess.run([sys.executable, "-m", "labtrack", "push", "--to", dest.uri,
+                           "--experiment", experiment, "--filter", FILTER],
+                          cwd=source.artifacts.parent, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _client(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token or "")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    return MlflowClient(tracking_uri=url, registry_uri=url)
+
+
+def _runs(client: Any, experiment: str = EXPERIMENT) -> dict[str, Any]:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None
+    return {r.info.run_name: r for r in client.search_runs([exp.experiment_id], max_results=100)}
+
+
+def _history(client: Any, run_id: str, key: str) -> list[tuple[int, int, str]]:
+    return sorted((m.step, m.timestamp, repr(m.value)) for m in client.get_metric_history(run_id, key))
+
+
+def _tree(client: Any, run_id: str, path: str | None = None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in client.list_artifacts(run_id, path):
+        if f.is_dir:
+            out.update(_tree(client, run_id, f.path))
+        else:
+            out[f.path] = f.file_size
+    return out
+
+
+def _summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    line = out.stdout.strip().splitlines()[-1]
+    return {name: int(n) for n, name in re.findall(r"(\d+) (new|completed|unchanged|metric points|"
+                                                   r"artifact files|logged models|model versions)"
+                                                   r"[,; ]", line)}
+
+
+def _as_stored(histories: dict[str, list[tuple[int, int, str]]], kind: str) -> dict[str, Any]:
+    """Histories as a server of ``kind`` keeps them: MLflow's SQL store turns ±Inf into ±max float."""
+    if kind != "mlflow":
+        return histories
+    big = {"inf": repr(sys.float_info.max), "-inf": repr(-sys.float_info.max)}
+    return {k: [(s, t, big.get(v, v)) for s, t, v in points] for k, points in histories.items()}
+
+
+def _model_files(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch,
+                 dst: Path) -> dict[str, bytes]:
+    import mlflow
+
+    _client(url, token, monkeypatch)  # sets the token for this server
+    mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
+    try:
+        root = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}@champion", dst_path=str(dst)))
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert "MLmodel" in files
+    return files
+
+
+def _snapshot(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch,
+              experiment: str = EXPERIMENT) -> dict[str, dict[str, Any]]:
+    """What the mlflow client sees of the experiment's runs, by run name."""
+    client = _client(url, token, monkeypatch)
+    out = {}
+    for name, run in _runs(client, experiment).items():
+        out[name] = {
+            "id": run.info.run_id, "params": run.data.params, "tags": run.data.tags,
+            "info": (run.info.status, run.info.start_time, run.info.end_time, run.info.user_id),
+            "histories": {k: _history(client, run.info.run_id, k) for k in run.data.metrics},
+            "artifacts": _tree(client, run.info.run_id)}
+    return out
+
+
+def test_push_copies_runs_and_a_second_push_adds_nothing(
+        source: ServerProcess, destination: TrackingServer, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    first = _push(source, destination)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "pushing runs" in first.stderr  # the progress bar
+    counts = _summary(first)
+    assert counts["new"] == 2 and counts["unchanged"] == 0, first.stdout
+    assert counts["metric points"] == HISTORY + 3 + 2
+    assert counts["logged models"] == 1 and counts["model versions"] == 1
+
+    src = _snapshot(source.url, source.token, monkeypatch)
+    dst = _snapshot(destination.uri, destination.token, monkeypatch)
+    assert set(dst) == {"parent", "child"}  # "other" is not matched by the filter
+    for name in ("parent", "child"):
+        a, b = src[name], dst[name]
+        assert b["params"] == a["params"] and b["info"] == a["info"]
+        assert b["tags"]["labtrack.push.source_run_id"] == a["id"]
+        for key, value in a["tags"].items():
+            if key == "mlflow.parentRunId":
+                assert b["tags"][key] == dst["parent"]["id"]
+            else:
+                assert b["tags"].get(key) == value, key
+        assert b["histories"] == _as_stored(a["histories"], destination.kind)
+        assert b["artifacts"] == a["artifacts"]
+    assert len(dst["parent"]["histories"]["loss"]) == HISTORY
+    assert [v for _, _, v in dst["parent"]["histories"]["odd"]] == [
+        v for _, _, v in _as_stored({"odd": [(0, 0, "nan"), (1, 0, "inf"), (2, 0, "-inf")]},
+                                    destination.kind)["odd"]]
+    assert dst["parent"]["artifacts"]["plots/a.bin"] == 256 * 40
+
+    client = _client(destination.uri, destination.token, monkeypatch)
+    parent = dst["parent"]["id"]
+    got = Path(client.download_artifacts(parent, "notes.txt", str(tmp_path)))
+    assert got.read_text() == "hello from the cluster"
+    # The registered version: its stage, alias, tag and description, and a model that predicts.
+    version = client.get_model_version_by_alias(MODEL, "champion")
+    assert version.current_stage == "Staging" and version.description == "first cut"
+    assert version.tags["validated"] == "yes" and version.run_id == parent
+    models = client.search_logged_models([client.get_run(parent).info.experiment_id])
+    assert len(models) == 1 and models[0].source_run_id == parent
+    assert version.source == f"models:/{models[0].model_id}"
+    # The model's files, fetched through the registry as pyfunc.load_model fetches them.
+    assert _model_files(destination.uri, destination.token, monkeypatch, tmp_path / "d") == \
+        _model_files(source.url, source.token, monkeypatch, tmp_path / "s")
+
+    # Again: nothing new, and the destination holds exactly what it held.
+    client = _client(destination.uri, destination.token, monkeypatch)
+    versions = len(client.search_model_versions(f"name = '{MODEL}'"))
+    second = _push(source, destination)
+    assert second.returncode == 0, second.stderr[-3000:]
+    counts = _summary(second)
+    assert counts["new"] == 0 and counts["completed"] == 0 and counts["unchanged"] == 2, second.stdout
+    assert counts["metric points"] == counts["artifact files"] == counts["model versions"] == 0
+    assert _snapshot(destination.uri, destination.token, monkeypatch) == dst
+    client = _client(destination.uri, destination.token, monkeypatch)
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == versions == 1
+    assert len(client.search_logged_models([client.get_run(parent).info.experiment_id])) == 1
+
+
+def test_push_completes_a_run_that_logged_more(
+        source: ServerProcess, destination: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run pushed while it was running gets only its new points on the next push."""
+    src = _client(source.url, source.token, monkeypatch)
+    experiment = f"push-live-{destination.kind}"
+    run = src.create_run(src.create_experiment(experiment), run_name="live", tags={"publish": "yes"})
+    src.log_param(run.info.run_id, "lr", "0.1")
+    for step in range(5):
+        src.log_metric(run.info.run_id, "loss", 1.0 / (step + 1), step=step)
+    first = _push(source, destination, experiment)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _summary(first)["new"] == 1
+    for step in range(5, 8):
+        src.log_metric(run.info.run_id, "loss", 1.0 / (step + 1), step=step)
+    src.set_terminated(run.info.run_id)
+    second = _push(source, destination, experiment)
+    counts = _summary(second)
+    assert counts["completed"] == 1 and counts["new"] == 0 and counts["metric points"] == 3, second.stdout
+    want = _snapshot(source.url, source.token, monkeypatch, experiment)["live"]
+    copy = _snapshot(destination.uri, destination.token, monkeypatch, experiment)["live"]
+    assert copy["info"] == want["info"] and want["info"][0] == "FINISHED"
+    assert copy["histories"] == want["histories"] and len(copy["histories"]["loss"]) == 8
+    third = _push(source, destination, experiment)
+    assert _summary(third)["completed"] == 0
+
+
+def test_push_errors_are_one_line(source: ServerProcess, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LABTRACK_TRACKING"))}
+    out = subprocess.run([sys.executable, "-m", "labtrack", "push", "--to", "http://127.0.0.1:9",
+                          "--experiment", "no-such-experiment"], cwd=source.artifacts.parent,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "no-such-experiment" in out.stderr
+    assert "Traceback" not in out.stderr
