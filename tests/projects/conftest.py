@@ -42,8 +42,15 @@ def base_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """labtrack's cache (clones, environments, job folders), for the CLI and the server alike."""
+    monkeypatch.setenv("LABTRACK_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture
-def labtrack_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def labtrack_server(tmp_path: Path, cache_dir: Path) -> Iterator[ServerProcess]:
     work = tmp_path / "server"
     work.mkdir()
     server = start_server(f"sqlite:///{work}/mlruns.db", work)

@@ -104,6 +104,16 @@ def test_grid_runs_as_one_array_through_the_spool(labtrack_server: ServerProcess
     # Found by its array id, as the README says.
     found = client.search_runs([kids[0].info.experiment_id], f"tags.`slurm.array_job_id` = '{array_id}'")
     assert len(found) == 5
+    # The run page's job output: the tail of the task's stderr, which says it spooled.
+    logs = labtrack_server.api("GET", "/api/2.0/labtrack/jobs/logs",
+                               {"run_id": kids[0].info.run_id, "stream": "stderr"})
+    assert logs.status_code == 200 and "spooling writes" in logs.json()["text"], logs.text
+    # A tag cannot make the server read another file.
+    labtrack_server.api("POST", "runs/set-tag", {"run_id": kids[0].info.run_id,
+                                                 "key": "labtrack.slurm.stdout", "value": "/etc/passwd"})
+    refused = labtrack_server.api("GET", "/api/2.0/labtrack/jobs/logs", {"run_id": kids[0].info.run_id})
+    assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "root:" not in refused.text
     # Every write went through spool files (the tasks had no network at all).
     db = labtrack_server.artifacts.parent / "mlruns.db"
     spooled = list(spool_folder(db).rglob("*.jsonl"))
@@ -144,3 +154,27 @@ def test_cancelling_from_labtrack_ends_the_job_and_marks_the_run_killed(
         ["squeue", "-h", "-o", "%F"], capture_output=True, text=True).stdout, timeout=30)
     assert gone, "the job is still in the queue after scancel"
     assert client.get_run(run.info.run_id).info.status == "KILLED"
+
+
+def test_the_server_ends_a_detached_jobs_run_and_cancels_from_the_ui(
+        labtrack_server: ServerProcess, project: Path, tmp_path: Path) -> None:
+    (project / "fail.py").write_text("import sys\nsys.exit(3)\n")
+    cli, cfg = _setup(tmp_path, labtrack_server, time="5")
+    out = cli.labtrack("run", str(project), "-b", "slurm", "-c", str(cfg), "-e", "fail.py",
+                       "--env-manager", "local", "--experiment-name", "detached", "--detach")
+    assert out.returncode == 0, out.stderr
+    client = _client(labtrack_server)
+    # Nobody follows the job: the server's job watch ends the run as the job ended.
+    run = _wait(lambda: next((r for r in _runs(client, "detached") if r.info.status == "FAILED"), None))
+    assert run is not None, [r.info.status for r in _runs(client, "detached")]
+    assert run.tags["labtrack.slurm.state"] == "FAILED" and run.tags["labtrack.slurm.exit_code"] == "3:0"
+
+    out = cli.labtrack("run", str(project), "-b", "slurm", "-c", str(cfg), "-e", "sleepy",
+                       "-P", "seconds=600", "--env-manager", "local", "--experiment-name", "ui-cancel",
+                       "--detach")
+    run = _wait(lambda: next((r for r in _runs(client, "ui-cancel") if "alive" in r.metrics), None))
+    assert run is not None
+    reply = labtrack_server.api("POST", "/api/2.0/labtrack/jobs/cancel", {"run_id": run.info.run_id})
+    assert reply.status_code == 200, reply.text
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert client.get_run(run.info.run_id).tags["labtrack.slurm.state"] == "CANCELLED"

@@ -22,38 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labtrack.client import slurm_tags
 from labtrack.client.client import Client
 from labtrack.errors import LabtrackError
 from labtrack.projects import environments
 from labtrack.projects.runner import Launch, tracking_env
 from labtrack.projects.sources import cache_dir
 from labtrack.projects.spec import ProjectError
-
-TAG_JOB = "labtrack.slurm.job_id"            # what scancel takes: 1234_0 (array task) or 1234
-# The same tags a run started inside the job gets from its environment (client/slurm_tags.py).
-TAG_ARRAY_JOB = slurm_tags.ARRAY_JOB_ID
-TAG_TASK = slurm_tags.ARRAY_TASK_ID
-TAG_STATE = "labtrack.slurm.state"           # the scheduler's final word: COMPLETED, TIMEOUT...
-TAG_REASON = "labtrack.slurm.reason"
-TAG_NODE = "labtrack.slurm.node"
-TAG_EXIT = "labtrack.slurm.exit_code"
-TAG_STDOUT = "labtrack.slurm.stdout"
-TAG_STDERR = "labtrack.slurm.stderr"
-
-# Job state -> run status.  Pending jobs are SCHEDULED; every way a job can end maps to
-# an ended run.
-RUN_STATUS = {
-    "PENDING": "SCHEDULED", "REQUEUED": "SCHEDULED", "REQUEUE_HOLD": "SCHEDULED", "SUSPENDED": "RUNNING",
-    "CONFIGURING": "RUNNING", "RUNNING": "RUNNING", "COMPLETING": "RUNNING", "STAGE_OUT": "RUNNING",
-    "RESIZING": "RUNNING", "SIGNALING": "RUNNING",
-    "COMPLETED": "FINISHED",
-    "FAILED": "FAILED", "TIMEOUT": "FAILED", "OUT_OF_MEMORY": "FAILED", "NODE_FAIL": "FAILED",
-    "BOOT_FAIL": "FAILED", "DEADLINE": "FAILED", "SPECIAL_EXIT": "FAILED",
-    "CANCELLED": "KILLED", "PREEMPTED": "KILLED", "REVOKED": "KILLED",
-}
-ENDED = {"FINISHED", "FAILED", "KILLED"}
-
+from labtrack.slurm_jobs import (ENDED, TAG_ARRAY_JOB, TAG_JOB, TAG_REASON, TAG_STATE, TAG_STDERR,
+                                 TAG_STDOUT, TAG_TASK, TaskState, cancel_job, decide, query)
 
 @dataclass
 class SlurmConfig:
@@ -236,118 +212,22 @@ def _job_script(folder: Path, tasks: int, launch: Launch, config: SlurmConfig) -
     return "\n".join(lines) + "\n"
 
 
-# -- following jobs ---------------------------------------------------------------------
-@dataclass
-class TaskState:
-    job_id: str          # 1234_5
-    state: str           # the scheduler's word
-    reason: str = ""
-    node: str = ""
-    exit_code: str = ""
-    submit_time: str = ""
-    start_time: str = ""
-    end_time: str = ""
-
-
-def query(array_job_id: str) -> dict[str, TaskState]:
-    """Every task of the job by ``<array>_<task>`` id, from sacct or else scontrol."""
-    states = _sacct(array_job_id)
-    return states if states is not None else _scontrol(array_job_id)
-
-
-def _sacct(job: str) -> dict[str, TaskState] | None:
-    if shutil.which("sacct") is None:
-        return None
-    proc = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job, "-o",
-                           "JobID,State,Reason,NodeList,ExitCode,Submit,Start,End"],
-                          capture_output=True, text=True)
-    if proc.returncode:  # "Slurm accounting storage is disabled"
-        return None
-    out: dict[str, TaskState] = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split("|")
-        if len(parts) < 8:
-            continue
-        job_id, state = parts[0], parts[1].split()[0] if parts[1] else ""
-        for one in _expand_ids(job_id):
-            out[one] = TaskState(one, state, parts[2], parts[3], parts[4], *parts[5:8])
-    return out
-
-
-def _scontrol(job: str) -> dict[str, TaskState]:
-    proc = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True)
-    out: dict[str, TaskState] = {}
-    if proc.returncode:
-        return out  # gone from the controller's memory (older than MinJobAge)
-    for line in proc.stdout.splitlines():
-        fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        array = fields.get("ArrayJobId")
-        tasks = fields.get("ArrayTaskId")
-        ids = [f"{array}_{t}" for t in _expand_range(tasks)] if array and tasks else [fields.get("JobId", "")]
-        for one in ids:
-            out[one] = TaskState(one, fields.get("JobState", ""), fields.get("Reason", ""),
-                                 fields.get("NodeList", ""), fields.get("ExitCode", ""),
-                                 fields.get("SubmitTime", ""), fields.get("StartTime", ""),
-                                 fields.get("EndTime", ""))
-    return out
-
-
-def _expand_ids(job_id: str) -> list[str]:
-    m = re.fullmatch(r"(\d+)_\[(.+)\]", job_id)
-    if not m:
-        return [job_id]
-    return [f"{m.group(1)}_{t}" for t in _expand_range(m.group(2))]
-
-
-def _expand_range(spec: str) -> list[str]:
-    out: list[str] = []
-    for part in spec.split("%")[0].split(","):
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out += [str(i) for i in range(int(lo), int(hi) + 1)]
-        elif part:
-            out.append(part)
-    return out
-
-
-def reconcile(client: Client, run_id: str, task: TaskState | None, grace_s: float = 0.0) -> str | None:
-    """Bring a run's status in line with its job; returns the run's status afterwards.
-
-    A run that ended by itself keeps its status unless the scheduler says the job
-    failed or was killed (a job that timed out after logging FINISHED did not finish).
-    """
+def reconcile(client: Client, run_id: str, task: TaskState | None) -> str | None:
+    """Bring a run's status and tags in line with its job; returns the run's status afterwards."""
     if task is None:
         return None
-    wanted = RUN_STATUS.get(task.state)
-    if wanted is None:
-        return None
     run = client.get_run(run_id)
-    current = run.info.status
-    tags = {TAG_STATE: task.state}
-    if task.node and task.node not in ("None", "(null)"):
-        tags[TAG_NODE] = task.node
-    if wanted in ENDED:
-        if task.exit_code:
-            tags[TAG_EXIT] = task.exit_code
-        if task.reason and task.reason not in ("None", "(null)"):
-            tags[TAG_REASON] = task.reason
-        elif task.state != "COMPLETED":
-            tags[TAG_REASON] = task.state
-        changed = {k: v for k, v in tags.items() if run.tags.get(k) != v}
-        if changed:
-            client.log_batch(run_id, tags=changed, synchronous=True)
-        if current not in ENDED or (wanted != "FINISHED" and current != wanted):
-            client.set_terminated(run_id, wanted)
-            _upload_logs(client, run)
-            return wanted
-        return current
-    changed = {k: v for k, v in tags.items() if run.tags.get(k) != v}
-    if changed:
-        client.log_batch(run_id, tags=changed, synchronous=True)
-    if current in ("SCHEDULED",) and wanted == "RUNNING":
-        client.update_run(run_id, "RUNNING")
-        return "RUNNING"
-    return current
+    change = decide(run.info.status, run.tags, task)
+    if change.tags:
+        client.log_batch(run_id, tags=change.tags, synchronous=True)
+    if change.status is None:
+        return run.info.status
+    if change.status in ENDED:
+        client.set_terminated(run_id, change.status)
+        _upload_logs(client, run)
+    else:
+        client.update_run(run_id, change.status)
+    return change.status
 
 
 def _upload_logs(client: Client, run: Any) -> None:
@@ -403,16 +283,15 @@ def follow(client: Client, sweep: Sweep, poll_interval: float = 5.0, timeout: fl
 
 
 def cancel(client: Client, run_id: str) -> str:
-    """Cancel the job of a run (and of every task, for a sweep's parent); the runs end KILLED."""
-    if shutil.which("scancel") is None:
-        raise ProjectError("scancel is not on PATH")
+    """Cancel the job of a run (the whole array, for a sweep's parent); the run ends KILLED."""
     run = client.get_run(run_id)
     job = run.tags.get(TAG_JOB) or run.tags.get(TAG_ARRAY_JOB)
     if not job:
         raise LabtrackError(f"run {run_id} has no SLURM job ({TAG_JOB} tag)", "INVALID_PARAMETER_VALUE")
-    proc = subprocess.run(["scancel", job], capture_output=True, text=True)
-    if proc.returncode:
-        raise LabtrackError(f"scancel {job} failed: {proc.stderr.strip()}", "INVALID_STATE")
+    try:
+        cancel_job(job)
+    except RuntimeError as err:
+        raise LabtrackError(str(err), "INVALID_STATE") from None
     client.log_batch(run_id, tags={TAG_STATE: "CANCELLED", TAG_REASON: "cancelled with labtrack"},
                      synchronous=True)
     if run.info.status not in ENDED:

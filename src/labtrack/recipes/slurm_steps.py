@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from typing import Any, Callable
+from typing import Callable
 
 from labtrack.recipes.recipe import STEPS, Recipe, RecipeError
 from labtrack.recipes.runner import TAG_RECIPE, StepResult, _key, _load

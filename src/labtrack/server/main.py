@@ -83,6 +83,8 @@ class Server:
         mine: list[Path] = [destination] if isinstance(destination, Path) else []
         if db_path is not None:
             mine += [*file_modes.data_paths(db_path), spool_folder(db_path).parent, spool_folder(db_path)]
+            if db_path.parent.is_dir():
+                file_modes.create_file(db_path)  # before SQLite, which would make it 0644
         file_modes.tighten(mine)
 
     def _basic_auth(self, ctx: object) -> None:
