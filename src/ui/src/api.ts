@@ -102,6 +102,15 @@ export function ltGet<T>(path: string, params: Params = {}): Promise<T> {
   return request(`api/2.0/labtrack/${path}${query(params)}`, { method: "GET" }) as Promise<T>;
 }
 
+/** POST api/2.0/labtrack/<path> with a JSON body. */
+export function ltPost<T>(path: string, body: unknown): Promise<T> {
+  return request(`api/2.0/labtrack/${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  }) as Promise<T>;
+}
+
 export function getJSON<T>(url: string): Promise<T> {
   return request(url, { method: "GET" }) as Promise<T>;
 }

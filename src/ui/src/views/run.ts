@@ -13,6 +13,7 @@ import { href, Route, setQuery } from "../router";
 import { fetchSeries, pool } from "../series";
 import { historyModelPaths, literal, loggedModelsOfRun, searchVersions } from "../registry";
 import { stageBadge, versionHref } from "./models";
+import { jobSection } from "./job";
 
 const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
 type Tab = (typeof TABS)[number];
@@ -198,7 +199,7 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     };
     drawNote();
     const models = h("div", { class: "run-models" }, h("h2", null, "Models"), h("p", { class: "muted" }, "…"));
-    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note, models);
+    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note, jobSection(run, () => void reload()), models);
     void drawModels(models);
     try {
       const kids = await searchRunsPage([run.experimentId], `tags.mlflow.parentRunId = '${run.id}'`, "ACTIVE_ONLY", 1000);
