@@ -71,9 +71,40 @@ def tighten(paths: Iterable[str | os.PathLike[str]]) -> None:
             continue
 
 
+def create_file(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` empty if missing, with the mode the umask gives (``apply`` first).
+
+    SQLite creates a database 0644 whatever the folder: made here first, a
+    database in a setgid folder is writable by the group it is shared with,
+    and its WAL and shared-memory files follow its mode.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_NO_OTHER))
+    except FileExistsError:
+        pass
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` and its missing parents with no access for others (the group too,
+    unless the parent is a setgid shared folder); an existing folder is left as it is."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        mode = 0o770 if shares_with_group(folder.parent) else 0o700
+        try:
+            folder.mkdir(mode=mode)
+        except FileExistsError:
+            pass
+    return path
+
+
 def data_paths(db: Path) -> list[Path]:
     """A SQLite database's own files: the database, its WAL, shared memory and journal."""
     return [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
 
 
-__all__ = ["apply", "data_paths", "file_mode", "private_umask", "shares_with_group", "tighten"]
+__all__ = ["apply", "create_file", "data_paths", "file_mode", "make_folder", "private_umask", "shares_with_group", "tighten"]

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labtrack import file_modes
+
 VERSION = 1
 SUFFIX = ".jsonl"
 REJECTED_SUFFIX = ".rejected"
@@ -180,7 +182,7 @@ class SpoolWriter:
         if fd is not None and self._pid == os.getpid():
             os.close(fd)  # retired under us: leave it to the done/ folder
         # First use, after a fork (the parent keeps its file), after close, or after retirement.
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        file_modes.make_folder(self.folder)  # never readable by other users, whatever the umask
         self.path = new_spool_path(self.folder)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         _fsync_folder(self.folder)  # the new name itself must survive a crash, not only its data

@@ -47,7 +47,12 @@ def sync_database(db: Path, progress: Callable[[int], Any] | None = None) -> Any
     except DatabaseInUse as e:
         raise SyncRefused(f"{e.message}; that server ingests its spool files itself") from e
     try:
+        from labtrack import file_modes
         from labtrack.store.tracking import TrackingStore
+
+        file_modes.apply(db.parent)  # the database and its WAL: never readable by others
+        file_modes.create_file(db)
+        file_modes.tighten(file_modes.data_paths(db))
 
         store = TrackingStore(f"sqlite:///{db}")
         try:

@@ -119,7 +119,7 @@ class LocalArtifactRoot:
         ``RESERVED_NAMES`` always are.
         """
         path = Path(root).expanduser()
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        file_modes.make_folder(path)
         self.root: Path = path.resolve(strict=True)
         self.reserved = tuple(Path(os.path.realpath(self.root / n)) for n in RESERVED_NAMES) + tuple(
             Path(os.path.realpath(Path(p).expanduser())) for p in reserved)

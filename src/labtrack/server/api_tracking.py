@@ -13,6 +13,7 @@ from labtrack.entities import DatasetInput, Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.args import Args
 from labtrack.server.base import RawJson, ServerContext, on_writer
+from labtrack.store.artifact_locations import check_artifact_location
 
 
 def _tags(a: Args, name: str = "tags") -> dict[str, str]:
@@ -29,7 +30,8 @@ def _page(items: list[dict[str, Any]], name: str, token: str | None) -> dict[str
 # -- experiments ----------------------------------------------------------------
 
 def create_experiment(ctx: ServerContext, a: Args) -> dict[str, Any]:
-    exp_id = ctx.store.create_experiment(a.req("name"), a.str("artifact_location"), _tags(a))
+    location = check_artifact_location(a.str("artifact_location"), ctx.store.default_artifact_root)
+    exp_id = ctx.store.create_experiment(a.req("name"), location, _tags(a))
     return {"experiment_id": exp_id}
 
 

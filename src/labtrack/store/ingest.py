@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
-from labtrack import spool
+from labtrack import file_modes, spool
 from labtrack.entities import Metric, decode_double
 from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
 from labtrack.store import schema as s
@@ -420,7 +420,7 @@ class SpoolIngest:
         if not (state.closed or self._writer_gone(path, st.st_mtime)):
             return
         done = path.parent / spool.DONE_FOLDER  # a legacy folder's files retire within it
-        done.mkdir(mode=0o700, exist_ok=True)
+        file_modes.make_folder(done)
         target = done / path.name
         os.replace(path, target)
         side = path.with_name(path.name + spool.REJECTED_SUFFIX)

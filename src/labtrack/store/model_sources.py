@@ -286,10 +286,20 @@ def resolve_source(conn: Connection, source: Any, run_id: str | None, model_id: 
                               model_id or row.model_id)
     if parsed.kind == "proxy":
         return ResolvedSource(text, run_id, model_id)
-    # Any other URI or path: only under a root this server itself hands out.
-    if (under_root(text, default_root, allow_root_itself=False)
-            or (run is not None and under_root(text, run.artifact_uri, allow_root_itself=True))
-            or (lm is not None and under_root(text, lm.artifact_location, allow_root_itself=True))):
+    # Any other URI or path: only under a root this server itself hands out, and for a
+    # local path also on disk (a symlink inside the root may lead out).
+    if default_root and under_root(text, default_root, allow_root_itself=False):
+        roots = [default_root]
+    else:
+        roots = [root for root in (run.artifact_uri if run is not None else None,
+                                   lm.artifact_location if lm is not None else None)
+                 if root and under_root(text, root, allow_root_itself=True)]
+    if roots:
+        from labtrack.store.artifact_locations import real_within
+
+        anchor = default_root or roots[0]
+        if not all(real_within(text, root) for root in roots) or not real_within(text, anchor):
+            raise refuse(text, "it leads outside the artifact store (symlink)")
         return ResolvedSource(text, run_id, model_id)
     scheme = _split(text)[0]
     why = ("a local path outside the artifact store" if scheme in ("", "file")
