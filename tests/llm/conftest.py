@@ -1,10 +1,10 @@
 """A real OpenAI-compatible model server for the gateway and playground tests.
 
 ``llm_server`` is ``transformers serve`` (a real inference engine, FastAPI +
-uvicorn) over a tiny randomly initialised Llama whose tokenizer is trained here
+uvicorn) over a tiny Llama built here with a tokenizer trained here
 (tests/llm/tiny_model.py): it generates real tokens on the CPU, offline, with no
-hub download.  ``LABTRACK_TEST_LLM_URL`` (printed by .ci/start-llm) names one
-that is already running; otherwise the session starts its own.
+hub download.  ``LABTRACK_TEST_LLM_URL`` and ``LABTRACK_TEST_LLM_MODEL`` may name
+one already running; otherwise the session starts its own, once.
 """
 
 from __future__ import annotations

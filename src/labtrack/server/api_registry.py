@@ -101,7 +101,8 @@ def get_by_alias(ctx: ServerContext, a: Args) -> dict[str, Any]:
 def create_model_version(ctx: ServerContext, a: Args) -> dict[str, Any]:
     version = ctx.registry.create_model_version(
         a.req("name"), a.req("source"), run_id=a.str("run_id") or None, tags=dict(a.key_values("tags")),
-        run_link=a.str("run_link") or None, description=a.str("description"),
+        # MLflow stores a missing description as "" and returns it (a prompt's commit message).
+        run_link=a.str("run_link") or None, description=a.str("description") or "",
         model_id=a.str("model_id") or None)
     return {"model_version": version.to_json()}
 

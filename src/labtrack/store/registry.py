@@ -365,7 +365,8 @@ class RegistryStore:
             model_row(conn, name)
             row = find_version(conn, name, "latest" if alias.lower() == "latest" else "@" + alias)
             if row is None:
-                raise ResourceDoesNotExist(f"Registered model alias {alias} not found for model {name}.")
+                # MLflow's server answers INVALID_PARAMETER_VALUE here, and its client relies on the code.
+                raise InvalidParameterValue(f"Registered model alias {alias} not found for model {name}.")
             return _version(conn, name, row.version)
         return self.t.read(op)
 
