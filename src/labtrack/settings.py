@@ -42,13 +42,13 @@ TABLE: tuple[Setting, ...] = (
     Setting("static_prefix", "", "LABTRACK_STATIC_PREFIX",
             "Public path prefix when behind a proxy that strips it (e.g. /user/alice/labtrack)."),
     Setting("access_log", False, "LABTRACK_ACCESS_LOG", "Log each request's method, path and status."),
+    Setting("log_file", None, "LABTRACK_LOG_FILE",
+            "Log to this file instead of stderr, rotated at 5 MB with 2 old copies (server/log_limits.py)."),
     Setting("gateway_config", None, "LABTRACK_GATEWAY_CONFIG",
             "gateway.yaml of the AI gateway's endpoints (OpenAI-compatible model servers)."),
     # mlflow server's flags that labtrack answers with its own settings.
     Setting("workers", 1, "LABTRACK_WORKERS",
-            "Server processes sharing one PostgreSQL database (SQLite: always one writer).",
-            pending="--workers N is not available yet (issue #18): one labtrack process serves "
-                    "many clients; run without --workers"),
+            "Server processes sharing one PostgreSQL database (SQLite: always one writer)."),
     Setting("app_name", None, "LABTRACK_APP_NAME",
             "mlflow's --app-name: 'basic-auth' turns on users and permissions."),
     Setting("expose_prometheus", None, "LABTRACK_EXPOSE_PROMETHEUS",
@@ -87,6 +87,7 @@ class Settings:
     parent_pid: int = 0
     static_prefix: str = ""
     access_log: bool = False
+    log_file: str | None = None
     gateway_config: str | None = None
     workers: int = 1
     app_name: str | None = None

@@ -32,6 +32,7 @@ class Server:
         self.settings = settings
         self.exit_code = 0
         self._stopping: asyncio.Event | None = None
+        self.sockets: list[socket.socket] | None = None  # bound by the parent of --workers N
 
     def _artifact_root_uri(self, destination: Path | str) -> str:
         s = self.settings
@@ -155,7 +156,7 @@ class Server:
             record.unix_socket = str(Path(s.unix_socket).resolve())
             where = f"unix socket {record.unix_socket}"
         else:
-            sockets = bind_sockets(s.port, address=s.host)
+            sockets = self.sockets or bind_sockets(s.port, address=s.host)
             await server.add_sockets(sockets)
             port = sockets[0].getsockname()[1]
             host = s.host if ":" not in s.host else f"[{s.host}]"
@@ -243,6 +244,16 @@ def _alive(pid: int) -> bool:
 def serve(settings: Settings) -> int:
     from labtrack.server import log_limits
 
-    log_limits.configure()  # refusals rate-limited; never a header, cookie or query string
+    log_limits.configure(settings.log_file)  # rotated; refusals rate-limited; no header values
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from labtrack.server.workers import check_workers, serve_workers
+    from labtrack.store.engine import normalize_url
+
+    n = check_workers(settings, normalize_url(settings.backend_store_uri))
+    if n > 1:
+        def child(sockets: list[socket.socket], index: int) -> int:
+            server = Server(settings)
+            server.sockets = sockets
+            return server.run()
+        return serve_workers(settings, n, child)
     return Server(settings).run()

@@ -199,7 +199,10 @@ class RegistryStore:
             model_row(conn, name)
             src = resolve_source(conn, source, run_id or None, model_id or None, root, is_prompt=is_prompt)
             t = now_ms()
-            # Deleted versions keep their rows, so max() never hands a number out twice.
+            # Deleted versions keep their rows, so max() never hands a number out twice.  Several
+            # server processes (--workers on PostgreSQL) take the next number under a lock on the
+            # model's row (SQLite: one writer already; it has no FOR UPDATE).
+            conn.execute(select(_rm.c.name).where(_rm.c.name == name).with_for_update())
             version = (conn.execute(select(func.max(_mv.c.version)).where(_mv.c.name == name)).scalar() or 0) + 1
             conn.execute(insert(_mv).values(
                 name=name, version=version, creation_time=t, last_updated_time=t,

@@ -627,15 +627,25 @@ def _check_batch(metrics: Sequence[Metric], params: Sequence[tuple[str, str]],
 
 
 def _put_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
-    existing = {r.key: r.value for r in conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)})}
-    for k, v in params.items():
-        if k in existing and existing[k] != v:
-            raise InvalidParameterValue(
-                f"Changing param values is not allowed. Param with key='{k}' was already logged with "
-                f"value='{existing[k]}' for run ID='{run_id}'. Attempted logging new value '{v}'.")
+    existing = _stored_params(conn, run_id, params)
     new = [{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
     if new:
-        conn.execute(insert(s.params), new)
+        conn.execute(upsert(conn, s.params).on_conflict_do_nothing(), new)
+        if conn.dialect.name != "sqlite":
+            # Another server process (--workers on PostgreSQL) may have logged one of these keys
+            # since we looked: its first value won by the primary key; compare against it.
+            _stored_params(conn, run_id, params)
+
+
+def _stored_params(conn: Connection, run_id: str, params: dict[str, str]) -> dict[str, str]:
+    """The run's stored values of ``params``' keys; refuses a value that differs from one stored."""
+    stored = {r.key: r.value for r in conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)})}
+    for k, v in params.items():
+        if k in stored and stored[k] != v:
+            raise InvalidParameterValue(
+                f"Changing param values is not allowed. Param with key='{k}' was already logged with "
+                f"value='{stored[k]}' for run ID='{run_id}'. Attempted logging new value '{v}'.")
+    return stored
 
 
 def _upsert_tags(conn: Connection) -> Any:
