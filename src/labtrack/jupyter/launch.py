@@ -149,13 +149,26 @@ def run(ns: argparse.Namespace) -> int:
     """Serve until stopped; the exit status is never 0 (see the module docstring)."""
     from labtrack.server.main import Server
 
+    from labtrack.jupyter.import_page import already_imported, offer_import, to_import
+
     db = Path(ns.database)
     settings = _settings(ns)
     db.parent.mkdir(parents=True, exist_ok=True)
+    mlflow = to_import(db)
+    if mlflow is not None and db != mlflow[1]:
+        # The database named is MLflow's own: labtrack serves the labtrack.db beside it.
+        db = mlflow[1]
+        settings.backend_store_uri = f"sqlite:///{db}"
+        settings.artifacts_destination = str(db.parent / db.stem)
     while True:
         owner = ownership.read_owner(db)
         if owner is not None and not take_over(db, owner):
             if not asyncio.run(_wait_out(db, owner, settings)):
+                return 1
+            continue
+        if mlflow is not None and not already_imported(*mlflow):
+            assert settings.unix_socket is not None
+            if not asyncio.run(offer_import(mlflow[0], mlflow[1], settings.unix_socket, settings.parent_pid)):
                 return 1
             continue
         try:

@@ -39,7 +39,9 @@ def database_path(root_dir: str | os.PathLike | None = None) -> Path:
     if named:
         return Path(named).expanduser().resolve()
     root = Path(root_dir).expanduser().resolve() if root_dir else jupyter_root_dir()
-    return root / DB_NAME
+    from labtrack.mlflow_data import folder_database
+
+    return folder_database(root)  # labtrack.db where the folder's mlruns.db (or mlflow.db) is MLflow's
 
 
 def socket_bases() -> list[str]:

@@ -26,7 +26,8 @@ def server_command(unix_socket: str) -> list[str]:
     return [
         sys.executable, "-m", "labtrack.jupyter.launch",
         "--database", str(db),
-        "--artifacts-destination", str(db.parent / ARTIFACTS_NAME),
+        # labtrack.db (beside MLflow's data) keeps its artifacts in labtrack/, not MLflow's mlruns/.
+        "--artifacts-destination", str(db.parent / (db.stem if db.name == "labtrack.db" else ARTIFACTS_NAME)),
         "--unix-socket", unix_socket,
         # This function runs in the Jupyter server, which is the child's parent.
         "--parent-pid", str(os.getpid()),
