@@ -42,6 +42,7 @@ def _server_options(fn: Any) -> Any:
         click.option("--parent-pid", type=int, default=None, help="Exit when this process exits."),
         click.option("--static-prefix", default=None, help="Public path prefix behind a proxy."),
         click.option("--access-log", is_flag=True, default=None, help="Log every request (method, path, status)."),
+        click.option("--log-file", default=None, help="Log to this file, rotated at 5 MB [default: stderr]."),
         click.option("--gateway-config", default=None, help="gateway.yaml: the AI gateway's endpoints."),
         # mlflow server's flags: a Settings field each (settings.py says which are built yet).
         click.option("--workers", "-w", type=int, default=None,

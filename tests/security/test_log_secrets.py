@@ -95,3 +95,25 @@ def test_refusals_are_short_and_rate_limited(logged: ServerProcess) -> None:
     grown = logged.log()[before:]
     assert "Traceback" not in grown
     assert len(grown) < 8_000, f"{len(grown)} bytes logged for {MALFORMED_ROUNDS} malformed requests"
+
+
+def test_log_file_rotates_at_its_size_cap(tmp_path) -> None:
+    from labtrack.server.log_limits import LOG_BACKUPS, LOG_MAX_BYTES
+
+    log_file = tmp_path / "mlruns" / ".server.log"
+    log_file.parent.mkdir()
+    log_file.write_bytes(b"an old line\n" * (LOG_MAX_BYTES // 12 + 1))  # a long history, at the cap
+    srv = start_server(f"sqlite:///{tmp_path / 'mlruns.db'}", tmp_path, extra=["--log-file", str(log_file)])
+    try:
+        for _ in range(5):
+            exchange(srv, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n", timeout=2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and log_file.stat().st_size >= LOG_MAX_BYTES:
+            time.sleep(0.2)
+        assert log_file.stat().st_size < LOG_MAX_BYTES
+        assert (tmp_path / "mlruns" / ".server.log.1").stat().st_size >= LOG_MAX_BYTES
+        assert "malformed HTTP request" in log_file.read_text()
+        assert log_file.stat().st_mode & 0o077 == 0
+        assert not (tmp_path / "mlruns" / f".server.log.{LOG_BACKUPS + 1}").exists()
+    finally:
+        srv.stop()

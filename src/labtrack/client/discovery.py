@@ -165,7 +165,8 @@ def _spawn_server(db: Path) -> tuple[subprocess.Popen, Path]:
     cmd = [sys.executable, "-m", "labtrack", "server",
            "--backend-store-uri", f"sqlite:///{db}",
            "--artifacts-destination", str(artifacts),
-           "--port", "0", "--idle-timeout", str(IDLE_TIMEOUT_S)]
+           "--port", "0", "--idle-timeout", str(IDLE_TIMEOUT_S),
+           "--log-file", str(log_path)]  # the server rotates it (home folders have quotas)
     # 0600: the server may print its token, and login nodes are shared.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import threading
 import time
 from pathlib import Path
@@ -98,6 +99,10 @@ def configure(log_file: str | None = None) -> None:
     root = logging.getLogger()
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        try:  # private: it names the database, and a server started by hand may print its token
+            os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        except OSError:
+            pass
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
             log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
     else:
