@@ -9,7 +9,6 @@ it finds the server through ``mlruns.db``.  A second push must add nothing.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.client.conftest import TrackingServer, start_labtrack, start_mlflow, stop
+from tests.client.conftest import TrackingServer
+from tests.commands.conftest import command_env
 from tests.servers import ServerProcess, start_server
 
 EXPERIMENT = "push-exp"
@@ -81,35 +81,25 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv.stop()
 
 
-@pytest.fixture(scope="module", params=["mlflow", "labtrack"])
-def destination(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
-    workdir = tmp_path_factory.mktemp(f"push-to-{request.param}")
-    server = start_mlflow(workdir) if request.param == "mlflow" else start_labtrack(workdir)
-    yield server
-    stop(server.proc)
+@pytest.fixture
+def destination(remote: TrackingServer) -> TrackingServer:
+    """A real ``mlflow server`` and a real labtrack server (tests/commands/conftest.py)."""
+    return remote
 
 
 def _mlflow_env(url: str, token: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "LABTRACK_TRACKING", "LABTRACK_DATABASE"))}
-    env.update(MLFLOW_TRACKING_URI=url, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    if token:
-        env["MLFLOW_TRACKING_TOKEN"] = token
+    env = command_env(token)
+    env["MLFLOW_TRACKING_URI"] = url
     return env
 
 
 def _push(source: ServerProcess, dest: TrackingServer,
           experiment: str = EXPERIMENT) -> subprocess.CompletedProcess[str]:
     """``labtrack push`` run in the source's folder; the destination's token in MLflow's variable."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "LABTRACK_TRACKING", "LABTRACK_DATABASE"))}
-    if dest.token:
-        env["MLFLOW_TRACKING_TOKEN"] = dest.token
     return subprocess.run([sys.executable, "-m", "labtrack", "push", "--to", dest.uri,
                            "--experiment", experiment, "--filter", FILTER],
-                          cwd=source.artifacts.parent, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          cwd=source.artifacts.parent, env=command_env(dest.token),
+                          capture_output=True, text=True, timeout=600)
 
 
 def _client(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -273,7 +263,7 @@ def test_push_completes_a_run_that_logged_more(
 
 
 def test_push_errors_are_one_line(source: ServerProcess, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LABTRACK_TRACKING"))}
+    env = command_env()
     out = subprocess.run([sys.executable, "-m", "labtrack", "push", "--to", "http://127.0.0.1:9",
                           "--experiment", "no-such-experiment"], cwd=source.artifacts.parent,
                          env=env, capture_output=True, text=True, timeout=120)

@@ -114,7 +114,8 @@ def destination_client(uri: str) -> Any:
     return client
 
 
-def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+def all_pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    """Every item of a paged client call: ``fetch(page_token)`` returns a ``PagedList``."""
     token: str | None = None
     while True:
         page = fetch(token)
@@ -122,6 +123,24 @@ def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token = getattr(page, "token", None)
         if not token:
             return
+
+
+def select_experiments(client: Any, names_or_ids: Sequence[str]) -> list[Experiment]:
+    """The experiments named (by name, or by id), or every active one when none is named."""
+    if not names_or_ids:
+        return list(all_pages(lambda t: client.search_experiments(max_results=_PAGE, page_token=t)))
+    out = []
+    for ref in names_or_ids:
+        exp = client.get_experiment_by_name(ref)
+        if exp is None and str(ref).isdigit():
+            try:
+                exp = client.get_experiment(ref)
+            except ResourceDoesNotExist:
+                exp = None
+        if exp is None:
+            raise ResourceDoesNotExist(f"no experiment named {ref!r} (or with that id)")
+        out.append(exp)
+    return out
 
 
 def _version_key(name: str, version: Any) -> str:
@@ -146,26 +165,11 @@ class Pusher:
     # -- selection --------------------------------------------------------------------
     def experiments(self, names_or_ids: Sequence[str]) -> list[Experiment]:
         """The source experiments named (by name or id), or every active one."""
-        if not names_or_ids:
-            return list(_pages(lambda t: self.source.search_experiments(
-                max_results=_PAGE, page_token=t)))
-        out = []
-        for ref in names_or_ids:
-            exp = self.source.get_experiment_by_name(ref)
-            if exp is None and str(ref).isdigit():
-                try:
-                    exp = self.source.get_experiment(ref)
-                except ResourceDoesNotExist:
-                    exp = None
-            if exp is None:
-                raise ResourceDoesNotExist(f"no experiment named {ref!r} (or with that id) "
-                                           "on the source server")
-            out.append(exp)
-        return out
+        return select_experiments(self.source, names_or_ids)
 
     def runs(self, experiment: Experiment, filter_string: str) -> list[Run]:
         """The experiment's active runs that match the filter, parents before children."""
-        found = list(_pages(lambda t: self.source.search_runs(
+        found = list(all_pages(lambda t: self.source.search_runs(
             [experiment.experiment_id], filter_string, max_results=_PAGE, page_token=t)))
         return _parents_first(found)
 
@@ -205,7 +209,7 @@ class Pusher:
     def _pushed_runs(self, dest_exp: str) -> dict[str, Run]:
         """The destination's runs that a push made, by source run id (deleted ones too)."""
         out: dict[str, Run] = {}
-        for run in _pages(lambda t: self.dest.search_runs(
+        for run in all_pages(lambda t: self.dest.search_runs(
                 [dest_exp], "", run_view_type="ALL", max_results=_PAGE, page_token=t)):
             source_id = run.tags.get(SOURCE_RUN_TAG)
             if source_id:
@@ -319,7 +323,7 @@ class Pusher:
         if exp not in self._source_models:
             by_run: dict[str, list[LoggedModel]] = {}
             try:
-                for model in _pages(lambda t: self.source.search_logged_models(
+                for model in all_pages(lambda t: self.source.search_logged_models(
                         [exp], max_results=100, page_token=t)):
                     by_run.setdefault(model.source_run_id or "", []).append(model)
             except LabtrackError as exc:
@@ -331,7 +335,7 @@ class Pusher:
     def _dest_models_of(self, dest_exp: str) -> dict[str, LoggedModel]:
         if dest_exp not in self._dest_models:
             self._dest_models[dest_exp] = {
-                m.tags[SOURCE_MODEL_TAG]: m for m in _pages(lambda t: self.dest.search_logged_models(
+                m.tags[SOURCE_MODEL_TAG]: m for m in all_pages(lambda t: self.dest.search_logged_models(
                     [dest_exp], max_results=100, page_token=t)) if SOURCE_MODEL_TAG in m.tags}
         return self._dest_models[dest_exp]
 
@@ -386,7 +390,7 @@ class Pusher:
             return v.run_id in run_ids or (v.model_id or _model_id_of(v.source)) in models
 
         try:
-            versions = [v for v in _pages(lambda t: self.source.search_model_versions(
+            versions = [v for v in all_pages(lambda t: self.source.search_model_versions(
                 max_results=1000, page_token=t)) if ours(v)]
         except LabtrackError as exc:
             if exc.error_code == "ENDPOINT_NOT_FOUND":
@@ -412,7 +416,7 @@ class Pusher:
                 if dest_model.tags.get(key) != value:
                     self.dest.set_registered_model_tag(name, key, value)
                     self.report.tags += 1
-        existing = {v.tags.get(SOURCE_VERSION_TAG): v for v in _pages(
+        existing = {v.tags.get(SOURCE_VERSION_TAG): v for v in all_pages(
             lambda t: self.dest.search_model_versions(f"name = '{_quote(name)}'", max_results=1000,
                                                       page_token=t))}
         for version in versions:
