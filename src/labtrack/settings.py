@@ -52,8 +52,7 @@ TABLE: tuple[Setting, ...] = (
     Setting("app_name", None, "LABTRACK_APP_NAME",
             "mlflow's --app-name: 'basic-auth' turns on users and permissions."),
     Setting("expose_prometheus", None, "LABTRACK_EXPOSE_PROMETHEUS",
-            "Folder for Prometheus metrics; serves them on /metrics.",
-            pending="--expose-prometheus is not available yet (issue #18): run without it"),
+            "Folder for Prometheus metrics; serves them on /metrics."),
     Setting("allowed_hosts", None, "LABTRACK_ALLOWED_HOSTS",
             "Comma-separated Host headers answered over TCP besides loopback and this machine's own "
             "names (guards against DNS rebinding; wildcards as in mlflow)."),

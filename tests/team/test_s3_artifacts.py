@@ -9,7 +9,6 @@ and the bucket must hold the same keys (run, experiment and model ids aside).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import subprocess

@@ -39,7 +39,7 @@ def pg_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     workdir = tmp_path_factory.mktemp("workers")
     port, token = free_port(), uuid.uuid4().hex
     cmd = [sys.executable, "-m", "labtrack", "server", "--backend-store-uri", url, "--host", "127.0.0.1",
-           "--port", str(port), "--token", token, "--workers", "4"]
+           "--port", str(port), "--token", token, "--workers", "4", "--expose-prometheus", str(workdir / "prom")]
     proc, log = launch(cmd, workdir, {}, "workers")
     server = ServerProcess(f"http://127.0.0.1:{port}", token, url, workdir / "mlruns", proc, log)
     try:
@@ -64,10 +64,19 @@ def _post(session: requests.Session, server: ServerProcess, path: str, body: dic
 def test_four_processes_serve(pg_workers: ServerProcess) -> None:
     children = psutil.Process(pg_workers.proc.pid).children()
     assert len(children) == 4
-    for _ in range(20):
-        reply = requests.get(pg_workers.url + "/health", timeout=30, headers={"Connection": "close"})
+    session = _session(pg_workers)
+    for _ in range(20):  # a new connection each: the kernel spreads them over the processes
+        reply = session.get(pg_workers.url + "/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"},
+                            timeout=30, headers={"Connection": "close"})
         assert reply.status_code == 200
     assert all(c.is_running() for c in children)
+    # /metrics, answered by any one process, counts the requests of all four.
+    from tests.team.test_operations import _samples
+
+    samples = _samples(session.get(pg_workers.url + "/metrics", timeout=30).text)
+    key = ("labtrack_requests_total",
+           (("endpoint", "/api/2.0/mlflow/experiments/get"), ("method", "GET"), ("status", "200")))
+    assert samples[key] == 20
 
 
 @pytest.mark.timeout(600)

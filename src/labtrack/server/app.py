@@ -117,6 +117,10 @@ def routes(ctx: ServerContext) -> list[Any]:
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
         table.append((prefix + r"/(.+)", api_artifacts.ArtifactHandler, {"ctx": ctx}))
     table.append((r"/get-artifact", api_artifacts.RunArtifactHandler, {"ctx": ctx}))
+    if getattr(ctx.settings, "expose_prometheus", None):
+        from labtrack.server import metrics
+
+        table.append(metrics.route(ctx))
     table.append((api_traces.OTLP_PATH, api_traces.OtlpTracesHandler, {"ctx": ctx}))
     table += api_gateway.handlers(ctx)
     return table

@@ -223,7 +223,14 @@ def log_failure(request: httputil.HTTPServerRequest, exc: BaseException) -> None
     log.error("error in %s %s", request.method, request.path, exc_info=(type(exc), exc, exc.__traceback__))
 
 
+# Called with (status, request) for every answered request: the Prometheus metrics
+# (server/metrics.py, --expose-prometheus); None when they are off.
+request_observer: Callable[[int, httputil.HTTPServerRequest], None] | None = None
+
+
 def log_access(status: int, request: httputil.HTTPServerRequest, every_request: bool) -> None:
+    if request_observer is not None:
+        request_observer(status, request)
     if status >= 500 or every_request:
         # Method and path only: the query string may carry a Jupyter token.
         access_log.info("%d %s %s %.1fms", status, request.method, request.path, 1000.0 * request.request_time())

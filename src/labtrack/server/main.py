@@ -179,6 +179,11 @@ class Server:
             print(f"Clients need the token: export MLFLOW_TRACKING_TOKEN={token} "
                   f"(browser: {record.url}/?token={token})", flush=True)
         watchers = [asyncio.create_task(self._watch(ctx))]
+        if s.expose_prometheus:
+            from labtrack.server import metrics
+            from labtrack.spool import spool_folder
+
+            watchers.append(metrics.install(ctx, app, spool_folder(db_path) if db_path is not None else None))
         # What exists now (modules, the app, the store) lives as long as the server:
         # frozen out of the collector's sight, the full collections that a long
         # read's many rows set off no longer walk it every time.
@@ -250,6 +255,10 @@ def serve(settings: Settings) -> int:
     from labtrack.store.engine import normalize_url
 
     n = check_workers(settings, normalize_url(settings.backend_store_uri))
+    if settings.expose_prometheus:
+        from labtrack.server.metrics import prepare_folder
+
+        prepare_folder(settings.expose_prometheus, clean=True)  # before any process imports the client
     if n > 1:
         def child(sockets: list[socket.socket], index: int) -> int:
             server = Server(settings)

@@ -96,6 +96,10 @@ def serve_workers(settings: Settings, n: int, run_child: Any) -> int:
         if index is None:
             continue
         exit_code = os.waitstatus_to_exitcode(status)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid)  # its live gauges no longer count
         if stopping or exit_code == 0:
             continue
         if restarts >= MAX_RESTARTS:

@@ -60,6 +60,8 @@ class Writer:
         # A network database's round trips would stall the event loop.
         self._inline = engine.dialect.name == "sqlite"
         self.commits = 0
+        # Called with each committed group's size (the server's Prometheus metrics); None when off.
+        self.on_group: Callable[[int], None] | None = None
         self._thread.start()
 
     def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
@@ -115,6 +117,10 @@ class Writer:
             return reply.future
         finally:
             self._busy.release()
+
+    def queue_depth(self) -> int:
+        """Writes waiting for the next group (approximate: the queue moves while we look)."""
+        return self._queue.qsize()
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then stop."""
@@ -189,6 +195,8 @@ class Writer:
         finally:
             self._applying = None
         self.commits += 1
+        if self.on_group is not None:
+            self.on_group(len(group))
         for fut, ok, value in outcomes:
             if ok:
                 fut.set_result(value)
