@@ -219,3 +219,4 @@ from labtrack.commands.users import db as _db, users as _users; main.add_command
 from labtrack.commands.gateway import gateway as _gateway; main.add_command(_gateway)  # noqa: E402
 from labtrack.commands.recipes import recipes as _recipes; main.add_command(_recipes)  # noqa: E402
 from labtrack.commands.terminal import artifacts as _artifacts, experiments as _experiments, runs as _runs; main.add_command(_experiments); main.add_command(_runs); main.add_command(_artifacts)  # noqa: E402
+from labtrack.commands.tui import tui as _tui; main.add_command(_tui)  # noqa: E402
