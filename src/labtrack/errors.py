@@ -7,6 +7,8 @@ with the HTTP status that the code maps to.
 
 from __future__ import annotations
 
+from typing import Any
+
 # One table: MLflow error code -> HTTP status (reference §1).
 HTTP_STATUS: dict[str, int] = {
     "INVALID_PARAMETER_VALUE": 400,
@@ -129,6 +131,49 @@ class MlflowDataFound(LabtrackError):
         super().__init__(message)
         self.path = path
         self.revision = revision
+
+
+class MissingExtra(LabtrackError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    The CLI prints it as one line; the server answers it as MLflow's error JSON.
+    """
+
+    error_code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, module: str = "", extra: str = "") -> None:
+        super().__init__(message)
+        self.module = module
+        self.extra = extra
+
+
+def require_extra(module: str, extra: str, purpose: str, package: str | None = None) -> Any:
+    """``import module``, or raise ``MissingExtra`` saying ``pip install 'labtrack[extra]'``.
+
+    ``purpose`` says what needed it ("a postgresql:// database"), ``package`` the
+    name pip knows it by when that differs (``scikit-learn`` for ``sklearn``).
+    Only the module itself being absent is turned into the one line: an import
+    that fails inside the package (a broken install) keeps its own error.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        root = module.split(".")[0]
+        if (e.name or "").split(".")[0] != root and _installed(root):
+            raise  # the package is there but fails inside (a dependency of its own is broken)
+        raise MissingExtra(f"{purpose} needs {package or module.split('.')[0]}, which is not "
+                           f"installed: pip install 'labtrack[{extra}]'", module, extra) from None
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules (None there)
+        return False
 
 
 _BY_CODE: dict[str, type[LabtrackError]] = {

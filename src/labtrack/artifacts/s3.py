@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from labtrack.artifacts.paths import check_relative
 from labtrack.entities import FileInfo
-from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceDoesNotExist
+from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceDoesNotExist, require_extra
 
 # 8 MiB parts: S3 wants at least 5 MiB for every part but the last, and at most
 # 10,000 parts, so one upload holds up to ~80 GB while memory stays one part.
@@ -54,12 +54,8 @@ def s3_client() -> Any:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError:
-                raise LabtrackError("S3 artifacts need boto3: pip install 'labtrack[s3]'",
-                                    "INVALID_PARAMETER_VALUE") from None
+            boto3 = require_extra("boto3", "s3", "an s3:// artifact store")
+            from botocore.config import Config
             # Signature v4 and the region from AWS_DEFAULT_REGION / the profile, as MLflow.
             config = Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
                             max_pool_connections=32)

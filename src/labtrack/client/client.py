@@ -79,6 +79,12 @@ class Client(RegistryMixin, LoggedModelsMixin):
     """A client for one tracking server (resolved with zero setup when no URI is given)."""
 
     def __init__(self, tracking_uri: str | None = None) -> None:
+        if tracking_uri is None:
+            # As MlflowClient() follows mlflow.set_tracking_uri: the URI set for the fluent
+            # API wins over the environment and over finding a database.
+            from labtrack.client import fluent
+
+            tracking_uri = fluent._state.uri
         self._uri = tracking_uri
         self._transport: Any = None
         self._sender: Any = None

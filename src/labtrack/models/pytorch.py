@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from labtrack.errors import InvalidParameterValue
+from labtrack.errors import InvalidParameterValue, require_extra
 from labtrack.models.mlmodel import ModelMeta
 from labtrack.models.upload import ModelInfo
 
@@ -47,7 +47,7 @@ def save_model(pytorch_model: Any, path: str | os.PathLike, *, signature: Any = 
                extra_pip_requirements: list[str] | None = None,
                metadata: dict[str, Any] | None = None) -> ModelMeta:
     """Save a module into a new folder; the signature is inferred from ``input_example``."""
-    import torch
+    torch = require_extra("torch", "pytorch", "a PyTorch model")
 
     from labtrack.models.environment import pinned
     from labtrack.models.saving import add_example_and_signature, finish_model, model_folder
@@ -93,7 +93,7 @@ def log_model(pytorch_model: Any, name: str | None = None, *,
 
 def _load_data(data: Path) -> Any:
     """The module in a ``data`` folder: a pickled ``model.pth`` or an exported ``model.pt2``."""
-    import torch
+    torch = require_extra("torch", "pytorch", "a PyTorch model")
 
     if (data / MODEL_FILE).is_file():
         # Whatever module name the folder records, the stream is a pickle stream

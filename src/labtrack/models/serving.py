@@ -103,8 +103,11 @@ class _NotFound(_Handler):
 
 def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5000) -> None:
     """Load the model, then serve it until SIGINT/SIGTERM."""
+    from labtrack.errors import require_extra
     from labtrack.models.pyfunc import load_model
 
+    for module in ("numpy", "pandas"):  # every request's payload is parsed into them
+        require_extra(module, "models", "labtrack models serve")
     model = load_model(model_uri)
     asyncio.run(_serve(model, model_uri, host, port))
 

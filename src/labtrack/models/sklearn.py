@@ -14,7 +14,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from labtrack.errors import InvalidParameterValue
+from labtrack.errors import InvalidParameterValue, require_extra
 from labtrack.models.mlmodel import ModelMeta
 from labtrack.models.upload import ModelInfo
 
@@ -38,9 +38,7 @@ def _default_format() -> str:
 def _dump(sk_model: Any, target: Path, fmt: str) -> None:
     """Write the estimator (skops refuses types it does not trust at load time, e.g. trees)."""
     if fmt == "skops":
-        import skops.io
-
-        skops.io.dump(sk_model, target)
+        require_extra("skops.io", "models", "the skops format").dump(sk_model, target)
         return
     module: Any = pickle
     if fmt == "cloudpickle":
@@ -116,9 +114,8 @@ def _load_file(path: Path, fmt: str, trusted: list[str] | None = None) -> Any:
     if fmt not in SERIALIZATION_FORMATS:
         raise InvalidParameterValue(f"unknown serialization_format {fmt!r}")
     if fmt == "skops":
-        import skops.io
-
-        return skops.io.load(path, trusted=trusted)
+        # MLflow 3.17 saves sklearn models in skops format by default.
+        return require_extra("skops.io", "models", "a model in skops format").load(path, trusted=trusted)
     with open(path, "rb") as f:
         # A cloudpickle stream unpickles with pickle (cloudpickle must be importable).
         return pickle.load(f)

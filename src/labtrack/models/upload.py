@@ -82,7 +82,10 @@ def log_model(name: str, save: Callable[[Path], ModelMeta], *,
     if registered_model_name:
         from labtrack.client.registry import register_model
 
-        version = register_model(f"runs:/{run_id}/{name}", registered_model_name,
+        # As MLflow 3's log_model: the logged model (models:/<model_id>) when the server has
+        # them; MLflow 3.17's server refuses a run's artifact folder as the source of a
+        # version that names a model_id.
+        version = register_model(info.model_uri, registered_model_name,
                                  await_registration_for, client=client)
         info.registered_model_version = version.version
     return info

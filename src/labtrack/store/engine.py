@@ -118,6 +118,22 @@ def _sqlite_pragmas(engine: Engine, *, wal: bool, begin: str) -> None:
         conn.connection.driver_connection.execute(begin)
 
 
+# Database drivers that an extra of labtrack brings: driver module -> extra.
+_DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres"}
+
+
+def _require_driver(url: str) -> None:
+    """A missing driver is one line naming the extra, not SQLAlchemy's traceback."""
+    from sqlalchemy.engine import make_url
+
+    from labtrack.errors import require_extra
+
+    u = make_url(url)
+    driver = u.get_driver_name()
+    if driver in _DRIVER_EXTRAS:
+        require_extra(driver, _DRIVER_EXTRAS[driver], f"a {u.get_backend_name()}:// database")
+
+
 def open_engines(url: str, *, readers: int = 8) -> Engines:
     """Open the writer and reader engines and make sure the schema is current."""
     url = normalize_url(url)
@@ -135,6 +151,7 @@ def open_engines(url: str, *, readers: int = 8) -> Engines:
 
             ensure_schema(writer)
         return Engines(url, writer, reader, path, journal)
+    _require_driver(url)
     writer = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
     reader = create_engine(url, pool_size=readers, max_overflow=4, pool_pre_ping=True)
     from labtrack.store.migrate import ensure_schema

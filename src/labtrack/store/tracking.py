@@ -42,6 +42,7 @@ from labtrack.store.validation import (
     check_run_id,
     check_series,
     check_value_length,
+    fit_value,
 )
 from labtrack.store.writer import Writer
 
@@ -265,7 +266,7 @@ class TrackingStore:
         tags = dict(tags or {})
         for k, v in tags.items():
             check_key("tag", k)
-            check_value_length("tag", k, v, LIMITS["run_tag_value"])
+            tags[k] = fit_value("tag", k, v, "run_tag_value")
         tag_name = tags.get(RUN_NAME_TAG)
         if run_name and tag_name and run_name != tag_name:
             raise InvalidParameterValue(
@@ -357,7 +358,7 @@ class TrackingStore:
         with its own, larger limit on points.
         """
         run_id = check_run_id(run_id)
-        _check_batch(metrics, params, tags)
+        params, tags = _check_batch(metrics, params, tags)
         series = check_series(series)
         param_map: dict[str, str] = {}
         for k, v in params:
@@ -595,7 +596,8 @@ def _check_active_run(conn: Connection, run_id: str) -> None:
 
 
 def _check_batch(metrics: Sequence[Metric], params: Sequence[tuple[str, str]],
-                 tags: Sequence[tuple[str, str]]) -> None:
+                 tags: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Raise on what MLflow refuses; the params and tags with values cut where MLflow cuts them."""
     if len(metrics) > LIMITS["batch_metrics"]:
         raise InvalidParameterValue(
             f"A batch logging request can contain at most {LIMITS['batch_metrics']} metrics. "
@@ -618,12 +620,11 @@ def _check_batch(metrics: Sequence[Metric], params: Sequence[tuple[str, str]],
             checked.add(m.key)
         if m.timestamp < 0:
             raise InvalidParameterValue(f"Metric '{m.key}' has a negative timestamp {m.timestamp}.")
-    for k, v in params:
-        check_key("param", k)
-        check_value_length("param", k, _str("value", v), LIMITS["param_value"])
-    for k, v in tags:
-        check_key("tag", k)
-        check_value_length("tag", k, _str("value", v), LIMITS["run_tag_value"])
+    fitted_params = [(check_key("param", k), fit_value("param", k, _str("value", v), "param_value"))
+                     for k, v in params]
+    fitted_tags = [(check_key("tag", k), fit_value("tag", k, _str("value", v), "run_tag_value"))
+                   for k, v in tags]
+    return fitted_params, fitted_tags
 
 
 def _put_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:

@@ -13,36 +13,10 @@ from typing import Any
 
 from labtrack.entities import MetricSeries, decode_double
 from labtrack.errors import InvalidParameterValue
+# The one table of limits, each with its MLflow source: labtrack/limits.py (the store's
+# modules take LIMITS from here).
+from labtrack.limits import LIMITS, TRUNCATED
 
-LIMITS = {
-    "param_value": 6000,
-    "run_tag_value": 8000,
-    "key": 250,
-    "experiment_name": 500,
-    "experiment_tag_key": 250,
-    "experiment_tag_value": 20000,
-    "registry_tag_key": 250,
-    "registry_tag_value": 100000,
-    "alias": 255,
-    "dataset_name": 500,
-    "dataset_digest": 36,
-    "dataset_source": 65535,
-    "dataset_schema": 1048575,
-    "dataset_profile": 16777215,
-    "input_tag_key": 255,
-    "input_tag_value": 500,
-    "batch_metrics": 1000,
-    "batch_params": 100,
-    "batch_tags": 100,
-    "batch_total": 1000,
-    "series_points": 100_000,  # labtrack's runs/log-series: points in one request
-    "log_inputs_datasets": 1000,
-    "runs_max_results": 50000,
-    "experiments_max_results": 50000,
-    "registered_models_max_results": 1000,
-    "model_versions_max_results": 200000,
-    "logged_model_params": 100,
-}
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -65,6 +39,14 @@ def check_key(kind: str, key: Any, limit: int | None = None) -> str:
             f"Invalid {kind} name: '{key}'. Names may be treated as files in certain cases, and must not "
             "resolve to other names when treated as such.")
     return key
+
+
+def fit_value(kind: str, key: str, value: str, limit_name: str) -> str:
+    """``value`` within the limit ``limit_name``: cut to it where MLflow cuts, else checked."""
+    limit = LIMITS[limit_name]
+    if limit_name in TRUNCATED and len(value) > limit:
+        return value[:limit]
+    return check_value_length(kind, key, value, limit)
 
 
 def check_value_length(kind: str, key: str, value: str, limit: int) -> str:
