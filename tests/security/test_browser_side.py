@@ -38,7 +38,7 @@ def test_foreign_host_header_is_refused(open_server: ServerProcess, host: str) -
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST:1234", "[::1]:80", "tracker.example",
-                                  "gpu.lab.example:8443"])
+                                  "gpu.lab.example:8443", "10.1.2.3", "[fd00::1]:5000"])
 def test_loopback_and_allowed_hosts_are_served(open_server: ServerProcess, host: str) -> None:
     port = open_server.url.rsplit(":", 1)[1]
     for h in (host, f"{host}:{port}" if ":" not in host.replace("[::1]", "") else host):

@@ -5,8 +5,9 @@ request is judged on its headers alone, in this order:
 
 1. ``Host`` (TCP only): a browser page from ``evil.example`` that DNS-rebinds
    to 127.0.0.1 sends ``Host: evil.example``; only loopback names, this
-   machine's own names, the address we listen on and ``--allowed-hosts`` are
-   answered (403).  A unix socket sits in a private folder: no check.
+   machine's own names, address literals (a rebinding needs a name) and
+   ``--allowed-hosts`` are answered (403).  A unix socket sits in a private
+   folder: no check.
 2. ``Origin`` on a state-changing API call: same origin, or one of
    ``--cors-allowed-origins`` (MLflow's flag, wildcards allowed); others 403.
    Unlike MLflow, other ports of localhost are NOT trusted by default: on a
@@ -23,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import ipaddress
 import json
 import socket
 from typing import Any
@@ -73,6 +75,8 @@ def host_allowed(patterns: list[str], host: str) -> bool:
         bare = host[: host.find("]") + 1] if "]" in host else host
     elif host.count(":") == 1:
         bare = host.split(":", 1)[0]
+    if _ip_literal(bare):
+        return True  # rebinding needs a name the attacker controls; an address literal is no such name
     for p in patterns:
         if "*" in p:
             if fnmatch.fnmatchcase(host, p) or fnmatch.fnmatchcase(bare, p):
@@ -80,6 +84,14 @@ def host_allowed(patterns: list[str], host: str) -> bool:
         elif p in (host, bare):
             return True
     return False
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def origin_allowed(settings: Any, origin: str, host: str) -> bool:
