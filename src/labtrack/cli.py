@@ -220,3 +220,4 @@ from labtrack.commands.gateway import gateway as _gateway; main.add_command(_gat
 from labtrack.commands.recipes import recipes as _recipes; main.add_command(_recipes)  # noqa: E402
 from labtrack.commands.terminal import artifacts as _artifacts, experiments as _experiments, runs as _runs; main.add_command(_experiments); main.add_command(_runs); main.add_command(_artifacts)  # noqa: E402
 from labtrack.commands.tui import tui as _tui; main.add_command(_tui)  # noqa: E402
+from labtrack.commands.gc import gc as _gc; main.add_command(_gc)  # noqa: E402

@@ -14,6 +14,7 @@ from labtrack._version import __version__
 from labtrack.errors import Unauthenticated
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
 from labtrack.server import api_gateway, listener
+from labtrack.server import api_gc
 from labtrack.server import guard
 from labtrack.server.base import ApiHandler, ApiRequest, BaseHandler, ServerContext, log_access
 
@@ -111,7 +112,8 @@ def routes(ctx: ServerContext) -> list[Any]:
         for path, methods in api + extra:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in LABTRACK_PREFIXES:
-        for path, methods in api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES:
+        for path, methods in (api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES
+                              + api_gc.ROUTES):
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
