@@ -22,14 +22,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.store import schema as s
 from labtrack.store import search
-from labtrack.store.dialect import upsert
+from labtrack.store.dialect import cached, upsert
 from labtrack.store.search_syntax import Clause, parse_filter, parse_order
-from labtrack.store.tracking import TrackingStore, _experiment, join_uri, now_ms
+from labtrack.store.tracking import TrackingStore, join_uri, now_ms
 from labtrack.store.validation import check_experiment_id, check_max_results
 
 # Tag and metadata keys MLflow's client and UI read (mlflow.tracing.constant).
@@ -328,7 +328,7 @@ class TraceStore:
         def op(conn: Connection) -> int:
             exp = _check_experiment(conn, exp_id)
             for trace_id, group in by_trace.items():
-                if conn.execute(select(s.traces.c.trace_id).where(s.traces.c.trace_id == trace_id)).first() is None:
+                if conn.execute(_TRACE_EXISTS, {"trace_id": trace_id}).first() is None:
                     start = min(r["start_time_ns"] for r in group) // 1_000_000
                     root = next((r for r in group if r["parent_span_id"] is None), None)
                     state, duration = "IN_PROGRESS", None
@@ -463,13 +463,9 @@ class TraceStore:
 
     def batch_get_infos(self, trace_ids: Sequence[str]) -> list[dict[str, Any]]:
         def op(conn: Connection) -> list[dict[str, Any]]:
-            out = []
-            for t in trace_ids:
-                try:
-                    out.append(_info(conn, t))
-                except ResourceDoesNotExist:
-                    continue
-            return out
+            rows = conn.execute(select(s.traces).where(s.traces.c.trace_id.in_(list(trace_ids)))).all()
+            by_id = {r.trace_id: r for r in rows}
+            return _infos(conn, [by_id[t] for t in dict.fromkeys(trace_ids) if t in by_id])
         return self.t.read(op)
 
     def search(self, experiment_ids: Sequence[Any], filter_string: str | None = None, max_results: Any = None,
@@ -487,10 +483,9 @@ class TraceStore:
         order.append(tr.c.trace_id.asc())
 
         def op(conn: Connection) -> tuple[list[dict[str, Any]], str | None]:
-            ids = [r[0] for r in conn.execute(
-                select(tr.c.trace_id).where(*conds).order_by(*order).offset(offset).limit(limit + 1))]
-            token = search.encode_page_token(offset + limit) if len(ids) > limit else None
-            return [_info(conn, i) for i in ids[:limit]], token
+            rows = conn.execute(select(tr).where(*conds).order_by(*order).offset(offset).limit(limit + 1)).all()
+            token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+            return _infos(conn, rows[:limit]), token
         return self.t.read(op)
 
     def span_summaries(self, trace_id: str) -> list[dict[str, Any]]:
@@ -507,8 +502,16 @@ class TraceStore:
 
 
 # -- helpers on a connection --------------------------------------------------------------
+# Built once: every span export runs these, and building a statement costs more than running it.
+_EXPERIMENT = select(s.experiments.c.lifecycle_stage, s.experiments.c.artifact_location).where(
+    s.experiments.c.experiment_id == bindparam("exp_id"))
+_TRACE_EXISTS = select(s.traces.c.trace_id).where(s.traces.c.trace_id == bindparam("trace_id"))
+
+
 def _check_experiment(conn: Connection, exp_id: int) -> Any:
-    exp = _experiment(conn, exp_id)
+    exp = conn.execute(_EXPERIMENT, {"exp_id": exp_id}).first()
+    if exp is None:
+        raise ResourceDoesNotExist(f"No Experiment with id={exp_id} exists")
     if exp.lifecycle_stage != "active":
         raise InvalidParameterValue(f"The experiment {exp_id} must be in the 'active' state.")
     return exp
@@ -520,13 +523,27 @@ def _system_tags(exp: Any, trace_id: str) -> dict[str, str]:
 
 
 def _put_info(conn: Connection, row: dict[str, Any], overwrite: bool) -> None:
-    stmt = upsert(conn, s.traces).values(**row)
-    if overwrite:
-        keep = {k: stmt.excluded[k] for k in row if k not in ("trace_id",)}
-        stmt = stmt.on_conflict_do_update(index_elements=["trace_id"], set_=keep)
-    else:
-        stmt = stmt.on_conflict_do_nothing()
-    conn.execute(stmt)
+    def build(c: Connection) -> Any:
+        stmt = upsert(c, s.traces)
+        if not overwrite:
+            return stmt.on_conflict_do_nothing()
+        return stmt.on_conflict_do_update(index_elements=["trace_id"], set_={
+            k: stmt.excluded[k] for k in s.traces.c.keys() if k != "trace_id"})
+    conn.execute(cached(conn, f"traces.put_info.{overwrite}", build), row)
+
+
+def _pairs_upsert(c: Connection, table: Any) -> Any:
+    stmt = upsert(c, table)
+    return stmt.on_conflict_do_update(index_elements=["trace_id", "key"], set_={"value": stmt.excluded.value})
+
+
+def _spans_upsert(c: Connection) -> Any:
+    stmt = upsert(c, s.spans)
+    # An identical span sent twice (a retried export, a re-read spool record) is one span;
+    # a later export of the same span id (it ended since) replaces the earlier one.
+    return stmt.on_conflict_do_update(index_elements=["trace_id", "span_id"], set_={
+        c: stmt.excluded[c] for c in ("parent_span_id", "name", "span_type", "status", "start_time_ns",
+                                      "end_time_ns", "content")})
 
 
 def _put_pairs(conn: Connection, table: Any, trace_id: str, items: dict[str, str]) -> None:
@@ -535,21 +552,14 @@ def _put_pairs(conn: Connection, table: Any, trace_id: str, items: dict[str, str
     for k in items:
         if not isinstance(k, str) or not k or len(k) > s.KEY:
             raise InvalidParameterValue(f"Invalid trace tag or metadata key {str(k)[:80]!r}")
-    stmt = upsert(conn, table)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["trace_id", "key"], set_={"value": stmt.excluded.value}),
+    conn.execute(cached(conn, f"traces.pairs.{table.name}", lambda c: _pairs_upsert(c, table)),
                  [{"trace_id": trace_id, "key": k, "value": str(v)} for k, v in items.items()])
 
 
 def _put_spans(conn: Connection, rows: Sequence[SpanRow]) -> None:
     if not rows:
         return
-    stmt = upsert(conn, s.spans)
-    # An identical span sent twice (a retried export, a re-read spool record) is one span;
-    # a later export of the same span id (it ended since) replaces the earlier one.
-    conn.execute(stmt.on_conflict_do_update(
-        index_elements=["trace_id", "span_id"],
-        set_={c: stmt.excluded[c] for c in ("parent_span_id", "name", "span_type", "status", "start_time_ns",
-                                             "end_time_ns", "content")}), [dict(r) for r in rows])
+    conn.execute(cached(conn, "traces.spans", _spans_upsert), [dict(r) for r in rows])
 
 
 def _row(conn: Connection, trace_id: str) -> Any:
@@ -561,35 +571,54 @@ def _row(conn: Connection, trace_id: str) -> Any:
 
 def _info(conn: Connection, trace_id: str) -> dict[str, Any]:
     row = _row(conn, trace_id)
-    tags = {r.key: r.value for r in conn.execute(select(s.trace_tags.c.key, s.trace_tags.c.value)
-                                                  .where(s.trace_tags.c.trace_id == trace_id))}
-    meta = {r.key: r.value for r in conn.execute(select(s.trace_metadata.c.key, s.trace_metadata.c.value)
-                                                  .where(s.trace_metadata.c.trace_id == trace_id))}
-    runs = [r[0] for r in conn.execute(select(s.trace_runs.c.run_uuid).where(s.trace_runs.c.trace_id == trace_id))]
-    info: dict[str, Any] = {
-        "trace_id": row.trace_id,
-        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": str(row.experiment_id)}},
-        "request_time": rfc3339(row.request_time),
-    }
-    if row.execution_duration is not None:
-        info["execution_duration"] = duration_json(row.execution_duration)
-    info["state"] = row.state
-    if row.client_request_id:
-        info["client_request_id"] = row.client_request_id
-    info["trace_metadata"] = meta
-    assessments = [json.loads(r.content) for r in conn.execute(
-        select(s.assessments.c.content).where(s.assessments.c.trace_id == trace_id)
-        .order_by(s.assessments.c.create_time, s.assessments.c.assessment_id))]
-    if assessments:
-        info["assessments"] = assessments
-    info["tags"] = tags
-    if row.request_preview is not None:
-        info["request_preview"] = row.request_preview
-    if row.response_preview is not None:
-        info["response_preview"] = row.response_preview
-    if runs:
-        info["labtrack_linked_runs"] = runs  # unknown to MLflow's client, which ignores it
-    return info
+    return _infos(conn, [row])[0]
+
+
+def _infos(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Trace infos of ``rows`` (of ``traces``), their tags, metadata, assessments and runs in one query each."""
+    ids = [r.trace_id for r in rows]
+    tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+    meta: dict[str, dict[str, str]] = {i: {} for i in ids}
+    found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    runs: dict[str, list[str]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for table, into in ((s.trace_tags, tags), (s.trace_metadata, meta)):
+            for r in conn.execute(select(table.c.trace_id, table.c.key, table.c.value).where(table.c.trace_id.in_(chunk))):
+                into[r.trace_id][r.key] = r.value
+        a = s.assessments
+        for r in conn.execute(select(a.c.trace_id, a.c.content).where(a.c.trace_id.in_(chunk))
+                              .order_by(a.c.create_time, a.c.assessment_id)):
+            found[r.trace_id].append(json.loads(r.content))
+        for r in conn.execute(select(s.trace_runs.c.trace_id, s.trace_runs.c.run_uuid)
+                              .where(s.trace_runs.c.trace_id.in_(chunk))):
+            runs[r.trace_id].append(r.run_uuid)
+    out = []
+    for row in rows:
+        tid = row.trace_id
+        info: dict[str, Any] = {
+            "trace_id": tid,
+            "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                               "mlflow_experiment": {"experiment_id": str(row.experiment_id)}},
+            "request_time": rfc3339(row.request_time),
+        }
+        if row.execution_duration is not None:
+            info["execution_duration"] = duration_json(row.execution_duration)
+        info["state"] = row.state
+        if row.client_request_id:
+            info["client_request_id"] = row.client_request_id
+        info["trace_metadata"] = meta[tid]
+        if found[tid]:
+            info["assessments"] = found[tid]
+        info["tags"] = tags[tid]
+        if row.request_preview is not None:
+            info["request_preview"] = row.request_preview
+        if row.response_preview is not None:
+            info["response_preview"] = row.response_preview
+        if runs[tid]:
+            info["labtrack_linked_runs"] = runs[tid]  # unknown to MLflow's client, which ignores it
+        out.append(info)
+    return out
 
 
 def _trace_json(conn: Connection, trace_id: str) -> str:
