@@ -65,7 +65,9 @@ class ServerProcess:
 
 
 def start_server(backend_uri: str, workdir: Path, *, token: str | None = "auto",
-                 extra: list[str] | None = None, timeout: float = 30.0) -> ServerProcess:
+                 extra: list[str] | None = None, timeout: float = 30.0,
+                 fd_limit: int | None = None) -> ServerProcess:
+    """A healthy server; ``fd_limit`` runs it under ``ulimit -n`` (soft and hard) of that many."""
     port = free_port()
     artifacts = workdir / "mlruns"
     token = secrets.token_hex(8) if token == "auto" else token
@@ -75,7 +77,8 @@ def start_server(backend_uri: str, workdir: Path, *, token: str | None = "auto",
     cmd += extra or []
     log_path = workdir / f"server-{port}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=None if fd_limit is None else lambda: _limit_fds(fd_limit))
     url = f"http://127.0.0.1:{port}"
     server = ServerProcess(url, token, backend_uri, artifacts, proc, log_path)
     deadline = time.monotonic() + timeout
@@ -90,6 +93,12 @@ def start_server(backend_uri: str, workdir: Path, *, token: str | None = "auto",
         time.sleep(0.05)
     server.stop("kill")
     raise RuntimeError(f"labtrack server did not become healthy:\n{server.log()}")
+
+
+def _limit_fds(n: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
 class PostgresDatabases:

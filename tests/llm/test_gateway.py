@@ -10,9 +10,11 @@ provider key never appears in any reply or log.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +69,7 @@ def gw(llm_server: LlmServer, blackhole: int, tmp_path_factory: pytest.TempPathF
     finally:
         mp.undo()
     srv.replies = []  # type: ignore[attr-defined]  # every reply, for the key grep at the end
+    srv.config = config  # type: ignore[attr-defined]
     yield srv
     srv.stop()
 
@@ -161,8 +164,6 @@ def test_each_call_is_a_trace_with_token_usage_and_latency(gw: ServerProcess,
             if found:
                 trace = found[0]
                 break
-            import time
-
             time.sleep(0.1)
         assert trace is not None
         assert trace.info.token_usage == {"input_tokens": r.json()["usage"]["prompt_tokens"],
@@ -237,6 +238,46 @@ def test_bad_gateway_configs_are_one_line_refusals(tmp_path: Path) -> None:
         assert expected in out.stderr and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
         assert FILE_KEY not in out.stderr + out.stdout
+
+
+def test_labtrack_gateway_alone(gw: ServerProcess, tmp_path: Path) -> None:
+    """``labtrack gateway --config``: the same routes without a database, behind its token."""
+    from tests.servers import free_port
+
+    port = free_port()
+    log_path = tmp_path / "gateway.log"
+    env = dict(os.environ, **{ENV_NAME: ENV_KEY})
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "labtrack", "gateway", "--config", str(gw.config),  # type: ignore[attr-defined]
+                                 "--port", str(port), "--token", "gw-token"], stdout=log, stderr=subprocess.STDOUT,
+                                env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if requests.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        auth = {"Authorization": "Bearer gw-token"}
+        assert requests.post(url + "/v1/chat/completions", json={"model": "chat", **chat()}, timeout=30).status_code == 401
+        r = requests.post(url + "/v1/chat/completions", json={"model": "chat", **chat()}, headers=auth, timeout=120)
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 6
+        assert "X-Labtrack-Trace-Id" not in r.headers  # no database, no traces
+        r2 = requests.post(url + "/endpoints/complete/invocations", json={"prompt": "hi", "max_tokens": 2},
+                           headers=auth, timeout=120)
+        assert r2.status_code == 200 and r2.json()["usage"]["completion_tokens"] == 2
+        listed = requests.get(url + "/api/2.0/endpoints/", headers=auth, timeout=30)
+        for reply in (r, r2, listed):
+            seen(gw, reply, reply.text)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    out = log_path.read_text()
+    assert "labtrack gateway at" in out
+    assert FILE_KEY not in out and ENV_KEY not in out
 
 
 def test_the_provider_key_never_leaves_the_server(gw: ServerProcess) -> None:

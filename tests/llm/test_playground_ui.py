@@ -112,6 +112,7 @@ def test_prompts_section_shows_versions_template_diff_and_aliases(browser: Any, 
     assert mlflow.genai.load_prompt(f"prompts:/{PROMPT}@production").version == 1
     nothing_ran(page)
     page.context.close()
+    assert KEY not in gw_ui.log()
 
 
 def test_playground_compares_candidates_logs_the_run_and_registers(browser: Any, gw_ui: ServerProcess,
@@ -158,8 +159,10 @@ def test_playground_compares_candidates_logs_the_run_and_registers(browser: Any,
     page.fill(".candidate[data-label='B'] input.register-message", "from the playground")
     page.click(".candidate[data-label='B'] form.register-form button")
     page.wait_for_selector(".candidate[data-label='B'] .register-result a")
+    assert page.locator(".outputs-table a.trace-link").count() == 4
     new = mlflow.genai.load_prompt(f"prompts:/{name}@latest")
     assert new.version == version + 1
     assert new.template == b_template and new.commit_message == "from the playground"
     nothing_ran(page)
     page.context.close()
+    assert KEY not in gw_ui.log()

@@ -278,7 +278,12 @@ export function playgroundView(root: HTMLElement, route: Route): void {
                   "td",
                   { class: "output-cell" },
                   r.error ? h("div", { class: "error" }, r.error) : h("pre", { class: "output-text" }, r.output),
-                  h("div", { class: "muted" }, `${r.tokens} tokens · ${Math.round(r.latencyMs)} ms`),
+                  h(
+                    "div",
+                    { class: "muted" },
+                    `${r.tokens} tokens · ${Math.round(r.latencyMs)} ms`,
+                    r.traceId ? [" · ", h("a", { class: "trace-link", href: href(["traces", r.traceId]) }, "trace")] : null,
+                  ),
                 );
               }),
             ),
