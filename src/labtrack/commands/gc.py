@@ -55,7 +55,8 @@ def _size(n: int | None) -> str:
 @click.option("--backend-store-uri", default=None, metavar="URI",
               help="The database [default: mlruns.db in this folder or a parent].")
 @click.option("--artifacts-destination", default=None, metavar="PATH",
-              help="Its artifact folder, when no server runs [default: mlruns/ beside the database].")
+              help="Its artifact folder, when no server runs [default: the folder named after the "
+                   "database beside it: mlruns/ for mlruns.db].")
 @click.option("--tracking-uri", default=None, metavar="URL",
               help="Ask this labtrack server to do it (it owns its database).")
 @fails_in_one_line
@@ -103,11 +104,15 @@ def _ask_server(transport: Any, request: dict[str, Any]) -> dict[str, Any]:
 def _on_database(backend_store_uri: str | None, artifacts_destination: str | None,
                  request: dict[str, Any]) -> dict[str, Any]:
     from labtrack.client.discovery import find_database
+    from labtrack.mlflow_data import artifacts_folder, resolve_database
     from labtrack.store.engine import normalize_url, sqlite_file
 
     if backend_store_uri:
         url = normalize_url(backend_store_uri)
         db = sqlite_file(url)
+        if db is not None:  # MLflow's own file: the labtrack.db an import made beside it
+            db = resolve_database(db)
+            url = f"sqlite:///{db}"
     else:
         db = find_database()
         if db is None:
@@ -126,7 +131,10 @@ def _on_database(backend_store_uri: str | None, artifacts_destination: str | Non
 
             endpoint, auth = server_for_database(db, start=False)
             return _ask_server(Transport(endpoint, auth), request)
-    folder = Path(artifacts_destination or ((db.parent if db else Path.cwd()) / "mlruns"))
+    # As the server would serve it: mlruns.db -> mlruns/, labtrack.db -> labtrack/ (never
+    # MLflow's own mlruns/ beside an imported labtrack.db, whose run ids are the same).
+    folder = Path(artifacts_destination) if artifacts_destination else (
+        artifacts_folder(db) if db is not None else Path.cwd() / "mlruns")
     return _own_and_collect(url, db, str(folder), request)
 
 
