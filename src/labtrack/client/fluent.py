@@ -436,6 +436,21 @@ def get_metric_history(run_id: str, key: str) -> list[Metric]:
     return _client().get_metric_history(run_id, key)
 
 
+def get_metric_histories(run_ids: list[str] | str, keys: list[str] | str) -> Any:
+    """Full histories of several runs and metrics as one long pandas DataFrame.
+
+    Columns ``run_id``, ``key``, ``step``, ``timestamp`` (UTC datetime) and ``value``, one
+    row per point, ordered by run, key and step: ready for ``pivot``, ``groupby`` or a
+    CSV. A run without a metric adds no rows for it.
+    """
+    from labtrack.client.run_table import histories_to_frame
+
+    client = _client()
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    names = [keys] if isinstance(keys, str) else list(keys)
+    return histories_to_frame({(r, k): client.get_metric_history(r, k) for r in ids for k in names})
+
+
 def search_runs(experiment_ids: list[str] | None = None, filter_string: str = "",
                 run_view_type: int | str = ViewType.ACTIVE_ONLY, max_results: int = 100000,
                 order_by: list[str] | None = None, output_format: str = "list",

@@ -33,3 +33,15 @@ def runs_to_frame(runs: list[Run]) -> Any:
     order = [p for p in ("metrics.", "params.", "tags.")]
     prefixed.sort(key=lambda c: (next(i for i, p in enumerate(order) if c.startswith(p)), c))
     return frame[base + prefixed]
+
+
+def histories_to_frame(histories: dict[tuple[str, str], list[Any]]) -> Any:
+    """``{(run_id, key): [Metric, ...]}`` as one long DataFrame (run_id, key, step, timestamp, value)."""
+    import pandas as pd
+
+    columns = ["run_id", "key", "step", "timestamp", "value"]
+    rows = [(run_id, key, m.step, m.timestamp, m.value)
+            for (run_id, key), points in histories.items() for m in points]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+    return frame.sort_values(["run_id", "key", "step", "timestamp"], kind="stable").reset_index(drop=True)
