@@ -79,11 +79,14 @@ refusals = Refusals()
 class RateLimitFilter(logging.Filter):
     """Drops records past the rate (for loggers whose callers we do not control)."""
 
-    def __init__(self, limit: RateLimit | None = None) -> None:
+    def __init__(self, limit: RateLimit | None = None, *, tracebacks_only: bool = False) -> None:
         super().__init__()
         self.limit = limit or RateLimit()
+        self.tracebacks_only = tracebacks_only
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.tracebacks_only and not record.exc_info:
+            return True
         ok, dropped = self.limit.allow()
         if ok and dropped:
             record.msg = f"{record.getMessage()} ({dropped} similar lines were not logged)"
@@ -112,7 +115,9 @@ def configure(log_file: str | None = None) -> None:
     root.setLevel(logging.INFO)
     for name in ("asyncio", "tornado.general", "tornado.application"):
         logging.getLogger(name).addFilter(RateLimitFilter())
-    logging.getLogger("labtrack.server.errors").addFilter(RateLimitFilter())
+    # An endpoint's unexpected error (a 500) logs its traceback: a client repeating it is rate-limited.
+    logging.getLogger("labtrack.server").addFilter(RateLimitFilter(tracebacks_only=True))
+    logging.getLogger("labtrack.ingest").addFilter(RateLimitFilter())  # one line per rejected record
 
 
 __all__ = ["RateLimit", "RateLimitFilter", "Refusals", "configure", "refusals"]
