@@ -53,9 +53,9 @@ def allowed_hosts(settings: Any) -> list[str]:
     bound = getattr(settings, "host", "") or ""
     if bound and bound not in ("0.0.0.0", "::", ""):
         names.append(f"[{bound}]" if ":" in bound else bound)
-    try:
+    try:  # not getfqdn(): on an offline cluster its DNS lookup may hang
         hostname = socket.gethostname()
-        names += [hostname, hostname.split(".")[0], socket.getfqdn()]
+        names += [hostname, hostname.split(".")[0]]
     except OSError:
         pass
     patterns = [n.lower() for n in names if n]
@@ -75,15 +75,11 @@ def host_allowed(patterns: list[str], host: str) -> bool:
         bare = host[: host.find("]") + 1] if "]" in host else host
     elif host.count(":") == 1:
         bare = host.split(":", 1)[0]
+    if bare in patterns or host in patterns:
+        return True
     if _ip_literal(bare):
         return True  # rebinding needs a name the attacker controls; an address literal is no such name
-    for p in patterns:
-        if "*" in p:
-            if fnmatch.fnmatchcase(host, p) or fnmatch.fnmatchcase(bare, p):
-                return True
-        elif p in (host, bare):
-            return True
-    return False
+    return any("*" in p and (fnmatch.fnmatchcase(host, p) or fnmatch.fnmatchcase(bare, p)) for p in patterns)
 
 
 def _ip_literal(host: str) -> bool:
@@ -179,7 +175,10 @@ def screen(ctx: Any, request: httputil.HTTPServerRequest, open_route: bool) -> R
     settings = ctx.settings
     tcp = not via_unix_socket(request)
     host = request.headers.get("Host", "")
-    if tcp and not host_allowed(ctx.extra.setdefault("allowed_hosts", allowed_hosts(settings)), host):
+    patterns = ctx.extra.get("allowed_hosts")
+    if patterns is None and tcp:
+        patterns = ctx.extra["allowed_hosts"] = allowed_hosts(settings)  # once: getfqdn may ask DNS
+    if tcp and not host_allowed(patterns, host):
         refusals.note("refused a request with a Host header not allowed, from %s: %s %s",
                       request.remote_ip, request.method, request.path)
         return Refusal(request, 403, INVALID_HOST_MSG.encode(), "text/plain")
