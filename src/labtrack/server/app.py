@@ -123,6 +123,10 @@ def routes(ctx: ServerContext) -> list[Any]:
         from labtrack.server import metrics
 
         table.append(metrics.route(ctx))
+    if getattr(ctx.settings, "app_name", None):
+        from labtrack.server import signin
+
+        table += signin.routes(ctx)
     table.append((api_traces.OTLP_PATH, api_traces.OtlpTracesHandler, {"ctx": ctx}))
     table += api_gateway.handlers(ctx)
     return table

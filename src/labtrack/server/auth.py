@@ -39,6 +39,8 @@ from labtrack.store.auth import PERMISSIONS, AuthStore, Permission, User
 log = logging.getLogger("labtrack.auth")
 
 USER_ATTR = "labtrack_user"  # where the signed-in User rides on the tornado request
+SESSION_COOKIE = "labtrack_session"  # the web UI's sign-in (server/signin.py)
+SESSION_S = 12 * 3600
 MAX_FAILURES = 5  # failed sign-ins per user name ...
 MAX_ADDRESS_FAILURES = 20  # ... or per client address (many users may share one) ...
 FAILURE_WINDOW_S = 60.0  # ... within this window, then 429 until it has passed
@@ -124,11 +126,20 @@ class BasicAuth:
     # -- who -----------------------------------------------------------------
 
     def authenticate(self, request: httputil.HTTPServerRequest) -> User:
-        """Check the request's basic credentials; the User rides on the request."""
+        """Check the request's basic credentials (or UI session); the User rides on the request."""
         username, password = _basic_credentials(request)
         if username is None or password is None:
-            raise Unauthenticated("You are not authenticated: sign in with a user name and password "
-                                  "(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD).")
+            user = self._session_user(request)
+            if user is None:
+                raise Unauthenticated("You are not authenticated: sign in with a user name and password "
+                                      "(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD).")
+        else:
+            user = self.check_password(request, username, password)
+        setattr(request, USER_ATTR, user)
+        return user
+
+    def check_password(self, request: httputil.HTTPServerRequest, username: str, password: str) -> User:
+        """The user if ``password`` is theirs; failures count toward the rate limit."""
         name, address = "user:" + username, "addr:" + (request.remote_ip or "")
         if self.limiter.blocked(name) or self.address_limiter.blocked(address):
             raise TooManyFailures("Too many failed sign-ins; wait a minute and try again.")
@@ -138,7 +149,26 @@ class BasicAuth:
             self.address_limiter.fail(address)
             log.warning("failed sign-in from %s for %s %s", request.remote_ip, request.method, request.path)
             raise Unauthenticated("Wrong user name or password.")
-        setattr(request, USER_ATTR, user)
+        return user
+
+    def sign_in(self, request: httputil.HTTPServerRequest, username: str, password: str) -> tuple[User, str]:
+        """Check a sign-in form's credentials (rate-limited as basic auth); the user and a session value."""
+        user = self.check_password(request, username, password)
+        return user, session_value(user, int(time.time()) + SESSION_S)
+
+    def _session_user(self, request: httputil.HTTPServerRequest) -> User | None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie is None:
+            return None
+        try:
+            user_id, expiry, _mac = cookie.value.split(".", 2)
+            if int(expiry) < time.time():
+                return None
+        except ValueError:
+            return None
+        user = self.users.find_user_by_id(int(user_id))
+        if user is None or not hmac.compare_digest(session_value(user, int(expiry)), cookie.value):
+            return None
         return user
 
     def _password_ok(self, user: User, password: str) -> bool:
@@ -277,6 +307,17 @@ class BasicAuth:
     def _models(args: Any) -> list[str]:
         name = args.str("name")
         return [name] if name else []
+
+
+def session_value(user: User, expiry: int) -> str:
+    """A browser session: the user, its expiry, and a MAC keyed by the user's password hash.
+
+    Every server process on the database can check it without a shared secret,
+    and changing the password (or deleting the user) ends every session at once.
+    """
+    mac = hmac.new(user.password_hash.encode(), f"labtrack-session:{user.id}:{expiry}".encode(),
+                   hashlib.sha256).hexdigest()
+    return f"{user.id}.{expiry}.{mac}"
 
 
 def _basic_credentials(request: httputil.HTTPServerRequest) -> tuple[str | None, str | None]:

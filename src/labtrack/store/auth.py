@@ -159,6 +159,11 @@ class AuthStore:
         """The user called ``username``, or None."""
         return self._read(lambda conn: _find_user(conn, username))  # type: ignore[no-any-return]
 
+    def find_user_by_id(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        row = self._read(lambda conn: conn.execute(select(s.users).where(s.users.c.id == user_id)).first())
+        return _row_user(row) if row is not None else None
+
     def list_users(self) -> list[User]:
         rows = self._read(lambda conn: conn.execute(select(s.users).order_by(s.users.c.id)).all())
         return [_row_user(r) for r in rows]

@@ -13,6 +13,7 @@ import { modelsView } from "./views/models";
 import { modelView, versionView } from "./views/model";
 import { promptsView, promptView } from "./views/prompts";
 import { playgroundView } from "./views/playground";
+import { authMode, signinView } from "./views/signin";
 
 export interface View {
   dispose?: () => void;
@@ -34,6 +35,7 @@ function pick(route: Route): ViewFn {
   if (a === "prompts" && b) return promptView;
   if (a === "prompts") return promptsView;
   if (a === "playground") return playgroundView;
+  if (a === "signin") return signinView;
   return experimentsView;
 }
 
@@ -57,7 +59,13 @@ function start(): void {
   onBusy((n) => {
     spinner.hidden = n === 0;
   });
-  onUnauthorized(() => {
+  onUnauthorized(async () => {
+    // A server with users (basic-auth) has a sign-in page; a personal server asks for its token.
+    const mode = await authMode().catch(() => null);
+    if (mode?.basic_auth) {
+      if (current().parts[0] !== "signin") location.hash = "#/signin";
+      return;
+    }
     notice.hidden = false;
     replace(
       notice,
