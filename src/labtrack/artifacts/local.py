@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from labtrack import file_modes
 from labtrack.artifacts.paths import check_relative, is_within
+from labtrack.spool import LEGACY_FOLDER, PRIVATE_FOLDER
 from labtrack.entities import FileInfo
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 
@@ -44,7 +45,7 @@ _PATH_MAX = 4095
 
 # Names at the top of the root that are labtrack's own (the spool, old spool, server
 # log), never artifacts: an upload there could feed records to the spool ingest.
-RESERVED_NAMES = (".labtrack", ".spool", ".server.log")
+RESERVED_NAMES = (PRIVATE_FOLDER, LEGACY_FOLDER, ".server.log")  # the log: client/discovery.py
 
 
 def _shown(rel: str) -> str:

@@ -20,7 +20,7 @@ when no other file can create it any more).
 
 Retirement: a fully applied file whose writer is finished (its last record is
 ``close``, or its process is gone from this host, or it has been silent for
-``idle_retire_s``) is MOVED to ``.spool/done/`` with its sidecar, not deleted:
+``idle_retire_s``) is MOVED to ``done/`` in its spool folder with its sidecar, not deleted:
 it is the only copy of what a batch job logged, it costs little, and it can be
 re-ingested by hand (moving it back changes nothing).  A writer that writes
 again after its file was retired notices and starts a new file.
