@@ -1,8 +1,10 @@
-"""Tracing and assessments through the unmodified mlflow client: labtrack observed as a real mlflow server.
+"""Tracing, assessments and evaluation datasets through the unmodified mlflow client:
+labtrack observed as a real mlflow server.
 
 The same workload (tests/compat/trace_workload.py) runs once against each server, in a process
 of its own; every value it reads back (trace ids, span names and hierarchy, inputs and outputs,
-tags, metadata, assessments, search results and pages) must be the same.
+tags, metadata, assessments, search results and pages, datasets and their records, and
+``mlflow.genai.evaluate`` on one) must be the same.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def test_same_observations_as_mlflow(both: dict[str, TrackingServer]) -> None:
     assert ours["traces"]["T2"]["assessments"] == []
     assert ours["searches"]["pages"] == [["T0", "T1"], ["T2", "T3"], ["T4"]]
     assert ours["searches"]["after_delete"] == ["T3", "T2", "T1", "T0"]
+    ds = ours["datasets"]
+    assert ds["count"] == 3 and ds["same_by_name"] and ds["found"] == [True] and ds["experiments"]
+    assert {"expectations": {"answer": "x", "style": "short"}, "inputs": {"q": "b"}} in ds["rows"]
+    assert ds["tags"] == {"stage": "dev"} and ds["eval_metrics"] == {"exact/mean": 0.5}
+    assert ds["eval_assessments"] == [[["answer", "A"], ["exact", "True"]], [["answer", "x"], ["exact", "False"]]]
 
 
 def test_otlp_export_errors_are_mlflow_json(both: dict[str, TrackingServer]) -> None:

@@ -173,7 +173,48 @@ def main() -> None:
     deleted = client.delete_traces(exp_id, trace_ids=[made[4]])
     obs["deleted"] = deleted
     obs["searches"]["after_delete"] = found()
+    obs["datasets"] = datasets(exp_id)
     print(json.dumps(obs, sort_keys=True, default=str))
+
+
+def datasets(exp_id: str) -> dict[str, Any]:
+    """mlflow.genai.datasets, and mlflow.genai.evaluate on one of them."""
+    from mlflow.genai import datasets as gd
+    from mlflow.genai.scorers import scorer
+
+    ds = gd.create_dataset(name="qa " + XSS, experiment_id=exp_id, tags={"team": "nlp"})
+    ds.merge_records([{"inputs": {"q": "a"}, "expectations": {"answer": "A"}},
+                      {"inputs": {"q": "b"}, "expectations": {"answer": "x"}, "tags": {"k": "1"}}])
+    # Same inputs: merged into the record, not added.
+    ds.merge_records([{"inputs": {"q": "b"}, "expectations": {"style": "short"}},
+                      {"inputs": {"q": "c", "long": LONG}}])
+    again = gd.get_dataset(dataset_id=ds.dataset_id)
+    df = again.to_df()
+    rows = sorted(({"inputs": {k: v[:20] for k, v in r["inputs"].items()}, "expectations": r["expectations"]}
+                   for r in df.to_dict("records")), key=lambda r: json.dumps(r, sort_keys=True))
+    by_name = gd.get_dataset(name="qa " + XSS)
+    gd.set_dataset_tags(dataset_id=ds.dataset_id, tags={"stage": "dev"})
+    gd.delete_dataset_tag(dataset_id=ds.dataset_id, key="team")
+    found = gd.search_datasets(experiment_ids=[exp_id], filter_string="name LIKE 'qa%'")
+    tags = {k: v for k, v in gd.get_dataset(dataset_id=ds.dataset_id).tags.items() if not k.startswith("mlflow.")}
+
+    @scorer
+    def exact(outputs: Any, expectations: dict[str, Any]) -> bool:
+        return outputs == expectations.get("answer")
+
+    mlflow.set_experiment(os.environ.get("TRACE_WORKLOAD_EXPERIMENT", "traces-differential") + "-eval")
+    small = gd.create_dataset(name="small")
+    small.merge_records([{"inputs": {"question": "a"}, "expectations": {"answer": "A"}},
+                         {"inputs": {"question": "b"}, "expectations": {"answer": "x"}}])
+    result = mlflow.genai.evaluate(data=small, predict_fn=lambda question: question.upper(), scorers=[exact])
+    evaluated = mlflow.search_traces(run_id=result.run_id, return_type="list")
+    return {
+        "rows": rows, "count": len(df), "name": again.name, "same_by_name": by_name.dataset_id == ds.dataset_id,
+        "found": [d.dataset_id == ds.dataset_id for d in found], "tags": tags,
+        "experiments": again.experiment_ids == [exp_id],
+        "eval_metrics": {k: float(v) for k, v in result.metrics.items()},
+        "eval_assessments": sorted(sorted((a.name, str(a.value)) for a in t.info.assessments) for t in evaluated),
+    }
 
 
 if __name__ == "__main__":

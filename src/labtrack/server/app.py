@@ -13,6 +13,7 @@ from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 from labtrack._version import __version__
 from labtrack.errors import Unauthenticated
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
+from labtrack.server import api_eval_datasets
 from labtrack.server import api_gateway, listener
 from labtrack.server import api_gc
 from labtrack.server import guard
@@ -106,7 +107,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         (r"/static/(.*)", StaticHandler, {"path": str(STATIC_UI)}),
     ]
     api = (api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
-           + api_traces.ROUTES + api_gateway.ROUTES)
+           + api_traces.ROUTES + api_gateway.ROUTES + api_eval_datasets.ROUTES)
     extra = ctx.extra.get("routes", [])
     for prefix in MLFLOW_PREFIXES:
         for path, methods in api + extra:

@@ -353,3 +353,42 @@ user_permissions = Table(
     Column("permission", String(32), nullable=False),  # READ | EDIT | MANAGE | NO_PERMISSIONS
     UniqueConstraint("user_id", "resource_type", "resource_id"),
 )
+
+# --- evaluation datasets (store/eval_datasets.py) -------------------------
+
+eval_datasets = Table(
+    "eval_datasets", metadata,
+    Column("dataset_id", String(64), primary_key=True),
+    Column("name", String(500), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),
+    Column("last_updated_by", String(256), nullable=True),
+    Column("tags", Text, nullable=True),  # a JSON object, as MLflow's client sends it
+    Column("schema", Text, nullable=True),
+)
+
+eval_dataset_experiments = Table(
+    "eval_dataset_experiments", metadata,
+    Column("dataset_id", String(64), ForeignKey("eval_datasets.dataset_id", ondelete="CASCADE"), primary_key=True),
+    Column("experiment_id", Integer, primary_key=True, autoincrement=False),
+)
+
+eval_dataset_records = Table(
+    "eval_dataset_records", metadata,
+    Column("dataset_record_id", String(64), primary_key=True),
+    Column("dataset_id", String(64), ForeignKey("eval_datasets.dataset_id", ondelete="CASCADE"), nullable=False),
+    Column("input_hash", String(64), nullable=False),  # records with the same inputs merge
+    Column("inputs", Text, nullable=False),
+    Column("outputs", Text, nullable=True),
+    Column("expectations", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    Column("source", Text, nullable=True),
+    Column("source_type", String(32), nullable=True),
+    Column("created_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),
+    Column("last_updated_by", String(256), nullable=True),
+    UniqueConstraint("dataset_id", "input_hash"),
+)
