@@ -216,6 +216,46 @@ def test_endpoints_made_over_the_rest_api(gw: ServerProcess, llm_server: LlmServ
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
+def test_endpoints_made_over_rest_survive_a_restart(llm_server: LlmServer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tracking server keeps them in its database; the key stays in the environment."""
+    monkeypatch.setenv(ENV_NAME, ENV_KEY)
+    db = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    srv = start_server(db, tmp_path, timeout=120)
+    base = "/api/3.0/mlflow/gateway/"
+    try:
+        secret = srv.api("POST", base + "secrets/create", {
+            "secret_name": "k", "provider": "openai",
+            "auth_config": {"api_base": llm_server.url, "api_key_env": ENV_NAME}}).json()["secret"]
+        model = srv.api("POST", base + "model-definitions/create", {
+            "name": "tiny", "secret_id": secret["secret_id"], "provider": "openai",
+            "model_name": llm_server.model}).json()["model_definition"]
+        made = srv.api("POST", base + "endpoints/create", {
+            "name": "kept", "limit": {"calls": 5, "renewal_period": "minute"},
+            "model_configs": [{"model_definition_id": model["model_definition_id"],
+                               "linkage_type": "PRIMARY"}]}).json()["endpoint"]
+    finally:
+        srv.stop()
+    srv = start_server(db, tmp_path, timeout=120)
+    try:
+        listed = srv.api("GET", base + "endpoints/list").json()["endpoints"]
+        assert [(e["endpoint_id"], e["name"], e["limit"]["calls"]) for e in listed] == [
+            (made["endpoint_id"], "kept", 5)]
+        assert srv.api("GET", "/api/2.0/endpoints/kept").json()["model"]["name"] == llm_server.model
+        r = srv.api("POST", "/v1/chat/completions", {"model": "kept", **chat()})
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 6
+        assert srv.api("DELETE", base + "endpoints/delete", {"endpoint_id": made["endpoint_id"]}).status_code == 200
+    finally:
+        srv.stop()
+    srv = start_server(db, tmp_path, timeout=120)
+    try:
+        assert srv.api("GET", base + "endpoints/list").json()["endpoints"] == []
+        assert [m["name"] for m in srv.api("GET", base + "model-definitions/list").json()["model_definitions"]] == ["tiny"]
+    finally:
+        srv.stop()
+    assert ENV_KEY.encode() not in (tmp_path / "mlruns.db").read_bytes()
+
+
 def test_bad_gateway_configs_are_one_line_refusals(tmp_path: Path) -> None:
     key = tmp_path / "open.key"
     key.write_text(FILE_KEY)

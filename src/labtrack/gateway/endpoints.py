@@ -6,8 +6,9 @@ that uses a secret) and an *endpoint* (a name whose model configs point at
 model definitions).  labtrack serves the same objects with one difference: a
 secret names where the key is (``auth_config.api_key_env`` or
 ``auth_config.api_key_file``, a 0600 file) and never holds the key itself, so
-``secret_value`` is refused.  Objects made over the API live as long as the
-server process; endpoints that must survive a restart belong in gateway.yaml.
+``secret_value`` is refused.  Objects made over the API: a
+labtrack server keeps them in its database (``store.gateway``); a standalone
+``labtrack gateway`` keeps them for as long as it runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from labtrack.gateway.config import (Endpoint, KeyRef, check_api_base, check_key_file, check_name, load_config,
@@ -83,10 +84,21 @@ class ApiEndpoint:
     timeout_s: float | None = None
 
 
+class ObjectStore(Protocol):
+    """Where objects made over REST are kept (``labtrack.store.gateway.GatewayStore``)."""
+
+    def load(self) -> list[dict[str, Any]]: ...
+
+    def put(self, kind: str, object_id: str, name: str, body: dict[str, Any], created_at: int,
+            last_updated_at: int) -> None: ...
+
+    def delete(self, kind: str, object_id: str) -> None: ...
+
+
 class Gateway:
     """Endpoints by name, the rate limiter, and where finished calls are reported."""
 
-    def __init__(self, endpoints: list[Endpoint] | None = None) -> None:
+    def __init__(self, endpoints: list[Endpoint] | None = None, store: ObjectStore | None = None) -> None:
         self.config_endpoints = {e.name: e for e in endpoints or []}
         self.secrets: dict[str, Secret] = {}
         self.models: dict[str, ModelDefinition] = {}
@@ -94,10 +106,50 @@ class Gateway:
         self.limiter = RateLimiter()
         self.recorders: list[Callable[[CallRecord], None]] = []
         self._lock = threading.RLock()
+        self.store = store
+        if store is not None:
+            self._load(store)
 
     @classmethod
-    def from_config(cls, path: str | None) -> Gateway:
-        return cls(load_config(path) if path else [])
+    def from_config(cls, path: str | None, store: ObjectStore | None = None) -> Gateway:
+        return cls(load_config(path) if path else [], store)
+
+    # -- what the database keeps -------------------------------------------------------
+    def _load(self, store: ObjectStore) -> None:
+        for row in store.load():
+            b, oid, created, updated = row["body"], row["id"], row["created_at"], row["last_updated_at"]
+            if row["kind"] == "secret":
+                key = KeyRef(env=b.get("key_env"), file=b.get("key_file")) if (b.get("key_env") or b.get("key_file")) else None
+                self.secrets[oid] = Secret(oid, row["name"], b["provider"], key, b["api_base"], created, updated)
+            elif row["kind"] == "model_definition":
+                self.models[oid] = ModelDefinition(oid, row["name"], b["secret_id"], b["provider"], b["model_name"],
+                                                   created, updated)
+            elif row["kind"] == "endpoint":
+                self.api_endpoints[oid] = ApiEndpoint(
+                    oid, row["name"], b["endpoint_type"], b["model_configs"], created, updated, tags=b.get("tags", {}),
+                    limit=parse_limit(b.get("limit"), f"endpoint '{row['name']}'"), timeout_s=b.get("timeout_s"))
+
+    def _save(self, obj: Secret | ModelDefinition | ApiEndpoint) -> None:
+        if self.store is None:
+            return
+        if isinstance(obj, Secret):
+            key = obj.key or KeyRef()
+            self.store.put("secret", obj.secret_id, obj.secret_name,
+                           {"provider": obj.provider, "api_base": obj.api_base, "key_env": key.env,
+                            "key_file": key.file}, obj.created_at, obj.last_updated_at)
+        elif isinstance(obj, ModelDefinition):
+            self.store.put("model_definition", obj.model_definition_id, obj.name,
+                           {"secret_id": obj.secret_id, "provider": obj.provider, "model_name": obj.model_name},
+                           obj.created_at, obj.last_updated_at)
+        else:
+            self.store.put("endpoint", obj.endpoint_id, obj.name,
+                           {"endpoint_type": obj.endpoint_type, "model_configs": obj.model_configs, "tags": obj.tags,
+                            "limit": obj.limit.to_json() if obj.limit else None, "timeout_s": obj.timeout_s},
+                           obj.created_at, obj.last_updated_at)
+
+    def _forget(self, kind: str, object_id: str) -> None:
+        if self.store is not None:
+            self.store.delete(kind, object_id)
 
     # -- calls ---------------------------------------------------------------------
     def endpoint(self, name: Any) -> Endpoint:
@@ -152,6 +204,7 @@ class Gateway:
                 raise ResourceAlreadyExists(f"A secret named '{secret_name}' already exists.")
             now = _now_ms()
             secret = Secret("s-" + uuid.uuid4().hex, secret_name, provider, key, api_base, now, now)
+            self._save(secret)
             self.secrets[secret.secret_id] = secret
         return secret
 
@@ -167,6 +220,7 @@ class Gateway:
             secret = self.get_secret(secret_id=secret_id)
             if any(m.secret_id == secret.secret_id for m in self.models.values()):
                 raise InvalidParameterValue(f"Secret '{secret.secret_name}' is used by a model definition.")
+            self._forget("secret", secret.secret_id)
             del self.secrets[secret.secret_id]
 
     # -- model definitions -----------------------------------------------------------
@@ -182,6 +236,7 @@ class Gateway:
                 raise ResourceAlreadyExists(f"A model definition named '{name}' already exists.")
             now = _now_ms()
             model = ModelDefinition("d-" + uuid.uuid4().hex, name, secret_id, provider, model_name, now, now)
+            self._save(model)
             self.models[model.model_definition_id] = model
         return model
 
@@ -197,6 +252,7 @@ class Gateway:
             if any(c["model_definition_id"] == model.model_definition_id
                    for e in self.api_endpoints.values() for c in e.model_configs):
                 raise InvalidParameterValue(f"Model definition '{model.name}' is used by an endpoint.")
+            self._forget("model_definition", model.model_definition_id)
             del self.models[model.model_definition_id]
 
     # -- endpoints -------------------------------------------------------------------
@@ -230,6 +286,7 @@ class Gateway:
             ep = ApiEndpoint("e-" + uuid.uuid4().hex, name, _check_type(etype), configs, now, now,
                              limit=parse_limit(limit, f"endpoint '{name}'"),
                              timeout_s=parse_timeout(timeout, f"endpoint '{name}'") if timeout else None)
+            self._save(ep)
             self.api_endpoints[ep.endpoint_id] = ep
         return ep
 
@@ -250,19 +307,20 @@ class Gateway:
                                         any(e.name == name for e in self.api_endpoints.values())):
                     raise ResourceAlreadyExists(f"GatewayEndpoint with name '{name}' already exists.")
             configs = self._model_configs(model_configs) if model_configs else None
-            if name:
+            new_limit = parse_limit(limit, f"endpoint '{ep.name}'") if limit is not None else ep.limit
+            updated = ApiEndpoint(ep.endpoint_id, name or ep.name, ep.endpoint_type,
+                                  configs if configs is not None else ep.model_configs, ep.created_at, _now_ms(),
+                                  tags=ep.tags, limit=new_limit, timeout_s=ep.timeout_s)
+            self._save(updated)  # the database first: a failed write leaves the endpoint as it was
+            if updated.name != ep.name:
                 self.limiter.forget(ep.name)
-                ep.name = name
-            if configs is not None:
-                ep.model_configs = configs
-            if limit is not None:
-                ep.limit = parse_limit(limit, f"endpoint '{ep.name}'")
-            ep.last_updated_at = _now_ms()
-            return ep
+            self.api_endpoints[ep.endpoint_id] = updated
+            return updated
 
     def delete_endpoint(self, endpoint_id: Any) -> None:
         with self._lock:
             ep = self.get_api_endpoint(endpoint_id=endpoint_id)
+            self._forget("endpoint", ep.endpoint_id)
             del self.api_endpoints[ep.endpoint_id]
             self.limiter.forget(ep.name)
 

@@ -392,3 +392,16 @@ eval_dataset_records = Table(
     Column("last_updated_by", String(256), nullable=True),
     UniqueConstraint("dataset_id", "input_hash"),
 )
+
+# --- AI gateway objects made over REST (store/gateway.py) ------------------
+
+gateway_objects = Table(
+    "gateway_objects", metadata,
+    Column("kind", String(32), primary_key=True),  # secret | model_definition | endpoint
+    Column("object_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("body", Text, nullable=False),  # JSON; a secret names where its key is, never the key
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_updated_at", BigInteger, nullable=False),
+    UniqueConstraint("kind", "name"),
+)
