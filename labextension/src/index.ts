@@ -47,9 +47,18 @@ const SANDBOX: IFrame.SandboxExceptions[] = [
   'allow-modals'
 ];
 
+/** The browser tab the UI was opened in, reused by later clicks (one tab, not one per click). */
+let uiWindow: Window | null = null;
+
 function newBrowserTab(): void {
-  // Called synchronously from the click, so the browser allows the popup.
-  window.open(uiUrl(), '_blank', 'noopener');
+  if (uiWindow && !uiWindow.closed) {
+    uiWindow.focus();
+    return;
+  }
+  // Called synchronously from the click, so the browser allows the popup.  A named
+  // target: after a Lab reload (the handle is gone) it still finds the open tab.  Not
+  // noopener, to keep the handle: the UI is same-origin with JupyterLab anyway.
+  uiWindow = window.open(uiUrl(), 'labtrack-ui');
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -68,14 +77,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let openIn: OpenIn = 'browser-tab';
     const tracker = new WidgetTracker<MainAreaWidget<IFrame>>({ namespace: 'labtrack' });
 
-    const openLabTab = (): MainAreaWidget<IFrame> => {
+    // The UI's route (its location hash) per Lab tab, saved with the layout so that a
+    // reload reopens the page the user was on.
+    const routes = new WeakMap<MainAreaWidget<IFrame>, string>();
+
+    const followRoute = (widget: MainAreaWidget<IFrame>): void => {
+      const frame = widget.content.node.querySelector('iframe');
+      frame?.addEventListener('load', () => {
+        const win = frame.contentWindow;
+        if (!win) {
+          return;
+        }
+        const save = () => {
+          routes.set(widget, win.location.hash);
+          void tracker.save(widget);
+        };
+        win.addEventListener('hashchange', save);
+        save();
+      });
+    };
+
+    const openLabTab = (route?: string): MainAreaWidget<IFrame> => {
       const existing = tracker.currentWidget ?? tracker.find(() => true);
       if (existing && !existing.isDisposed) {
         app.shell.activateById(existing.id);
         return existing;
       }
       const content = new IFrame({ sandbox: SANDBOX, referrerPolicy: 'same-origin' });
-      content.url = uiUrl();
+      content.url = uiUrl() + (route && route.startsWith('#/') ? route : '');
       content.addClass('lt-Frame');
       const widget = new MainAreaWidget({ content });
       widget.id = 'labtrack-ui';
@@ -83,6 +112,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       widget.title.caption = 'labtrack experiment tracker';
       widget.title.icon = labtrackIcon;
       widget.title.closable = true;
+      routes.set(widget, route ?? '');
+      followRoute(widget);
       void tracker.add(widget);
       app.shell.add(widget, 'main');
       app.shell.activateById(widget.id);
@@ -104,7 +135,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(CommandIDs.openLabTab, {
       label: 'labtrack: Open in a JupyterLab Tab',
       icon: labtrackIcon,
-      execute: () => openLabTab()
+      execute: args => openLabTab(typeof args.route === 'string' ? args.route : undefined)
     });
     app.commands.addCommand(CommandIDs.openBrowserTab, {
       label: 'labtrack: Open in a New Browser Tab',
@@ -115,7 +146,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     launcher?.add({ command: CommandIDs.open, category: 'Other', rank: 0 });
     palette?.addItem({ command: CommandIDs.openLabTab, category: 'labtrack' });
     palette?.addItem({ command: CommandIDs.openBrowserTab, category: 'labtrack' });
-    void restorer?.restore(tracker, { command: CommandIDs.openLabTab, name: () => 'labtrack' });
+    void restorer?.restore(tracker, {
+      command: CommandIDs.openLabTab,
+      args: widget => ({ route: routes.get(widget) ?? '' }),
+      name: () => 'labtrack'
+    });
 
     const status = new StatusItem(() => void app.commands.execute(CommandIDs.open));
     if (statusBar) {

@@ -64,8 +64,39 @@ def private_socket_path() -> Path:
         if len(os.fsencode(os.path.abspath(base))) + len(_SOCKET_TAIL) > MAX_SOCKET_PATH:
             continue
         try:
-            folder = tempfile.mkdtemp(prefix="labtrack-", dir=base)  # mode 0700
+            remove_stale_socket_folders(base)
+            # The Jupyter server's pid in the name: a folder whose Jupyter died (SIGKILL,
+            # no atexit) is recognised and removed by the next one.
+            folder = tempfile.mkdtemp(prefix=f"labtrack-{os.getpid()}-", dir=base)  # mode 0700
         except OSError:
             continue
         return Path(folder) / "socket"
     raise OSError("no folder short enough for a unix socket: set TMPDIR to a short path such as /tmp")
+
+
+def remove_stale_socket_folders(base: str) -> list[str]:
+    """Remove this user's ``labtrack-<pid>-*`` socket folders in ``base`` whose Jupyter is gone."""
+    import re
+    import shutil
+
+    removed = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = re.fullmatch(r"labtrack-(\d+)-\w+", entry.name)
+        if not m or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            os.kill(int(m.group(1)), 0)
+            continue  # its Jupyter still runs (or the pid was reused): leave it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
