@@ -234,6 +234,18 @@ def test_lt_sklearn_log_model_registers(server: TrackingServer, mlflow_on: Any) 
     assert again.registered_model_version == "2"
 
 
+def test_lt_register_model_of_a_run_with_a_logged_model(server: TrackingServer, mlflow_on: Any) -> None:
+    """``runs:/<run>/model`` of a model logged with lt: registered as mlflow.register_model does."""
+    model, X = _fit()
+    name = f"ltrun-{uuid.uuid4().hex[:8]}"
+    with lt.start_run() as run:
+        lt.sklearn.log_model(model, name="model")
+    version = lt.register_model(f"runs:/{run.info.run_id}/model", name)
+    assert (version.version, version.run_id) == ("1", run.info.run_id)
+    got = mlflow_on.pyfunc.load_model(f"models:/{name}/1").predict(X).tolist()
+    assert got == pytest.approx(model.predict(X).tolist())
+
+
 @pytest.fixture(autouse=True)
 def _fresh_client_state() -> Iterator[None]:
     yield

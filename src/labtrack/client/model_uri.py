@@ -157,12 +157,13 @@ def registration_source(client: Any, uri: str) -> tuple[str, str | None, str | N
     ref = parse_model_uri(uri)
     if ref.kind == "run":
         run, listed = _run_artifacts(client, ref)
-        model = _logged_model_of_run(client, run, ref.path)
-        model_id = model.model_id if model is not None else None
         if listed:
-            return _join(run.info.artifact_uri, ref.path), run.info.run_id, model_id
+            # The run's folder, with no model_id, as mlflow.register_model sends it: MLflow
+            # 3.17's server refuses a source that is not inside the model_id's own artifacts.
+            return _join(run.info.artifact_uri, ref.path), run.info.run_id, None
+        model = _logged_model_of_run(client, run, ref.path)
         if model is not None:
-            return f"models:/{model.model_id}", run.info.run_id, model_id
+            return f"models:/{model.model_id}", run.info.run_id, model.model_id
         raise ResourceDoesNotExist(f"run {ref.run_id} has no model at {ref.path!r}")
     if ref.kind == "model_id":
         model = client.get_logged_model(ref.model_id)
