@@ -140,6 +140,7 @@ def import_mlflow(source: Any, db: str | os.PathLike, *, artifacts: str | os.Pat
     if mlflow_data.inspect_sqlite(db) is not None:
         raise InvalidParameterValue(f"{db} is an MLflow database; import into a labtrack database")
     dest = Path(artifacts).resolve() if artifacts else mlflow_data.artifacts_folder(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
     holder = contextlib.nullcontext() if owned else owning(db)
     with holder:
         from labtrack.store.tracking import TrackingStore
@@ -168,7 +169,7 @@ def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | 
     for (run_id, key), n in source.metric_counts().items():
         src_points.setdefault(run_id, {})[key] = n
     run_ids = source.run_ids()
-    prefixes: list[tuple[Path, str]] = []  # MLflow artifact folder -> its labtrack URI
+    prefixes: list[tuple[Path | str, str]] = []  # MLflow's artifact folder (or URI) -> labtrack's URI
     copier = _ArtifactCopier(dest, summary)
     bar = progress(len(run_ids)) if progress else contextlib.nullcontext()
     with bar as b:
@@ -187,10 +188,7 @@ def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | 
                 if points >= _POINTS_PER_WRITE:
                     _write_metrics(store, pending)
                     pending, points = [], 0
-                old = source.artifact_folder(rec.artifact_uri)
-                if old is not None:
-                    prefixes.append((old, uris[rec.run_id]))
-                    copier.copy(old, uris[rec.run_id])
+                copier.copy_from(source, rec.artifact_uri, uris[rec.run_id], prefixes)
                 if b is not None:
                     b.update(1)
             _write_metrics(store, pending)
@@ -198,10 +196,7 @@ def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | 
     if models:
         locs = store.write(lambda conn: mi.logged_models(conn, models, exp_ids, locations))
         for m in models:
-            old = source.artifact_folder(m.artifact_location)
-            if old is not None:
-                prefixes.append((old, locs[m.model_id]))
-                copier.copy(old, locs[m.model_id])
+            copier.copy_from(source, m.artifact_location, locs[m.model_id], prefixes)
     registered = source.registered_models()
     if registered:
         rewrite = _rewriter(prefixes, source)
@@ -224,21 +219,25 @@ def _write_metrics(store: Any, pending: list[tuple[str, list[Any]]]) -> None:
     store.write(op)
 
 
-def _rewriter(prefixes: list[tuple[Path, str]], source: Any) -> Callable[[str], str]:
-    """Model-version sources that point into MLflow's artifacts, pointed into labtrack's."""
+def _rewriter(prefixes: list[tuple[Path | str, str]], source: Any) -> Callable[[str], str]:
+    """Model-version sources that point into MLflow's artifacts, pointed into labtrack's.
+
+    A prefix is a local folder (SQL and file stores: compared as paths, so
+    ``file:///x`` and ``/x`` agree) or an artifact URI (a server's, compared by segments).
+    """
     ordered = sorted(prefixes, key=lambda p: len(str(p[0])), reverse=True)
 
     def rewrite(uri: str) -> str:
         if uri.startswith(("models:/", "runs:/")):
             return uri  # resolved through the imported runs and logged models
         local = source.artifact_folder(uri)
-        if local is None:
-            return uri
         for old, new in ordered:
-            if local == old:
-                return new
-            if old in local.parents:
-                return new.rstrip("/") + "/" + local.relative_to(old).as_posix()
+            if isinstance(old, str):
+                if uri == old or uri.startswith(old.rstrip("/") + "/"):
+                    return new.rstrip("/") + uri[len(old.rstrip("/")):]
+            elif local is not None and (local == old or old in local.parents):
+                rest = local.relative_to(old).as_posix()
+                return new if rest == "." else new.rstrip("/") + "/" + rest
         return uri
     return rewrite
 
@@ -252,6 +251,22 @@ class _ArtifactCopier:
 
     def target(self, uri: str) -> Path | None:
         return local_artifact_folder(uri, self.dest)
+
+    def copy_from(self, source: Any, old_uri: str, uri: str, prefixes: list[tuple[Path | str, str]]) -> None:
+        """Copy the artifacts at the source's ``old_uri`` to labtrack's ``uri``; remember the pair."""
+        old = source.artifact_folder(old_uri)
+        if old is not None:
+            prefixes.append((old, uri))
+            self.copy(old, uri)
+        elif hasattr(source, "copy_artifacts") and old_uri:
+            prefixes.append((old_uri, uri))
+            new = self.target(uri)
+            if new is not None:
+                source.copy_artifacts(old_uri, new, self._counted)
+
+    def _counted(self, _path: Path, size: int) -> None:
+        self.summary.artifact_files += 1
+        self.summary.artifact_bytes += size
 
     def copy(self, old: Path, uri: str) -> None:
         new = self.target(uri)

@@ -211,18 +211,24 @@ class SqlSource:
         sql = f"SELECT key, {step}, timestamp, value, {nan} FROM metrics WHERE run_uuid = :run"
         params: dict[str, Any] = {"run": run_id}
         wanted = set(keys) if keys is not None else None
-        by_key: dict[str, MetricSeries] = {}
-        for key, st, ts, value, is_nan in self._conn.exec_driver_sql(
-                _positional(sql, self.engine.dialect.paramstyle), _bind(params, self.engine.dialect.paramstyle)):
-            if wanted is not None and key not in wanted:
-                continue
-            s = by_key.get(key)
-            if s is None:
-                s = by_key[key] = MetricSeries(key, [], [], [])
-            s.steps.append(int(st or 0))
-            s.timestamps.append(int(ts or 0))
-            s.values.append(math.nan if is_nan or value is None else float(value))
-        return list(by_key.values())
+        # The bulk of an import: on the DBAPI cursor, one fetchall, no per-row objects of SQLAlchemy's.
+        cursor = self._conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(_positional(sql, self.engine.dialect.paramstyle),
+                           _bind(params, self.engine.dialect.paramstyle))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        by_key: dict[str, list[Any]] = {}
+        for row in rows:
+            if wanted is None or row[0] in wanted:
+                by_key.setdefault(row[0], []).append(row)
+        out = []
+        for key, points in by_key.items():
+            _, steps, stamps, values, nans = zip(*points)
+            out.append(MetricSeries(key, [int(s or 0) for s in steps], [int(t or 0) for t in stamps],
+                                    [math.nan if n or v is None else float(v) for v, n in zip(values, nans)]))
+        return out
 
     # -- logged models and the registry --------------------------------------------------------
     def logged_models(self) -> list[LoggedModelRecord]:
@@ -317,8 +323,6 @@ def _logged_model_status(value: Any) -> str:
 
 
 def _positional(sql: str, paramstyle: str) -> str:
-    # The metrics read is the bulk of an import: on the DBAPI cursor, without
-    # SQLAlchemy's per-row processing.
     if paramstyle == "qmark":
         return sql.replace(":run", "?")
     if paramstyle in ("format", "pyformat"):

@@ -1,0 +1,201 @@
+"""A running MLflow server as an import source, read over its REST API with ``lt.Client``.
+
+``lt.Client`` speaks MLflow's REST API, so this reads every MLflow server (and
+labtrack servers too) with the client's own entities: the mapping from MLflow's
+JSON to runs, models and versions is the client's, shared with ``labtrack push``.
+A server tells no point counts, so every import reads whole histories;
+the store still inserts only the points it lacks.  Artifacts come through the
+server's artifact API (``ArtifactRepo``), file by file, skipping files already
+copied at the same size.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from labtrack.entities import MetricSeries
+from labtrack.errors import LabtrackError, ResourceDoesNotExist
+from labtrack.imports.records import (
+    DatasetRecord,
+    ExperimentRecord,
+    LoggedModelRecord,
+    ModelVersionRecord,
+    RegisteredModelRecord,
+    RunRecord,
+)
+
+_UNKNOWN = 1 << 62  # "more points than the copy has": a server does not say how many it holds
+
+
+def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
+
+
+class RestSource:
+    """Reads an MLflow tracking server at ``url`` (a token from MLFLOW_TRACKING_TOKEN, as mlflow does)."""
+
+    kind = "rest"
+    revision = None
+    path = None
+
+    def __init__(self, url: str) -> None:
+        from labtrack.client.client import Client
+
+        self.url = url.rstrip("/")
+        self.label = self.url
+        self.client = Client(tracking_uri=self.url)
+        self._runs: dict[str, Any] = {}
+        self._artifact_uris: dict[str, str] = {}
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"MLflow server {self.url}"
+
+    def experiments(self) -> list[ExperimentRecord]:
+        exps = list(_pages(lambda t: self.client.search_experiments(view_type="ALL", max_results=1000,
+                                                                   page_token=t)))
+        self._experiment_ids = [e.experiment_id for e in exps]
+        return [ExperimentRecord(e.experiment_id, e.name, e.artifact_location or "", e.lifecycle_stage or "active",
+                                 e.creation_time, e.last_update_time, dict(e.tags)) for e in exps]
+
+    def run_ids(self) -> list[str]:
+        ids = getattr(self, "_experiment_ids", None) or [r.experiment_id for r in self.experiments()]
+        for i in range(0, len(ids), 100):
+            chunk = ids[i:i + 100]
+            for run in _pages(lambda t, c=chunk: self.client.search_runs(c, run_view_type="ALL", max_results=1000,
+                                                                       page_token=t)):
+                self._runs[run.info.run_id] = run
+        return sorted(self._runs, key=lambda r: (self._runs[r].info.start_time or 0, r))
+
+    def runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        out = []
+        for run_id in run_ids:
+            run = self._runs[run_id]
+            i = run.info
+            datasets = [DatasetRecord(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, dict(d.tags))
+                        for d in run.dataset_inputs]
+            rec = RunRecord(i.run_id, i.experiment_id, i.run_name or "", i.user_id or "", i.status, i.start_time,
+                            i.end_time, i.lifecycle_stage or "active", i.artifact_uri or "", None,
+                            dict(run.params), dict(run.tags), datasets, list(run.model_inputs),
+                            [(m, int(s)) for m, s in run.model_outputs])
+            out.append(rec)
+        return out
+
+    def metric_counts(self) -> dict[tuple[str, str], int]:
+        return {(run_id, key): _UNKNOWN for run_id, run in self._runs.items() for key in run.metrics}
+
+    def metrics(self, run_id: str, keys: Iterable[str] | None = None) -> list[MetricSeries]:
+        out = []
+        for key in keys if keys is not None else self._runs[run_id].metrics:
+            s = MetricSeries(key, [], [], [])
+            for m in self.client.get_metric_history(run_id, key):
+                s.steps.append(int(m.step))
+                s.timestamps.append(int(m.timestamp))
+                s.values.append(float(m.value) if m.value is not None else math.nan)
+            out.append(s)
+        return out
+
+    def logged_models(self) -> list[LoggedModelRecord]:
+        out = []
+        ids = getattr(self, "_experiment_ids", [])
+        for i in range(0, len(ids), 100):
+            chunk = ids[i:i + 100]
+            try:
+                models = list(_pages(lambda t, c=chunk: self.client.search_logged_models(c, max_results=100,
+                                                                                       page_token=t)))
+            except LabtrackError as e:
+                if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
+                    return []  # a server older than MLflow 3
+                raise
+            for m in models:
+                out.append(LoggedModelRecord(m.model_id, m.experiment_id, m.name, m.artifact_uri or "",
+                                             m.creation_timestamp_ms or 0, m.last_updated_timestamp_ms or 0, m.status,
+                                             "active", m.model_type, m.source_run_id, m.status_message,
+                                             dict(m.params), dict(m.tags)))
+        return out
+
+    def registered_models(self) -> list[RegisteredModelRecord]:
+        out = []
+        for m in _pages(self._registered_models):
+            rec = RegisteredModelRecord(m.name, m.creation_timestamp or 0, m.last_updated_timestamp or 0,
+                                        m.description, dict(m.tags),
+                                        {a: int(v) for a, v in (m.aliases or {}).items()})
+            escaped = m.name.replace("\\", "\\\\").replace("'", "\\'")
+            for v in _pages(lambda t, n=escaped: self.client.search_model_versions(f"name = '{n}'",
+                                                                                 page_token=t)):
+                rec.versions.append(ModelVersionRecord(
+                    int(v.version), v.source or "", v.creation_timestamp or 0, v.last_updated_timestamp or 0,
+                    v.description, v.user_id, v.current_stage or "None", v.run_id or None, v.run_link,
+                    v.status or "READY", v.status_message, None, dict(v.tags)))
+            out.append(rec)
+        return out
+
+    def _registered_models(self, token: str | None) -> Any:
+        """A page of every registered model, prompts included (``search_registered_models`` of
+        the client leaves prompts out, as MLflow's does)."""
+        from labtrack.client.client import PagedList
+        from labtrack.registry_entities import RegisteredModel
+
+        message = {"max_results": 1000, **({"page_token": token} if token else {})}
+        reply = self.client._read("GET", "registered-models/search", message)
+        return PagedList((RegisteredModel.from_json(m) for m in reply.get("registered_models") or []),
+                         reply.get("next_page_token"))
+
+    # -- artifacts: downloaded, not read from a folder ----------------------------------------
+    def artifact_folder(self, uri: str) -> Path | None:
+        """A local path the server handed out that exists here (a server on this machine
+        whose runs log straight to a folder, as the mlflow client then reads them), else None:
+        such artifacts are not served over the API; ``mlflow-artifacts:`` ones are downloaded."""
+        from labtrack.imports.sql_source import local_artifact_folder
+
+        if uri.startswith("mlflow-artifacts:"):
+            return None
+        local = local_artifact_folder(uri, None)
+        return local if local is not None and local.is_absolute() and local.is_dir() else None
+
+    def copy_artifacts(self, uri: str, target: Path, on_file: Callable[[Path, int], None]) -> None:
+        """Download the files under artifact ``uri`` that ``target`` lacks (or holds at another size)."""
+        from labtrack.client.artifact_repo import ArtifactRepo
+
+        if not uri:
+            return
+        repo = ArtifactRepo(self.client.transport, uri)
+        try:
+            files = _files(repo)
+        except LabtrackError:
+            return  # no artifact access (a server that does not serve artifacts)
+        with tempfile.TemporaryDirectory(prefix="labtrack-import-") as tmp:
+            for rel, size in sorted(files.items()):
+                dst = target / rel
+                if dst.exists() and dst.stat().st_size == size:
+                    continue
+                local = Path(repo.download(rel, tmp))
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                local.replace(dst)
+                on_file(dst, size)
+
+
+def _files(repo: Any, path: str = "") -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        entries = repo.list(path or None)
+    except ResourceDoesNotExist:
+        return out
+    for entry in entries:
+        if entry.is_dir:
+            out.update(_files(repo, entry.path))
+        else:
+            out[entry.path] = int(entry.file_size or 0)
+    return out
