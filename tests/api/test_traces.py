@@ -3,6 +3,7 @@ assessments, deletes, and MLflow's error JSON for bad input."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import uuid
 from typing import Any
@@ -63,6 +64,13 @@ def test_otlp_spans_and_trace_info_round_trip(server: ServerProcess) -> None:
     for _ in range(2):  # a retried export changes nothing
         r = server.session.post(server.url + "/v1/traces", data=body, headers=headers, timeout=60)
         assert r.status_code == 200, r.text
+    # OpenTelemetry's own exporters compress their exports.
+    r = server.session.post(server.url + "/v1/traces", data=gzip.compress(body), timeout=60,
+                            headers={**headers, "Content-Encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    r = server.session.post(server.url + "/v1/traces", data=body[:-3], timeout=60,
+                            headers={**headers, "Content-Encoding": "gzip"})
+    assert r.status_code == 400 and r.json()["error_code"] == "BAD_REQUEST"
     trace_id = "tr-" + trace_hex
     got = server.api("GET", "/api/3.0/mlflow/traces/get", {"trace_id": trace_id}).json()["trace"]
     assert got["trace_info"]["tags"]["mlflow.trace.spansLocation"] == "TRACKING_STORE"

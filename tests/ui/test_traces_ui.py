@@ -69,6 +69,7 @@ def seeded(ui_server: ServerProcess) -> Seeded:
                                              "exception.type": "ValueError",
                                              "exception.stacktrace": f"Traceback...\nValueError: {EVIL}"}}])])
     slow = _log(ui_server, exp, [_span(os.urandom(8).hex(), None, "slow", 200, 2700, inputs="wait")])
+    assert ui_server.api("POST", "traces/link-to-run", {"trace_ids": [failed], "run_id": run_id}).status_code == 200
     return Seeded(exp, evil, failed, slow, run_id)
 
 
@@ -176,4 +177,5 @@ def test_failed_trace_shows_its_error(tpage: tuple[Any, PageWatch], seeded: Seed
     assert page.locator(".span-error").inner_text() == "ValueError: the tool broke"
     assert EVIL in page.locator(".stacktrace").inner_text()
     assert page.locator(".trace-state").inner_text() == "ERROR"
+    assert page.locator(".trace-linked-run").get_attribute("href") == f"#/runs/{seeded.run}"
     assert page.locator(".view img").count() == 0

@@ -153,13 +153,35 @@ class OtlpTracesHandler(BaseHandler):
         exp_id = self.request.headers.get(EXPERIMENT_HEADER)
         if not exp_id:
             raise BadRequest(f"The {EXPERIMENT_HEADER} header is required")
-        spans = decode_spans(self.request.body or b"")
+        body = self.request.body or b""
+        encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding == "gzip":  # OpenTelemetry's own exporters compress; the mlflow client does not
+            body = _gunzip(body)
+        elif encoding not in ("", "identity"):
+            raise BadRequest(f"Unsupported Content-Encoding {encoding[:40]!r}: send gzip or nothing")
+        spans = decode_spans(body)
         rows = [span_row("tr-" + d["trace_hex"], d["span_id"], d["parent_span_id"], d["name"], d["span_type"],
                          d["status"], d["start_ns"], d["end_ns"], d["content"]) for d in spans]
         if rows:
             await on_pool(self.ctx, trace_store(self.ctx).log_spans, exp_id, rows)
         self.set_header("Content-Type", "application/x-protobuf")
         self.finish(b"")  # an empty ExportTraceServiceResponse
+
+
+MAX_SPANS_BYTES = 256 << 20  # a decompressed export; the server's own body limit bounds the rest
+
+
+def _gunzip(body: bytes) -> bytes:
+    import zlib
+
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflate.decompress(body, MAX_SPANS_BYTES)
+    except zlib.error:
+        raise BadRequest("Malformed gzip body") from None
+    if inflate.unconsumed_tail:
+        raise BadRequest(f"The decompressed OTLP export is larger than {MAX_SPANS_BYTES >> 20} MiB")
+    return out
 
 
 _ID = r"([^/]+)"

@@ -14,6 +14,7 @@ export interface TraceInfo {
   request_preview?: string;
   response_preview?: string;
   assessments?: Assessment[];
+  labtrack_linked_runs?: string[]; // runs linked with link_traces_to_run (labtrack's own field)
 }
 
 export interface Assessment {

@@ -197,6 +197,7 @@ function render(root: HTMLElement, t: Trace): void {
       { class: "trace-links" },
       exp ? h("a", { href: href(["experiments", exp, "traces"]) }, "All traces of the experiment") : null,
       run ? h("a", { class: "trace-run", href: href(["runs", run]) }, `Run ${run}`) : null,
+      (info.labtrack_linked_runs ?? []).filter((r) => r !== run).map((r) => h("a", { class: "trace-linked-run", href: href(["runs", r]) }, `Linked run ${r}`)),
       model ? h("a", { class: "trace-model", href: `ajax-api/2.0/mlflow/logged-models/${encodeURIComponent(model)}` }, `Model ${model}`) : null,
       h("code", { class: "muted" }, info.trace_id),
     ),

@@ -78,7 +78,7 @@ export function tracesView(root: HTMLElement, route: Route): void {
 
   function row(t: TraceInfo): HTMLElement {
     const tok = tokens(t);
-    const run = t.trace_metadata?.["mlflow.sourceRun"];
+    const run = t.trace_metadata?.["mlflow.sourceRun"] ?? t.labtrack_linked_runs?.[0];
     const n = (t.assessments ?? []).filter((a) => a.valid !== false).length;
     return h(
       "tr",
