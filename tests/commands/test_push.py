@@ -49,6 +49,7 @@ SOURCE_SCRIPT = textwrap.dedent("""
             open(os.path.join(d, "plots", "a.bin"), "wb").write(bytes(range(256)) * 40)
             mlflow.log_artifacts(d)
         X = np.arange(10, dtype=float).reshape(-1, 1)
+        mlflow.log_input(mlflow.data.from_numpy(X, name="train"), context="training")
         model = LinearRegression().fit(X, 2 * X.ravel() + 1)
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[2])
         with mlflow.start_run(run_name="child", nested=True):
@@ -172,7 +173,10 @@ def _snapshot(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch,
             "id": run.info.run_id, "params": run.data.params, "tags": run.data.tags,
             "info": (run.info.status, run.info.start_time, run.info.end_time, run.info.user_id),
             "histories": {k: _history(client, run.info.run_id, k) for k in run.data.metrics},
-            "artifacts": _tree(client, run.info.run_id)}
+            "artifacts": _tree(client, run.info.run_id),
+            "inputs": sorted((d.dataset.name, d.dataset.digest, d.dataset.source_type,
+                              tuple((t.key, t.value) for t in d.tags))
+                             for d in (run.inputs.dataset_inputs if run.inputs else []))}
     return out
 
 
@@ -201,6 +205,8 @@ def test_push_copies_runs_and_a_second_push_adds_nothing(
                 assert b["tags"].get(key) == value, key
         assert b["histories"] == _as_stored(a["histories"], destination.kind)
         assert b["artifacts"] == a["artifacts"]
+        assert b["inputs"] == a["inputs"]
+    assert [i[0] for i in dst["parent"]["inputs"]] == ["train"]
     assert len(dst["parent"]["histories"]["loss"]) == HISTORY
     assert [v for _, _, v in dst["parent"]["histories"]["odd"]] == [
         v for _, _, v in _as_stored({"odd": [(0, 0, "nan"), (1, 0, "inf"), (2, 0, "-inf")]},

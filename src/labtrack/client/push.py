@@ -70,6 +70,7 @@ class PushReport:
         return (f"pushed {runs} runs to {destination}: {self.runs_created} new, "
                 f"{self.runs_completed} completed, {self.runs_unchanged} unchanged; "
                 f"{self.params} params, {self.tags} tags, {self.metric_points} metric points, "
+                f"{self.dataset_inputs} dataset inputs, "
                 f"{self.artifact_files} artifact files ({_size(self.artifact_bytes)}), "
                 f"{self.logged_models} logged models, {self.model_versions} model versions; "
                 f"created {self.registered_models} registered models and "
