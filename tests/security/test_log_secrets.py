@@ -80,8 +80,8 @@ def test_no_secret_reaches_the_log_after_hostile_requests(logged: ServerProcess)
     assert log, "the server logged nothing at all: the test would prove nothing"
     for secret in (logged.token, HUB_SESSION, PASSWORD, QUERY_SECRET,
                    base64.b64encode(f"alice:{PASSWORD}".encode()).decode()):
-        # The token is printed once at start (for the user to copy); never after that.
-        after_start = log.split("Clients need the token", 1)[-1].split("\n", 1)[-1]
+        # The token is printed at start (the export line and the UI link, for the user to copy); never after that.
+        after_start = log.split("Open the web UI:", 1)[-1].split("\n", 1)[-1]
         assert secret not in after_start, f"a secret is in the server log: {secret[:4]}..."
 
 

@@ -25,11 +25,11 @@ import click
 def gateway(config: str, host: str, port: int, token: str | None, no_token: bool) -> None:
     """Serve the AI gateway's endpoints from CONFIG (MLflow's gateway.yaml shape)."""
     import asyncio
-    import secrets
 
     from labtrack.errors import LabtrackError
+    from labtrack.server.tokens import new_token
 
-    token = None if no_token else (token or secrets.token_urlsafe(24))
+    token = None if no_token else (token or new_token())
     try:
         asyncio.run(_serve(config, host, port, token))
     except LabtrackError as e:

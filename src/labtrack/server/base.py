@@ -106,7 +106,10 @@ def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None
         if cookie is not None and hmac.compare_digest(cookie.value.encode(), cookie_value(token).encode()):
             return
     if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
-        raise Unauthenticated("A valid token is required (Authorization: Bearer <token>).")
+        raise Unauthenticated("A valid token is required: the mlflow client sends it from "
+                              "MLFLOW_TRACKING_TOKEN (lt from LABTRACK_TRACKING_TOKEN too), other "
+                              "clients as 'Authorization: Bearer <token>', a browser through the "
+                              "?token= URL the server printed.")
 
 
 def via_unix_socket(request: httputil.HTTPServerRequest) -> bool:

@@ -13,7 +13,6 @@ node can reach loopback ports, but only this user can reach the socket.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from labtrack import ownership
 from labtrack.errors import BadRequest
 from labtrack.server.args import Args
 from labtrack.server.base import ServerContext
+from labtrack.server.tokens import new_token
 
 OPENER_KEY = "open_tcp"
 
@@ -38,7 +38,7 @@ def tcp_opener(server: Any, record: ownership.OwnerRecord, db_path: Path | None,
             await server.add_sockets(sockets)
             record.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
         # Set the token before anyone learns the URL: TCP requests are checked from now on.
-        ctx.token = ctx.token or secrets.token_urlsafe(24)
+        ctx.token = ctx.token or new_token()
         record.token = ctx.token
         if db_path is not None:
             ownership.write_record(db_path, record)

@@ -12,13 +12,13 @@ import asyncio
 import gc
 import logging
 import os
-import secrets
 import signal
 import socket
 import time
 from pathlib import Path
 
 from labtrack import ownership
+from labtrack.server.tokens import new_token
 from labtrack._version import __version__
 from labtrack.settings import Settings
 
@@ -60,6 +60,8 @@ class Server:
         db_path = sqlite_file(url)
         if db_path is not None:
             url, db_path = self._not_mlflow(url, db_path)
+        if not s.unix_socket and s.port and self.sockets is None:
+            _check_port_free(s.host, s.port)  # before anything is created: a busy port leaves no database
         destination = self._destination()
         self._private_files(db_path, destination)
         token = self._token()
@@ -121,7 +123,7 @@ class Server:
             return None  # users sign in with their own passwords
         if s.unix_socket or s.no_token:
             return s.token  # the socket lives in a private folder; the token is optional there
-        return s.token or secrets.token_urlsafe(24)
+        return s.token or new_token()
 
     async def _serve(self, url: str, db_path: Path | None, destination: Path | str, token: str | None,
                      record: ownership.OwnerRecord) -> int:
@@ -175,9 +177,12 @@ class Server:
             loop.add_signal_handler(sig, self._stopping.set)
         print(f"labtrack {__version__} serving {record.database} at {where} "
               f"(artifacts: {destination if artifacts else 'not served'})", flush=True)
-        if token and not s.unix_socket:
-            print(f"Clients need the token: export MLFLOW_TRACKING_TOKEN={token} "
-                  f"(browser: {record.url}/?token={token})", flush=True)
+        if record.url:
+            # What a user pastes: the mlflow client's two variables, and the browser URL.
+            given = f" MLFLOW_TRACKING_TOKEN={token}" if token and not s.unix_socket else ""
+            print(f"Log with the mlflow client: export MLFLOW_TRACKING_URI={record.url}{given}", flush=True)
+            if given:
+                print(f"Open the web UI: {record.url}/?token={token}", flush=True)
         watchers = [asyncio.create_task(self._watch(ctx))]
         if s.expose_prometheus:
             from labtrack.server import metrics
@@ -244,6 +249,24 @@ class Server:
 def _alive(pid: int) -> bool:
     # Our parent is gone once we have been re-parented, even if the pid was reused.
     return os.getppid() == pid and ownership.pid_alive(pid)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import errno
+
+    from labtrack.errors import InvalidParameterValue
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise InvalidParameterValue(
+                    f"port {port} on {host} is already in use; pick another with --port N, "
+                    "or --port 0 for a free one") from None
+            raise
 
 
 def serve(settings: Settings) -> int:
