@@ -98,6 +98,23 @@ def test_limits_that_mlflow_refuses_are_refused(server: TrackingServer) -> None:
     assert too_long_tag.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+# -- gap 4: the links the mlflow client prints (their pages: tests/ui/test_mlflow_links.py) ---------
+
+def test_mlflow_client_prints_the_same_links_for_both_servers(server: TrackingServer, mlflow_on: Any,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    """The routes the UI test opens are the ones the mlflow client prints for a real MLflow server."""
+    import re
+
+    exp_id = mlflow_on.set_experiment(f"gap4-{uuid.uuid4().hex[:8]}").experiment_id
+    capfd.readouterr()
+    with mlflow_on.start_run(run_name="printed") as run:
+        pass
+    printed = "".join(capfd.readouterr())
+    base = re.escape(server.uri)
+    assert re.search(rf"View run printed at: {base}/#/experiments/{exp_id}/runs/{run.info.run_id}\s", printed)
+    assert re.search(rf"View experiment at: {base}/#/experiments/{exp_id}\s", printed)
+
+
 # -- gap 5: MLflow's sklearn models (skops by default) load and serve with labtrack ------------------
 
 def _fit() -> tuple[Any, Any]:
