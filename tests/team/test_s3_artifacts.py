@@ -12,6 +12,7 @@ import hashlib
 import re
 import secrets
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,3 +226,53 @@ def test_unservable_scheme_is_refused_in_one_line(tmp_path: Path) -> None:
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "s3://" in lines[0], out.stderr
     assert not (tmp_path / "gs:").exists()
+
+
+def test_proxied_upload_and_download_stream(servers: dict[str, Server], s3_env: S3Server) -> None:
+    """A 96 MB file through the proxy: the server's memory grows by far less than the file.
+
+    A warm-up upload first, so that what is measured is the transfer, not boto3's first
+    multipart upload setting itself up.
+    """
+    import threading
+
+    import psutil
+
+    server = servers["labtrack-proxied"]
+    size = 96 << 20
+    proc = psutil.Process(server.proc.pid)
+    url = server.url + "/api/2.0/mlflow-artifacts/artifacts/streamed/big.bin"
+    headers = {"Authorization": f"Bearer {server.token}"}
+
+    def body(mb: int) -> Iterator[bytes]:
+        block = hashlib.sha256(b"stream").digest() * (1 << 15)  # 1 MiB
+        for _ in range(mb):
+            yield block
+
+    assert requests.put(url, data=body(16), headers=headers, timeout=300).status_code == 200
+    base_rss = proc.memory_info().rss
+    peak = [base_rss]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        assert requests.put(url, data=body(size >> 20), headers=headers, timeout=300).status_code == 200
+        got = 0
+        with requests.get(url, headers=headers, stream=True, timeout=300) as reply:
+            for chunk in reply.iter_content(1 << 20):
+                got += len(chunk)
+        assert got == size
+    finally:
+        done.set()
+        sampler.join()
+    grown_mb = (peak[0] - base_rss) / (1 << 20)
+    assert grown_mb < 48, f"the server grew by {grown_mb:.0f} MB for a 96 MB file"
+    head = s3_env.client().head_object(Bucket=BUCKET, Key=f"{server.prefix}/streamed/big.bin")
+    assert head["ContentLength"] == size
+    assert "-" in head["ETag"]  # a multipart upload's ETag: the parts went out as they came

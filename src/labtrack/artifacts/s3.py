@@ -89,7 +89,8 @@ class S3Writer:
         self._client = client
         self.bucket = bucket
         self.key = key
-        self._buffer = bytearray()
+        self._buffer: list[bytes] = []  # chunks of the part being gathered (never more than one part)
+        self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._done = False
@@ -98,10 +99,16 @@ class S3Writer:
         """Append ``data``; uploads a part whenever a whole one is buffered."""
         if self._done:
             raise ValueError("write to a closed S3Writer")
-        self._buffer += data
-        while len(self._buffer) >= PART_SIZE:
-            self._upload_part(bytes(self._buffer[:PART_SIZE]))
-            del self._buffer[:PART_SIZE]
+        self._buffer.append(bytes(data))
+        self._buffered += len(data)
+        if self._buffered >= PART_SIZE:
+            gathered = b"".join(self._buffer)
+            self._buffer, self._buffered = [], 0
+            for start in range(0, len(gathered) - PART_SIZE + 1, PART_SIZE):
+                self._upload_part(gathered[start:start + PART_SIZE])
+            rest = gathered[len(gathered) - len(gathered) % PART_SIZE:]
+            if rest:
+                self._buffer, self._buffered = [rest], len(rest)
         return len(data)
 
     def _upload_part(self, data: bytes) -> None:
@@ -119,23 +126,23 @@ class S3Writer:
             return
         try:
             if self._upload_id is None:
-                self._client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer))
+                self._client.put_object(Bucket=self.bucket, Key=self.key, Body=b"".join(self._buffer))
             else:
                 if self._buffer:
-                    self._upload_part(bytes(self._buffer))
+                    self._upload_part(b"".join(self._buffer))
                 self._client.complete_multipart_upload(
                     Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts})
         except BaseException:
             self.abort()
             raise
-        self._buffer = bytearray()
+        self._buffer, self._buffered = [], 0
         self._done = True
 
     def abort(self) -> None:
         """Drop the upload: nothing appears under the key."""
         self._done = True
-        self._buffer = bytearray()
+        self._buffer, self._buffered = [], 0
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             try:
