@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,12 +39,17 @@ def _table(text: str) -> tuple[list[str], list[list[str]]]:
     return cut(header), [cut(line) for line in body]
 
 
-@pytest.fixture
-def logged(remote: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """An experiment of three runs, logged by the real mlflow client."""
+@pytest.fixture(scope="module")
+def logged(remote: TrackingServer) -> Iterator[dict[str, str]]:
+    """An experiment of three runs, logged by the real mlflow client (once per server)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", remote.token or "")
+        yield _log(remote)
+
+
+def _log(remote: TrackingServer) -> dict[str, str]:
     from mlflow import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", remote.token or "")
     client = MlflowClient(remote.uri)
     name = f"term-{uuid.uuid4().hex[:8]}"
     exp = client.create_experiment(name)
