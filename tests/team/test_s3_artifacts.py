@@ -276,3 +276,39 @@ def test_proxied_upload_and_download_stream(servers: dict[str, Server], s3_env: 
     head = s3_env.client().head_object(Bucket=BUCKET, Key=f"{server.prefix}/streamed/big.bin")
     assert head["ContentLength"] == size
     assert "-" in head["ETag"]  # a multipart upload's ETag: the parts went out as they came
+
+
+@pytest.mark.parametrize("mode", ["proxied", "direct"])
+def test_ui_lists_and_previews_s3_artifacts(mode: str, servers: dict[str, Server], s3_env: S3Server,
+                                           browser: Any) -> None:
+    """The run page's artifact browser, in Chromium, on a bucket as on a folder."""
+    server = servers[f"labtrack-{mode}"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {server.token}"
+    api = server.url + "/api/2.0/mlflow/"
+    exp = session.post(api + "experiments/create", json={"name": f"ui-{uuid.uuid4().hex[:6]}"},
+                       timeout=30).json()["experiment_id"]
+    run = session.post(api + "runs/create", json={"experiment_id": exp}, timeout=30).json()["run"]["info"]
+    files = {"notes.txt": b"seen in the bucket <b>not bold</b>\n", "sub/table.csv": b"epoch,loss\n1,0.5\n"}
+    for rel, data in files.items():
+        if mode == "proxied":
+            rel_uri = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+            assert session.put(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{rel_uri}/{rel}", data=data,
+                               timeout=30).status_code == 200
+        else:
+            bucket, _, prefix = run["artifact_uri"][len("s3://"):].partition("/")
+            s3_env.client().put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=data)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/?token={server.token}")
+        page.evaluate("h => { location.hash = h }", f"#/runs/{run['run_id']}?tab=artifacts")
+        page.click(".art-file[data-path='notes.txt']", timeout=30_000)
+        page.wait_for_selector(".preview-text", timeout=30_000)
+        assert "seen in the bucket <b>not bold</b>" in page.locator(".preview-text").inner_text()
+        page.click(".art-dir[data-path='sub']")
+        page.click(".art-file[data-path='sub/table.csv']")
+        page.wait_for_selector(".csv-table", timeout=30_000)
+        assert page.locator(".csv-table th").all_inner_texts() == ["epoch", "loss"]
+    finally:
+        context.close()
