@@ -224,3 +224,27 @@ def test_no_default_admin(tmp_path: Path) -> None:
         assert "labtrack users create --admin" in log.read_text()
     finally:
         stop(proc)
+
+
+def test_users_command_line(tmp_path: Path) -> None:
+    """``labtrack users``: create, list, set-password, delete; refusals in one line, passwords never echoed."""
+    db = ["--backend-store-uri", f"sqlite:///{tmp_path}/u.db"]
+
+    def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "labtrack", "users", *args], input=stdin,
+                              capture_output=True, text=True, timeout=120)
+
+    made = users("create", "ada", "--admin", "--password-stdin", *db, stdin="ada-Secret-1815\n")
+    assert made.returncode == 0 and "created admin ada" in made.stdout, made.stderr
+    again = users("create", "ada", "--password-stdin", *db, stdin="other-Secret-1\n")
+    assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1 and "already exists" in again.stderr
+    short = users("create", "bob", "--password-stdin", *db, stdin="short\n")
+    assert short.returncode != 0 and "at least 8" in short.stderr
+    assert users("create", "bob", "--password-stdin", *db, stdin="bob-Secret-2024\n").returncode == 0
+    assert users("list", *db).stdout.splitlines() == ["ada\tadmin", "bob\tuser"]
+    assert users("set-password", "bob", "--password-stdin", *db, stdin="bob-Secret-2025\n").returncode == 0
+    assert users("delete", "bob", *db).returncode == 0
+    gone = users("delete", "bob", *db)
+    assert gone.returncode != 0 and "not found" in gone.stderr
+    everything = "".join(p.stdout + p.stderr for p in (made, again, short, gone))
+    assert "Secret" not in everything and "Traceback" not in everything
