@@ -339,6 +339,10 @@ def history_downsampled(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return {"metrics": points, "total": total, "downsampled": total > len(points)}
 
 
+def experiment_activity(ctx: ServerContext, a: Args) -> dict[str, Any]:
+    return {"experiments": ctx.store.experiment_activity()}
+
+
 def status(ctx: ServerContext, a: Args) -> dict[str, Any]:
     counts = ctx.store.count_runs()
     return {"runs_by_status": counts, "active_runs": counts.get("RUNNING", 0)}
@@ -379,4 +383,5 @@ LABTRACK_ROUTES: list[tuple[str, dict[str, Any]]] = [
     ("metrics/history-downsampled", {"GET": history_downsampled}),
     ("metrics/history-columns", {"GET": history_columns}),
     ("status", {"GET": status}),
+    ("experiments/activity", {"GET": experiment_activity}),
 ]

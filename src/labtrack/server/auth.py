@@ -50,12 +50,12 @@ EXPERIMENT, MODEL = "experiment", "registered_model"
 RULES: dict[str, tuple[str, str]] = {}
 for _path in ("experiments/get", "experiments/get-by-name", "runs/get", "metrics/get-history", "artifacts/list",
               "runs/search", "metrics/get-history-bulk-interval", "metrics/history-columns",
-              "metrics/downsampled", "experiments/search-datasets"):
+              "metrics/downsampled", "experiments/search-datasets", "jobs/logs", "logged-models/search"):
     RULES[_path] = (EXPERIMENT, "can_read")
 for _path in ("runs/create", "runs/update", "runs/log-metric", "runs/log-parameter", "runs/set-tag",
               "runs/delete-tag", "runs/log-batch", "runs/log-model", "runs/log-inputs", "runs/outputs",
               "runs/log-series", "experiments/update", "experiments/set-experiment-tag",
-              "experiments/delete-experiment-tag"):
+              "experiments/delete-experiment-tag", "jobs/cancel", "logged-models"):
     RULES[_path] = (EXPERIMENT, "can_update")
 for _path in ("experiments/delete", "experiments/restore", "runs/delete", "runs/restore"):
     RULES[_path] = (EXPERIMENT, "can_delete")
@@ -240,7 +240,7 @@ class BasicAuth:
         elif path == "registered-models/delete":
             self.users.drop_resource(MODEL, str(args.str("name") or ""))
         elif not user.is_admin and isinstance(reply, dict):
-            if path == "experiments/search":
+            if path in ("experiments/search", "experiments/activity"):
                 reply["experiments"] = [e for e in reply.get("experiments") or []
                                         if self.permission(user, EXPERIMENT, str(e.get("experiment_id"))).can_read]
             elif path == "registered-models/search":
@@ -333,13 +333,14 @@ def _basic_credentials(request: httputil.HTTPServerRequest) -> tuple[str | None,
 
 def install(ctx: Any, default_permission: str = "READ") -> BasicAuth:
     """Turn on basic auth for the server of ``ctx``: its routes, and the checks ``base`` calls."""
-    from labtrack.server import api_artifacts, api_auth, api_logged_models, api_registry, api_tracking
+    from labtrack.server import (api_artifacts, api_auth, api_jobs, api_logged_models, api_registry,
+                                 api_tracking)
 
     store = ctx.store
     users = AuthStore(store.read, store.write)
     auth = BasicAuth(users, store, default_permission)
     auth.learn_routes([api_tracking.ROUTES, api_tracking.LABTRACK_ROUTES, api_registry.ROUTES,
-                       api_logged_models.ROUTES, api_artifacts.ROUTES])
+                       api_logged_models.ROUTES, api_artifacts.ROUTES, api_jobs.LABTRACK_ROUTES])
     ctx.extra["auth"] = auth
     ctx.extra.setdefault("routes", []).extend(api_auth.ROUTES)
     return auth

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
 
 from labtrack.entities import (
     RUN_STATUSES,
@@ -516,6 +516,22 @@ class TrackingStore:
                     item["context"] = context
                 out.append(item)
             return out
+        return self.read(op)
+
+    def experiment_activity(self) -> list[dict[str, Any]]:
+        """Per experiment: its active runs, how many are RUNNING, and the last start or end of any.
+
+        One grouped scan of the runs table, for the experiments list (MLflow's own
+        ``last_update_time`` only moves when the experiment itself changes).
+        """
+        def op(conn: Connection) -> list[dict[str, Any]]:
+            r = s.runs.c
+            last = func.max(func.coalesce(r.end_time, r.start_time))
+            running = func.sum(case((r.status == "RUNNING", 1), else_=0))
+            rows = conn.execute(select(r.experiment_id, func.count(), running, last)
+                                .where(r.lifecycle_stage == "active").group_by(r.experiment_id))
+            return [{"experiment_id": str(e), "runs": int(n), "running": int(m or 0),
+                     "last_activity": int(t) if t is not None else None} for e, n, m, t in rows]
         return self.read(op)
 
     def count_runs(self) -> dict[str, int]:

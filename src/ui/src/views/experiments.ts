@@ -1,13 +1,22 @@
 // Experiments: search, create, rename, delete, restore; pick several to see their runs together.
 
-import { ApiError, mlPost } from "../api";
+import { ApiError, ltGet, mlPost } from "../api";
 import { confirmAction, h, replace } from "../dom";
 import { fmtTime } from "../format";
 import { Experiment, searchExperiments } from "../model";
 import { href, Route, setQuery } from "../router";
 
+/** Per experiment, from labtrack's experiments/activity (absent on a plain MLflow server). */
+interface Activity {
+  experiment_id: string;
+  runs: number;
+  running: number;
+  last_activity: number | null;
+}
+
 export function experimentsView(root: HTMLElement, route: Route): void {
   let all: Experiment[] = [];
+  let activity = new Map<string, Activity>();
   const picked = new Set<string>();
   const search = h("input", {
     type: "search",
@@ -46,6 +55,13 @@ export function experimentsView(root: HTMLElement, route: Route): void {
   const compareBtn = h("a", { class: "button compare-exps", hidden: true }, "Runs of selected");
   const list = h("div", { class: "exp-list" });
   const status = h("div", { class: "muted" });
+  const hint = h(
+    "div",
+    { class: "empty-hint", hidden: true },
+    h("p", null, "No runs yet. Log one from a notebook or script:"),
+    h("pre", null, 'import labtrack as lt\n\nlt.set_experiment("my-experiment")\nwith lt.start_run():\n    lt.log_param("lr", 0.01)\n    lt.log_metric("loss", 0.42, step=1)'),
+    h("p", { class: "muted" }, "Or with the mlflow client: export MLFLOW_TRACKING_URI and MLFLOW_TRACKING_TOKEN as `labtrack server` printed them."),
+  );
   replace(
     root,
     h("div", { class: "page-head" }, h("h1", null, "Experiments"), compareBtn),
@@ -58,6 +74,7 @@ export function experimentsView(root: HTMLElement, route: Route): void {
     ),
     createErr,
     status,
+    hint,
     list,
   );
 
@@ -121,8 +138,9 @@ export function experimentsView(root: HTMLElement, route: Route): void {
       h("td", null, cb),
       nameCell,
       h("td", { class: "mono" }, e.id),
+      runsCell(e.id),
       h("td", null, fmtTime(e.created)),
-      h("td", null, fmtTime(e.updated)),
+      h("td", { class: "last-activity" }, fmtTime(lastActivity(e))),
       h(
         "td",
         { class: "actions" },
@@ -136,6 +154,17 @@ export function experimentsView(root: HTMLElement, route: Route): void {
     );
   }
 
+  function runsCell(id: string): HTMLElement {
+    const a = activity.get(id);
+    if (!a) return h("td", { class: "num exp-runs" }, activity.size ? "0" : "");
+    return h("td", { class: "num exp-runs" }, String(a.runs), a.running ? h("span", { class: "muted" }, ` (${a.running} running)`) : null);
+  }
+
+  /** The experiment's own last change, or its runs' last start or end if later. */
+  function lastActivity(e: Experiment): number {
+    return Math.max(e.updated || 0, activity.get(e.id)?.last_activity ?? 0);
+  }
+
   function draw(): void {
     const q = search.value.trim().toLowerCase();
     const shown = all.filter((e) => !q || e.name.toLowerCase().includes(q) || e.id === q);
@@ -145,7 +174,7 @@ export function experimentsView(root: HTMLElement, route: Route): void {
       h(
         "table",
         { class: "grid exp-table" },
-        h("thead", null, h("tr", null, h("th", null, ""), h("th", null, "Name"), h("th", null, "ID"), h("th", null, "Created"), h("th", null, "Last update"), h("th", null, ""))),
+        h("thead", null, h("tr", null, h("th", null, ""), h("th", null, "Name"), h("th", null, "ID"), h("th", { class: "num" }, "Runs"), h("th", null, "Created"), h("th", null, "Last activity"), h("th", null, ""))),
         h("tbody", null, shown.map(row)),
       ),
     );
@@ -153,8 +182,14 @@ export function experimentsView(root: HTMLElement, route: Route): void {
 
   async function load(): Promise<void> {
     try {
-      all = await searchExperiments(showDeleted.checked ? "ALL" : "ACTIVE_ONLY");
-      all.sort((a, b) => (a.lifecycle === b.lifecycle ? 0 : a.lifecycle === "deleted" ? 1 : -1) || b.updated - a.updated || a.name.localeCompare(b.name));
+      const [found, act] = await Promise.all([
+        searchExperiments(showDeleted.checked ? "ALL" : "ACTIVE_ONLY"),
+        ltGet<{ experiments: Activity[] }>("experiments/activity").catch(() => ({ experiments: [] as Activity[] })),
+      ]);
+      all = found;
+      activity = new Map(act.experiments.map((a) => [a.experiment_id, a]));
+      all.sort((a, b) => (a.lifecycle === b.lifecycle ? 0 : a.lifecycle === "deleted" ? 1 : -1) || lastActivity(b) - lastActivity(a) || a.name.localeCompare(b.name));
+      hint.hidden = act.experiments.some((a) => a.runs > 0) || !all.length;
       draw();
     } catch (e) {
       status.textContent = "";
