@@ -14,15 +14,16 @@ from typing import Any
 
 import pytest
 
-from tests.commands.conftest import command_env
+from tests.commands.conftest import ADMIN, MEMBER, command_env, start_team_server
+from tests.client.conftest import stop
 from tests.servers import ServerProcess, start_server
 
 POINTS = 20_000  # in the deleted run: enough rows that freeing them shows in the file's size
 
 
-def _gc(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _gc(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "labtrack", "gc", *args], cwd=folder,
-                          env=command_env(), capture_output=True, text=True, timeout=300)
+                          env=env or command_env(), capture_output=True, text=True, timeout=300)
 
 
 def _ok(reply: Any) -> dict[str, Any]:
@@ -147,3 +148,35 @@ def test_gc_errors_are_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "mlruns.db").exists()
     bad = _gc(tmp_path, "--older-than", "soon")
     assert bad.returncode == 1 and "--older-than" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_gc_on_a_team_server_is_for_admins(tmp_path: Path) -> None:
+    """Users sign in with MLflow's variables; a member is refused, an admin collects."""
+    import requests
+
+    team = start_team_server(tmp_path)
+    try:
+        admin = requests.Session()
+        admin.auth = ADMIN
+        exp = _ok(admin.post(f"{team.uri}/api/2.0/mlflow/experiments/create", json={"name": "t"}, timeout=60))
+        run = _ok(admin.post(f"{team.uri}/api/2.0/mlflow/runs/create",
+                             json={"experiment_id": exp["experiment_id"]}, timeout=60))["run"]["info"]
+        _ok(admin.post(f"{team.uri}/api/2.0/mlflow/runs/delete", json={"run_id": run["run_id"]}, timeout=60))
+
+        def as_user(user: tuple[str, str]) -> dict[str, str]:
+            env = command_env()
+            env.update(MLFLOW_TRACKING_USERNAME=user[0], MLFLOW_TRACKING_PASSWORD=user[1])
+            return env
+
+        refused = _gc(tmp_path, env=as_user(MEMBER))  # found through ./mlruns.db's owner
+        assert refused.returncode == 1 and "admin" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert admin.get(f"{team.uri}/api/2.0/mlflow/runs/get", params={"run_id": run["run_id"]},
+                         timeout=60).status_code == 200
+        out = _gc(tmp_path, "--tracking-uri", team.uri, env=as_user(ADMIN))
+        assert out.returncode == 0, out.stderr
+        assert _reported(out) == (1, 0, 0)
+        assert admin.get(f"{team.uri}/api/2.0/mlflow/runs/get", params={"run_id": run["run_id"]},
+                         timeout=60).status_code == 404
+    finally:
+        stop(team.proc)

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.client.conftest import TrackingServer
-from tests.commands.conftest import command_env
+from tests.client.conftest import stop
+from tests.commands.conftest import ADMIN, command_env, start_team_server
 from tests.servers import ServerProcess, start_server
 
 EXPERIMENT = "push-exp"
@@ -94,12 +95,12 @@ def _mlflow_env(url: str, token: str | None) -> dict[str, str]:
     return env
 
 
-def _push(source: ServerProcess, dest: TrackingServer,
-          experiment: str = EXPERIMENT) -> subprocess.CompletedProcess[str]:
+def _push(source: ServerProcess, dest: TrackingServer, experiment: str = EXPERIMENT,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``labtrack push`` run in the source's folder; the destination's token in MLflow's variable."""
     return subprocess.run([sys.executable, "-m", "labtrack", "push", "--to", dest.uri,
                            "--experiment", experiment, "--filter", FILTER],
-                          cwd=source.artifacts.parent, env=command_env(dest.token),
+                          cwd=source.artifacts.parent, env=env or command_env(dest.token),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -276,3 +277,30 @@ def test_push_errors_are_one_line(source: ServerProcess, tmp_path: Path) -> None
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "no-such-experiment" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_push_signs_in_with_basic_auth(source: ServerProcess, tmp_path: Path) -> None:
+    """A team server's user and password come from MLflow's variables, as for the mlflow client."""
+    import requests
+
+    team = start_team_server(tmp_path)
+    try:
+        env = command_env()
+        env.update(MLFLOW_TRACKING_USERNAME=ADMIN[0], MLFLOW_TRACKING_PASSWORD="wrong-" + ADMIN[1])
+        refused = _push(source, team, env=env)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert refused.stderr.strip().splitlines()[-1].startswith("labtrack: ")
+        assert ADMIN[1] not in refused.stderr
+        env["MLFLOW_TRACKING_PASSWORD"] = ADMIN[1]
+        first = _push(source, team, env=env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert _summary(first)["new"] == 2
+        second = _push(source, team, env=env)
+        assert _summary(second)["unchanged"] == 2 and _summary(second)["new"] == 0
+        found = requests.post(f"{team.uri}/api/2.0/mlflow/runs/search", auth=ADMIN, timeout=60, json={
+            "experiment_ids": [requests.get(f"{team.uri}/api/2.0/mlflow/experiments/get-by-name",
+                                            params={"experiment_name": EXPERIMENT}, auth=ADMIN,
+                                            timeout=60).json()["experiment"]["experiment_id"]]}).json()
+        assert len(found["runs"]) == 2
+    finally:
+        stop(team.proc)

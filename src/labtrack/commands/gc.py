@@ -129,8 +129,11 @@ def _on_database(backend_store_uri: str | None, artifacts_destination: str | Non
             from labtrack.client.discovery import server_for_database
             from labtrack.client.transport import Transport
 
+            from labtrack.client.transport import auth_header_from_env
+
             endpoint, auth = server_for_database(db, start=False)
-            return _ask_server(Transport(endpoint, auth), request)
+            # A team server has no token: its users sign in (MLFLOW_TRACKING_USERNAME/PASSWORD).
+            return _ask_server(Transport(endpoint, auth or auth_header_from_env()), request)
     # As the server would serve it: mlruns.db -> mlruns/, labtrack.db -> labtrack/ (never
     # MLflow's own mlruns/ beside an imported labtrack.db, whose run ids are the same).
     folder = Path(artifacts_destination) if artifacts_destination else (
