@@ -180,3 +180,26 @@ def test_gc_on_a_team_server_is_for_admins(tmp_path: Path) -> None:
                          timeout=60).status_code == 404
     finally:
         stop(team.proc)
+
+
+def test_gc_on_postgresql(tmp_path: Path, pg_databases: Any) -> None:
+    """The same removal on PostgreSQL (no VACUUM there), with the artifact folder named."""
+    if pg_databases is None:
+        pytest.skip("LABTRACK_TEST_POSTGRES_URL is not set (CI sets it)")
+    url = pg_databases.create()
+    try:
+        srv = start_server(url, tmp_path)
+        try:
+            scene = _scene(srv)
+        finally:
+            srv.stop()
+        out = _gc(tmp_path, "--backend-store-uri", url, "--artifacts-destination", str(tmp_path / "mlruns"))
+        assert out.returncode == 0, out.stderr
+        assert _reported(out) == (2, 1, 2)
+        srv = start_server(url, tmp_path)
+        try:
+            _check_removed(srv, scene)
+        finally:
+            srv.stop()
+    finally:
+        pg_databases.drop(url)

@@ -134,6 +134,9 @@ def _on_database(backend_store_uri: str | None, artifacts_destination: str | Non
             endpoint, auth = server_for_database(db, start=False)
             # A team server has no token: its users sign in (MLFLOW_TRACKING_USERNAME/PASSWORD).
             return _ask_server(Transport(endpoint, auth or auth_header_from_env()), request)
+    if db is None and not artifacts_destination:
+        raise LabtrackError("a database server's artifacts may be anywhere: pass --artifacts-destination "
+                            "(or --tracking-uri to ask a labtrack server of it)", "INVALID_PARAMETER_VALUE")
     # As the server would serve it: mlruns.db -> mlruns/, labtrack.db -> labtrack/ (never
     # MLflow's own mlruns/ beside an imported labtrack.db, whose run ids are the same).
     folder = Path(artifacts_destination) if artifacts_destination else (
