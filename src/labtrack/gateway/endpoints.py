@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,7 +23,6 @@ from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists, Resour
 from labtrack.gateway.config import (Endpoint, KeyRef, check_api_base, check_key_file, check_name, load_config,
                                      parse_limit, parse_timeout)
 from labtrack.gateway.limits import RateLimiter
-from labtrack.gateway.upstream import CallRecord
 
 LINKAGE_TYPES = ("PRIMARY", "FALLBACK")
 
@@ -96,7 +94,7 @@ class ObjectStore(Protocol):
 
 
 class Gateway:
-    """Endpoints by name, the rate limiter, and where finished calls are reported."""
+    """Endpoints by name (gateway.yaml's and those made over REST) and the rate limiter."""
 
     def __init__(self, endpoints: list[Endpoint] | None = None, store: ObjectStore | None = None) -> None:
         self.config_endpoints = {e.name: e for e in endpoints or []}
@@ -104,7 +102,6 @@ class Gateway:
         self.models: dict[str, ModelDefinition] = {}
         self.api_endpoints: dict[str, ApiEndpoint] = {}
         self.limiter = RateLimiter()
-        self.recorders: list[Callable[[CallRecord], None]] = []
         self._lock = threading.RLock()
         self.store = store
         if store is not None:
@@ -167,10 +164,6 @@ class Gateway:
         with self._lock:
             names = sorted(set(self.config_endpoints) | {e.name for e in self.api_endpoints.values()})
         return [self.endpoint(n) for n in names]
-
-    def record(self, rec: CallRecord) -> None:
-        for recorder in self.recorders:
-            recorder(rec)
 
     def _resolve(self, api: ApiEndpoint) -> Endpoint:
         primary = next((c for c in api.model_configs if c["linkage_type"] == "PRIMARY"), api.model_configs[0])

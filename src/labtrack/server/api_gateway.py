@@ -166,13 +166,16 @@ class _GatewayHandler(BaseHandler):
         return gateway_of(self.ctx)
 
     def _record(self, record: CallRecord, trace_id: str) -> None:
-        """Report the call; on a tracking server, store it as a trace (off the event loop)."""
-        self.gateway.record(record)
+        """On a tracking server, store the call as a trace (off the event loop)."""
         if self.ctx.store is None:
             return
         experiment_id = self.request.headers.get(EXPERIMENT_HEADER) or None
         run_id = self.request.headers.get(RUN_HEADER) or None
-        self.ctx.pool.submit(_store_trace, self.ctx, record, trace_id, experiment_id, run_id)
+        try:
+            self.ctx.pool.submit(_store_trace, self.ctx, record, trace_id, experiment_id, run_id)
+        except RuntimeError:  # the pool is shut down: the server is stopping; the reply still goes out
+            log.warning("gateway endpoint '%s': the server is stopping; its call's trace was not stored",
+                        record.endpoint)
 
 
 class DeploymentsEndpointsHandler(_GatewayHandler):
