@@ -77,7 +77,7 @@ def copy_store(src: Path, dst: Path) -> Path:
 @pytest.fixture
 def no_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for k in list(os.environ):
-        if k.startswith(("MLFLOW_", "LABTRACK_")):
+        if k.startswith(("MLFLOW_", "LABTRACK_")) and not k.startswith("LABTRACK_TEST_"):
             monkeypatch.delenv(k)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

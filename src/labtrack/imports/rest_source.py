@@ -28,6 +28,7 @@ from labtrack.imports.records import (
     RunRecord,
 )
 
+PROMPT_FILTER = "tags.`mlflow.prompt.is_prompt` = 'true'"
 _UNKNOWN = 1 << 62  # "more points than the copy has": a server does not say how many it holds
 
 
@@ -94,6 +95,8 @@ class RestSource:
         return out
 
     def metric_counts(self) -> dict[tuple[str, str], int]:
+        if not self._runs:
+            self.run_ids()
         return {(run_id, key): _UNKNOWN for run_id, run in self._runs.items() for key in run.metrics}
 
     def metrics(self, run_id: str, keys: Iterable[str] | None = None) -> list[MetricSeries]:
@@ -127,14 +130,20 @@ class RestSource:
         return out
 
     def registered_models(self) -> list[RegisteredModelRecord]:
+        from labtrack.registry_entities import ModelVersion, RegisteredModel
+
         out = []
-        for m in _pages(self._registered_models):
+        # MLflow's server leaves prompts out of a search unless the filter asks for them.
+        models = {m.name: m for where in (None, PROMPT_FILTER) for m in _pages(
+            lambda t, w=where: self._search("registered-models/search", "registered_models", RegisteredModel, w, t))}
+        for m in models.values():
             rec = RegisteredModelRecord(m.name, m.creation_timestamp or 0, m.last_updated_timestamp or 0,
                                         m.description, dict(m.tags),
                                         {a: int(v) for a, v in (m.aliases or {}).items()})
             escaped = m.name.replace("\\", "\\\\").replace("'", "\\'")
-            for v in _pages(lambda t, n=escaped: self.client.search_model_versions(f"name = '{n}'",
-                                                                                 page_token=t)):
+            where = f"name = '{escaped}'" + (f" AND {PROMPT_FILTER}" if _is_prompt(m) else "")
+            for v in _pages(lambda t, w=where: self._search("model-versions/search", "model_versions", ModelVersion,
+                                                            w, t)):
                 rec.versions.append(ModelVersionRecord(
                     int(v.version), v.source or "", v.creation_timestamp or 0, v.last_updated_timestamp or 0,
                     v.description, v.user_id, v.current_stage or "None", v.run_id or None, v.run_link,
@@ -142,16 +151,17 @@ class RestSource:
             out.append(rec)
         return out
 
-    def _registered_models(self, token: str | None) -> Any:
-        """A page of every registered model, prompts included (``search_registered_models`` of
-        the client leaves prompts out, as MLflow's does)."""
+    def _search(self, endpoint: str, key: str, entity: Any, where: str | None, token: str | None) -> Any:
+        """A page of ``registered-models/search`` or ``model-versions/search``."""
         from labtrack.client.client import PagedList
-        from labtrack.registry_entities import RegisteredModel
 
-        message = {"max_results": 1000, **({"page_token": token} if token else {})}
-        reply = self.client._read("GET", "registered-models/search", message)
-        return PagedList((RegisteredModel.from_json(m) for m in reply.get("registered_models") or []),
-                         reply.get("next_page_token"))
+        message: dict[str, Any] = {"max_results": 1000}
+        if where:
+            message["filter"] = where
+        if token:
+            message["page_token"] = token
+        reply = self.client._read("GET", endpoint, message)
+        return PagedList((entity.from_json(m) for m in reply.get(key) or []), reply.get("next_page_token"))
 
     # -- artifacts: downloaded, not read from a folder ----------------------------------------
     def artifact_folder(self, uri: str) -> Path | None:
@@ -185,6 +195,10 @@ class RestSource:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 local.replace(dst)
                 on_file(dst, size)
+
+
+def _is_prompt(model: Any) -> bool:
+    return str(model.tags.get("mlflow.prompt.is_prompt", "")).lower() == "true"
 
 
 def _files(repo: Any, path: str = "") -> dict[str, int]:
