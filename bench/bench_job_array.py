@@ -88,7 +88,8 @@ def main() -> None:
     totals = {k: sum(r["default"] for r in results[k]) for k in ("mlflow", "labtrack")}
     print(f"{'total':>5}  {totals['mlflow']:>6}  {totals['labtrack']:>8}")
     results["default_totals"] = totals
-    print(f"\nwritten to {write_json('job_array.json', results)}")
+    path = write_json(f"job_array_{args.client}.json", results)
+    print(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def start_server(backend_uri: str, workdir: Path, *, token: str | None = "auto",
         try:
             if requests.get(url + "/health", timeout=1).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting (workers fork)
             pass
         time.sleep(0.05)
     server.stop("kill")

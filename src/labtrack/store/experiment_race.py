@@ -29,8 +29,14 @@ Why misses and not only a time window: a window alone cannot tell a job-array
 task that is five seconds late on a loaded node from a user who creates the same
 name twice in a row; the missed lookup is what shows that a caller saw no
 experiment before it was made.  The window only bounds how long that evidence is
-kept.  The counts live in this process: on PostgreSQL with several server
-processes a lookup and its create may reach different ones, and the create then
+kept.
+
+The counts live in this process.  With ``--workers`` on PostgreSQL each connection
+is served by one process, and a client sends its lookup and its create on one
+kept-alive connection, so both meet the same process's counts; two processes'
+creates of one name meet in the unique index, and the one that loses there is
+judged by this rule too (``TrackingStore.create_experiment``).  A create that
+reaches another process than its lookup (its connection was closed in between)
 gets MLflow's answer.
 """
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from labtrack.entities import (
     RUN_STATUSES,
@@ -108,25 +109,39 @@ class TrackingStore:
         tags = self._check_experiment_tags(tags or {})
 
         def op(conn: Connection) -> str:
-            existing = conn.execute(select(s.experiments).where(s.experiments.c.name == name)).first()
-            if existing is not None:
-                if self.race.owed(name, existing.creation_time or 0,
-                                  _same_create(conn, existing, artifact_location, tags)):
-                    return str(existing.experiment_id)  # a racing create: see experiment_race.py
-                raise ResourceAlreadyExists(f"Experiment(name={name}) already exists.")
-            self.race.created(name)
-            t = now_ms()
-            exp_id = conn.execute(insert(s.experiments).values(
-                name=name, artifact_location=artifact_location or "", lifecycle_stage="active",
-                creation_time=t, last_update_time=t)).inserted_primary_key[0]
-            if not artifact_location:
-                conn.execute(update(s.experiments).where(s.experiments.c.experiment_id == exp_id)
-                             .values(artifact_location=join_uri(self.default_artifact_root, str(exp_id))))
-            if tags:
-                conn.execute(insert(s.experiment_tags), [
-                    {"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()])
-            return str(exp_id)
+            by_name = select(s.experiments).where(s.experiments.c.name == name)
+            existing = conn.execute(by_name).first()
+            if existing is None:
+                try:
+                    with conn.begin_nested():
+                        exp_id = self._insert_experiment(conn, name, artifact_location, tags)
+                except IntegrityError:
+                    # Another server process (--workers on PostgreSQL) committed the name meanwhile.
+                    existing = conn.execute(by_name).first()
+                    if existing is None:
+                        raise
+                else:
+                    self.race.created(name)
+                    return exp_id
+            if self.race.owed(name, existing.creation_time or 0,
+                              _same_create(conn, existing, artifact_location, tags)):
+                return str(existing.experiment_id)  # a racing create: see experiment_race.py
+            raise ResourceAlreadyExists(f"Experiment(name={name}) already exists.")
         return self.write(op)
+
+    def _insert_experiment(self, conn: Connection, name: str, artifact_location: str | None,
+                           tags: dict[str, str]) -> str:
+        t = now_ms()
+        exp_id = conn.execute(insert(s.experiments).values(
+            name=name, artifact_location=artifact_location or "", lifecycle_stage="active",
+            creation_time=t, last_update_time=t)).inserted_primary_key[0]
+        if not artifact_location:
+            conn.execute(update(s.experiments).where(s.experiments.c.experiment_id == exp_id)
+                         .values(artifact_location=join_uri(self.default_artifact_root, str(exp_id))))
+        if tags:
+            conn.execute(insert(s.experiment_tags), [
+                {"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()])
+        return str(exp_id)
 
     def _check_experiment_tags(self, tags: dict[str, str]) -> dict[str, str]:
         for k, v in tags.items():
