@@ -123,3 +123,26 @@ def test_synchronous_mode_and_rejections(traced: TrackingServer) -> None:
     with pytest.raises(LabtrackError, match="not delivered"):
         lt.flush()
 
+
+
+def test_lt_traces_read_back_on_either_server(server: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lt.trace logs to a real mlflow server too (OTLP spans, then the trace's info), as to labtrack."""
+    import mlflow
+
+    if server.token:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", server.token)
+
+    rag("both?")
+    trace_id = lt.get_last_active_trace_id()
+    lt.flush()
+    t = lt.get_trace(trace_id)
+    spans = {s.name: s for s in t.spans}
+    assert set(spans) == {"rag", "retrieve", "llm"} and spans["retrieve"].parent_id == spans["rag"].span_id
+    assert spans["llm"].inputs == {"prompt": "both?", "temperature": 0.5}
+    assert t.tags["team"] == "nlp" and t.state == "OK"
+    # The unmodified mlflow client reads the same trace.
+    seen = mlflow.MlflowClient(server.uri).get_trace(trace_id)
+    assert sorted(s.name for s in seen.data.spans) == ["llm", "rag", "retrieve"]
+    assert seen.info.token_usage == {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+    found = lt.search_traces(filter_string="tags.team = 'nlp'", return_type="list")
+    assert [x.trace_id for x in found] == [trace_id]

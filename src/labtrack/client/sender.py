@@ -177,12 +177,12 @@ class _Marker:
 
 
 class _Call:
-    """A request queued in order with the writes and sent as it is (a finished trace)."""
+    """Work queued in order with the writes and done on the poster thread (sending a finished trace)."""
 
-    __slots__ = ("api", "endpoint", "body", "what")
+    __slots__ = ("fn", "what")
 
-    def __init__(self, api: str, endpoint: str, body: bytes, what: str) -> None:
-        self.api, self.endpoint, self.body, self.what = api, endpoint, body, what
+    def __init__(self, fn: Any, what: str) -> None:
+        self.fn, self.what = fn, what
 
 
 class Sender:
@@ -237,7 +237,12 @@ class Sender:
 
     def put_call(self, api: str, endpoint: str, body: bytes, what: str) -> None:
         """Queue one POST of ``body`` (JSON) to ``endpoint``, delivered in order with the writes."""
-        self.put(_Call(api, endpoint, body, what))  # type: ignore[arg-type]
+        self.put_task(lambda transport: transport.call("POST", endpoint, raw_body=body, api=api), what)
+
+    def put_task(self, fn: Any, what: str) -> None:
+        """Queue ``fn(transport)``, run on the poster thread in order with the writes; its
+        LabtrackError is raised at the next ``flush()``, like a rejected write."""
+        self.put(_Call(fn, what))  # type: ignore[arg-type]
 
     def pending(self) -> int:
         return len(self._q)
@@ -327,7 +332,7 @@ class Sender:
 
     def _send_call(self, call: _Call) -> None:
         try:
-            self._transport.call("POST", call.endpoint, raw_body=call.body, api=call.api)
+            call.fn(self._transport)
         except LabtrackError as exc:
             exc.message += f" ({call.what} not delivered)"
             exc.args = (exc.message,)

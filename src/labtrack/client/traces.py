@@ -31,6 +31,7 @@ SPAN_TYPES = ("UNKNOWN", "LLM", "CHAT_MODEL", "CHAIN", "AGENT", "TOOL", "RETRIEV
               "PARSER", "MEMORY", "WORKFLOW", "TASK", "GUARDRAIL", "EVALUATOR")
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("labtrack_span", default=None)
 _last_trace_id: list[str | None] = [None]
+V3_API = "/api/3.0/mlflow/"  # MLflow serves its trace endpoints under 3.0 only (labtrack under both)
 
 
 def _jsonable(value: Any) -> Any:
@@ -259,12 +260,49 @@ def _send(trace: _Trace) -> None:
     message = {"experiment_id": trace.experiment_id, "trace_id": trace.trace_id,
                "spans": [s.to_dict() for s in trace.spans], "tags": trace.tags,
                "trace_metadata": trace.metadata}
-    body = json.dumps(message, default=str, ensure_ascii=False).encode()
     client = fluent._client()
     if client._async(None):
-        client.sender.put_call(LABTRACK_API, "traces/log", body, f"trace {trace.trace_id}")
+        client.sender.put_task(lambda transport: deliver(transport, message), f"trace {trace.trace_id}")
     else:
-        client._call("POST", "traces/log", raw_body=body, api=LABTRACK_API)
+        deliver(client.transport, message)
+
+
+# Servers (by URI) without labtrack's traces/log: MLflow's, reached through its own protocol.
+_MLFLOW_SERVERS: set[str] = set()
+
+
+def deliver(transport: Any, message: dict[str, Any]) -> None:
+    """Send one finished trace: labtrack's ``traces/log`` (or its spool), else MLflow's protocol."""
+    uri = str(getattr(transport, "uri", ""))
+    if uri not in _MLFLOW_SERVERS:
+        try:
+            transport.call("POST", "traces/log", message, api=LABTRACK_API)
+            return
+        except LabtrackError as e:
+            if e.error_code != "ENDPOINT_NOT_FOUND":
+                raise
+            _MLFLOW_SERVERS.add(uri)
+    _deliver_to_mlflow(transport, message)
+
+
+def _deliver_to_mlflow(transport: Any, message: dict[str, Any]) -> None:
+    """As the mlflow client exports a trace: its spans by OTLP, then its info (StartTraceV3)."""
+    from labtrack import otlp
+    from labtrack.errors import error_from_response
+
+    trace_id, spans = message["trace_id"], message["spans"]
+    body = otlp.encode_spans([otlp.span_json(trace_id, d) for d in spans])
+    status, data = transport.request_raw("POST", "/v1/traces", body, {
+        "Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": str(message["experiment_id"])})
+    if status != 200:
+        try:
+            parsed: object = json.loads(data)
+        except ValueError:
+            parsed = data
+        raise error_from_response(status, parsed)
+    info = otlp.trace_info(str(message["experiment_id"]), trace_id, spans, tags=message.get("tags"),
+                           metadata=message.get("trace_metadata"))
+    transport.call("POST", "traces", {"trace": {"trace_info": info}}, api=V3_API)
 
 
 # -- reading back -----------------------------------------------------------------------------
@@ -363,7 +401,7 @@ def _pages(experiment_ids: list[str], filter_string: str | None, max_results: in
             message["filter"] = filter_string
         if token:
             message["page_token"] = token
-        reply = client._read("POST", "traces/search", message)
+        reply = client._read("POST", "traces/search", message, api=V3_API)
         for info in reply.get("traces", []):
             got += 1
             yield info
@@ -391,7 +429,7 @@ def search_traces(experiment_ids: list[str] | None = None, filter_string: str | 
         client = fluent._client()
         ids = [i["trace_id"] for i in infos]
         for k in range(0, len(ids), 100):
-            reply = client._read("GET", "traces/batchGet", {"trace_ids": ids[k:k + 100]})
+            reply = client._read("GET", "traces/batchGet", {"trace_ids": ids[k:k + 100]}, api=V3_API)
             for t in reply.get("traces", []):
                 spans[t["trace_info"]["trace_id"]] = t.get("spans", [])
     records = [_trace_record(i, spans.get(i["trace_id"])) for i in infos]
@@ -415,7 +453,7 @@ def get_trace(trace_id: str) -> TraceRecord:
     """One trace with its spans."""
     from labtrack.client import fluent
 
-    reply = fluent._client()._read("GET", "traces/get", {"trace_id": trace_id})
+    reply = fluent._client()._read("GET", "traces/get", {"trace_id": trace_id}, api=V3_API)
     return _trace_record(reply["trace"]["trace_info"], reply["trace"].get("spans"))
 
 
@@ -436,7 +474,7 @@ def log_feedback(trace_id: str, name: str, value: Any, rationale: str | None = N
     if metadata:
         assessment["metadata"] = {str(k): str(v) for k, v in metadata.items()}
     reply = fluent._client()._read("POST", f"traces/{trace_id}/assessments", {"assessment": assessment},
-                                   api="/api/3.0/mlflow/")
+                                   api=V3_API)
     return reply["assessment"]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from labtrack.errors import BadRequest, InvalidParameterValue
 from labtrack.server.args import Args
 from labtrack.server.base import BaseHandler, RawJson, ServerContext, on_pool
-from labtrack.server.otlp import decode_spans
+from labtrack.otlp import decode_spans
 from labtrack.store.traces import TraceStore, span_row
 
 EXPERIMENT_HEADER = "x-mlflow-experiment-id"

@@ -14,17 +14,17 @@ and re-ingested spool records change nothing.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
+from labtrack.otlp import duration_json, rfc3339, span_json, trace_hex, trace_info
 from labtrack.store import schema as s
 from labtrack.store import search
 from labtrack.store.dialect import cached, upsert
@@ -41,23 +41,10 @@ SOURCE_RUN = "mlflow.sourceRun"
 MODEL_ID = "mlflow.modelId"
 TOKEN_USAGE = "mlflow.trace.tokenUsage"
 INFO_FINALIZED = "mlflow.trace.infoFinalized"
-SPAN_INPUTS = "mlflow.spanInputs"
-SPAN_OUTPUTS = "mlflow.spanOutputs"
-SPAN_TYPE = "mlflow.spanType"
-SPAN_REQUEST_ID = "mlflow.traceRequestId"
-SPAN_TOKEN_USAGE = "mlflow.chat.tokenUsage"
-PREVIEW_CHARS = 1000  # request/response previews, as MLflow truncates them
 STATES = ("OK", "ERROR", "IN_PROGRESS", "STATE_UNSPECIFIED")
-_HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
 # -- wire formats -------------------------------------------------------------------------
-def rfc3339(ms: int) -> str:
-    """Epoch milliseconds as protobuf's Timestamp JSON (``2026-12-03T10:32:59.364Z``)."""
-    dt = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
-
-
 def parse_time_ms(value: Any, field: str) -> int:
     """A Timestamp JSON string (any fraction, ``Z`` or offset) or epoch ms, as epoch ms."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -75,11 +62,6 @@ def parse_time_ms(value: Any, field: str) -> int:
     return int(dt.timestamp()) * 1000 + int(frac)
 
 
-def duration_json(ms: int) -> str:
-    """Milliseconds as protobuf's Duration JSON (``1.663s``)."""
-    return f"{ms // 1000}.{ms % 1000:03d}s"
-
-
 def parse_duration_ms(value: Any) -> int | None:
     if value is None or value == "":
         return None
@@ -91,42 +73,6 @@ def parse_duration_ms(value: Any) -> int | None:
         except ValueError:
             pass
     raise InvalidParameterValue(f"Invalid value {value!r} for 'execution_duration': expected e.g. '1.5s'")
-
-
-def any_value(value: Any) -> dict[str, Any]:
-    """A Python value as OTLP's AnyValue JSON (what the mlflow client writes for attributes)."""
-    if value is None:
-        return {}
-    if isinstance(value, bool):
-        return {"bool_value": value}
-    if isinstance(value, int):
-        return {"int_value": value}
-    if isinstance(value, float):
-        return {"double_value": value}
-    if isinstance(value, str):
-        return {"string_value": value}
-    if isinstance(value, (list, tuple)):
-        return {"array_value": {"values": [any_value(v) for v in value]}}
-    if isinstance(value, dict):
-        return {"kvlist_value": {"values": [{"key": str(k), "value": any_value(v)} for k, v in value.items()]}}
-    return {"string_value": str(value)}
-
-
-def _b64(hex_id: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
-
-
-def _span_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _HEX16.fullmatch(value):
-        raise InvalidParameterValue(f"Invalid {field} {value!r}: expected 16 lowercase hex digits")
-    return value
-
-
-def _trace_hex(trace_id: str) -> str:
-    hexpart = trace_id[3:] if trace_id.startswith("tr-") else ""
-    if not re.fullmatch(r"[0-9a-f]{32}", hexpart):
-        raise InvalidParameterValue(f"Invalid trace id {trace_id!r}: expected 'tr-' and 32 hex digits")
-    return hexpart
 
 
 # -- spans --------------------------------------------------------------------------------
@@ -142,91 +88,13 @@ def span_row(trace_id: str, span_id: str, parent_span_id: str | None, name: str,
 
 
 def plain_span(trace_id: str, d: dict[str, Any]) -> SpanRow:
-    """labtrack's plain span dict as a stored span.
-
-    ``d``: span_id and parent_span_id (16 hex digits, parent None for the root),
-    name, span_type, start_time_ns, end_time_ns, status ("OK", "ERROR" or
-    "UNSET"), status_message, inputs, outputs, attributes {name: value} and
-    events [{name, time_ns, attributes}].
-    """
-    span_id = _span_id(d.get("span_id"), "span_id")
+    """labtrack's plain span dict (see ``labtrack.otlp.span_json``) as a stored span."""
+    content = span_json(trace_id, d)
     parent = d.get("parent_span_id") or None
-    if parent is not None:
-        parent = _span_id(parent, "parent_span_id")
-    name = d.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidParameterValue("Every span needs a name")
-    span_type = str(d.get("span_type") or "UNKNOWN")
-    status = str(d.get("status") or "OK").upper()
-    if status not in ("OK", "ERROR", "UNSET"):
-        raise InvalidParameterValue(f"Invalid span status {status!r}: expected OK, ERROR or UNSET")
-    try:
-        start = int(d["start_time_ns"])
-        end = None if d.get("end_time_ns") is None else int(d["end_time_ns"])
-    except (KeyError, TypeError, ValueError):
-        raise InvalidParameterValue("Every span needs an integer start_time_ns") from None
-    attrs: list[dict[str, Any]] = [
-        {"key": SPAN_REQUEST_ID, "value": {"string_value": trace_id}},
-        {"key": SPAN_TYPE, "value": {"string_value": span_type}},
-    ]
-    for key in ("inputs", "outputs"):
-        if d.get(key) is not None:
-            attrs.append({"key": SPAN_INPUTS if key == "inputs" else SPAN_OUTPUTS, "value": any_value(d[key])})
-    for key, value in (d.get("attributes") or {}).items():
-        attrs.append({"key": str(key), "value": any_value(value)})
-    content: dict[str, Any] = {"trace_id": _b64(_trace_hex(trace_id)), "span_id": _b64(span_id)}
-    if parent:
-        content["parent_span_id"] = _b64(parent)
-    content.update(name=name, start_time_unix_nano=start)
-    if end is not None:
-        content["end_time_unix_nano"] = end
-    content["attributes"] = attrs
-    events = [{"time_unix_nano": int(e.get("time_ns") or start), "name": str(e.get("name") or "event"),
-               "attributes": [{"key": str(k), "value": any_value(v)} for k, v in (e.get("attributes") or {}).items()]}
-              for e in d.get("events") or []]
-    if events:
-        content["events"] = events
-    content["status"] = {"code": "STATUS_CODE_" + status}
-    if d.get("status_message"):
-        content["status"]["message"] = str(d["status_message"])
-    return span_row(trace_id, span_id, parent, name, span_type, status, start, end,
+    status = content["status"]["code"].replace("STATUS_CODE_", "")
+    return span_row(trace_id, d["span_id"], parent, content["name"], str(d.get("span_type") or "UNKNOWN"), status,
+                    content["start_time_unix_nano"], content.get("end_time_unix_nano"),
                     json.dumps(content, separators=(",", ":"), ensure_ascii=False))
-
-
-def _json_value(v: dict[str, Any]) -> Any:
-    """An AnyValue JSON back to Python (for previews and token counts)."""
-    if "string_value" in v:
-        return v["string_value"]
-    for k in ("bool_value", "double_value"):
-        if k in v:
-            return v[k]
-    if "int_value" in v:
-        return int(v["int_value"])
-    if "array_value" in v:
-        return [_json_value(x) for x in v["array_value"].get("values", [])]
-    if "kvlist_value" in v:
-        return {kv["key"]: _json_value(kv.get("value", {})) for kv in v["kvlist_value"].get("values", [])}
-    return None
-
-
-def _attr(content: dict[str, Any], key: str) -> Any:
-    for a in content.get("attributes", ()):
-        if a.get("key") == key:
-            value = _json_value(a.get("value", {}))
-            if isinstance(value, str) and key in (SPAN_TOKEN_USAGE,):
-                try:
-                    return json.loads(value)
-                except ValueError:
-                    return value
-            return value
-    return None
-
-
-def _preview(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text[:PREVIEW_CHARS]
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -243,42 +111,25 @@ class TraceStore:
                      client_request_id: str | None = None) -> str:
         """Store a finished trace and all its spans at once; returns its trace id.
 
-        ``spans`` are plain span dicts (see ``plain_span``); the root is the one
-        without a parent.  The trace's time, duration, state, name, previews and
-        token usage (the sum of the spans' ``mlflow.chat.tokenUsage``) come from
-        the spans unless given.  Recording the same trace again changes nothing.
+        ``spans`` are plain span dicts (see ``labtrack.otlp.span_json``); the root
+        is the one without a parent.  The trace's time, duration, state, name,
+        previews and token usage (the sum of the spans' ``mlflow.chat.tokenUsage``)
+        come from the spans unless given.  Recording the same trace again changes
+        nothing.
         """
         exp_id = check_experiment_id(experiment_id)
-        trace_id = trace_id or "tr-" + uuid.uuid4().hex
-        _trace_hex(trace_id)
-        if not spans:
-            raise InvalidParameterValue("A trace needs at least one span")
+        trace_id = trace_id or new_trace_id()
+        trace_hex(trace_id)
+        spans = list(spans)
+        info = trace_info(str(exp_id), trace_id, spans, tags=tags, metadata=metadata,
+                          request_preview=request_preview, response_preview=response_preview,
+                          client_request_id=client_request_id)
+        row, all_tags, meta = _info_row(info)
         rows = [plain_span(trace_id, d) for d in spans]
-        roots = [(d, r) for d, r in zip(spans, rows) if r["parent_span_id"] is None]
-        root_dict, root = roots[0] if roots else (spans[0], rows[0])
-        start_ms = min(r["start_time_ns"] for r in rows) // 1_000_000
-        ends = [r["end_time_ns"] for r in rows if r["end_time_ns"] is not None]
-        end_ms = max(ends) // 1_000_000 if ends else None
-        state = "ERROR" if root["status"] == "ERROR" else ("OK" if root["end_time_ns"] is not None else "IN_PROGRESS")
-        meta = {"mlflow.trace_schema.version": "3", INFO_FINALIZED: "true"}
-        usage = _sum_usage(spans)
-        if usage:
-            meta[TOKEN_USAGE] = json.dumps(usage)
-        if root_dict.get("inputs") is not None:
-            meta["mlflow.traceInputs"] = _preview(root_dict.get("inputs")) or ""
-        if root_dict.get("outputs") is not None:
-            meta["mlflow.traceOutputs"] = _preview(root_dict.get("outputs")) or ""
-        meta.update(metadata or {})
-        all_tags = {TRACE_NAME: root["name"], **(tags or {})}
-        info = dict(trace_id=trace_id, experiment_id=exp_id, request_time=start_ms,
-                    execution_duration=None if end_ms is None else end_ms - start_ms, state=state,
-                    client_request_id=client_request_id,
-                    request_preview=request_preview if request_preview is not None else _preview(root_dict.get("inputs")),
-                    response_preview=response_preview if response_preview is not None else _preview(root_dict.get("outputs")))
 
         def op(conn: Connection) -> str:
             exp = _check_experiment(conn, exp_id)
-            _put_info(conn, info, overwrite=True)
+            _put_info(conn, row, overwrite=True)
             _put_pairs(conn, s.trace_tags, trace_id, {**all_tags, **_system_tags(exp, trace_id)})
             _put_pairs(conn, s.trace_metadata, trace_id, meta)
             _put_spans(conn, rows)
@@ -287,25 +138,8 @@ class TraceStore:
 
     def start_trace(self, info: dict[str, Any]) -> dict[str, Any]:
         """MLflow's StartTraceV3 (sent when a trace has ended): store its info; return it as stored."""
-        trace_id = info.get("trace_id")
-        if not isinstance(trace_id, str) or not trace_id:
-            raise InvalidParameterValue("Missing value for required parameter 'trace_id'")
-        location = info.get("trace_location") or {}
-        exp_raw = (location.get("mlflow_experiment") or {}).get("experiment_id")
-        if exp_raw is None:
-            raise InvalidParameterValue("Traces must be logged to an MLflow experiment location")
-        exp_id = check_experiment_id(exp_raw)
-        state = str(info.get("state") or "STATE_UNSPECIFIED")
-        if state not in STATES:
-            raise InvalidParameterValue(f"Invalid trace state {state!r}")
-        row = dict(trace_id=trace_id, experiment_id=exp_id,
-                   request_time=parse_time_ms(info.get("request_time") or 0, "request_time"),
-                   execution_duration=parse_duration_ms(info.get("execution_duration")), state=state,
-                   client_request_id=info.get("client_request_id") or None,
-                   request_preview=info.get("request_preview"), response_preview=info.get("response_preview"))
-        tags = {str(k): str(v) for k, v in (info.get("tags") or {}).items()}
-        meta = {str(k): str(v) for k, v in (info.get("trace_metadata") or {}).items()}
-        meta[INFO_FINALIZED] = "true"
+        row, tags, meta = _info_row(info)
+        trace_id, exp_id = row["trace_id"], row["experiment_id"]
         assessments = list(info.get("assessments") or [])
 
         def op(conn: Connection) -> dict[str, Any]:
@@ -502,6 +336,29 @@ class TraceStore:
 
 
 # -- helpers on a connection --------------------------------------------------------------
+def _info_row(info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """A TraceInfo JSON as a ``traces`` row, its tags and its metadata (marked finalized)."""
+    trace_id = info.get("trace_id")
+    if not isinstance(trace_id, str) or not trace_id:
+        raise InvalidParameterValue("Missing value for required parameter 'trace_id'")
+    location = info.get("trace_location") or {}
+    exp_raw = (location.get("mlflow_experiment") or {}).get("experiment_id")
+    if exp_raw is None:
+        raise InvalidParameterValue("Traces must be logged to an MLflow experiment location")
+    state = str(info.get("state") or "STATE_UNSPECIFIED")
+    if state not in STATES:
+        raise InvalidParameterValue(f"Invalid trace state {state!r}")
+    row = dict(trace_id=trace_id, experiment_id=check_experiment_id(exp_raw),
+               request_time=parse_time_ms(info.get("request_time") or 0, "request_time"),
+               execution_duration=parse_duration_ms(info.get("execution_duration")), state=state,
+               client_request_id=info.get("client_request_id") or None,
+               request_preview=info.get("request_preview"), response_preview=info.get("response_preview"))
+    tags = {str(k): str(v) for k, v in (info.get("tags") or {}).items()}
+    meta = {str(k): str(v) for k, v in (info.get("trace_metadata") or {}).items()}
+    meta[INFO_FINALIZED] = "true"
+    return row, tags, meta
+
+
 # Built once: every span export runs these, and building a statement costs more than running it.
 _EXPERIMENT = select(s.experiments.c.lifecycle_stage, s.experiments.c.artifact_location).where(
     s.experiments.c.experiment_id == bindparam("exp_id"))
@@ -626,22 +483,6 @@ def _trace_json(conn: Connection, trace_id: str) -> str:
     contents = [r[0] for r in conn.execute(select(s.spans.c.content).where(s.spans.c.trace_id == trace_id)
                                             .order_by(s.spans.c.start_time_ns, s.spans.c.span_id))]
     return '{"trace_info":' + json.dumps(info, ensure_ascii=False) + ',"spans":[' + ",".join(contents) + "]}"
-
-
-def _sum_usage(spans: Sequence[dict[str, Any]]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for d in spans:
-        usage = (d.get("attributes") or {}).get(SPAN_TOKEN_USAGE)
-        if isinstance(usage, str):
-            try:
-                usage = json.loads(usage)
-            except ValueError:
-                usage = None
-        if isinstance(usage, dict):
-            for k in ("input_tokens", "output_tokens", "total_tokens"):
-                if isinstance(usage.get(k), int):
-                    total[k] = total.get(k, 0) + usage[k]
-    return total
 
 
 # -- assessments ----------------------------------------------------------------------------
@@ -834,4 +675,4 @@ def new_trace_id() -> str:
     return "tr-" + uuid.uuid4().hex
 
 
-__all__ = ["SpanRow", "TraceStore", "any_value", "new_trace_id", "plain_span", "rfc3339", "span_row"]
+__all__ = ["SpanRow", "TraceStore", "new_trace_id", "plain_span", "span_row"]
