@@ -122,6 +122,8 @@ def workload(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     note("bob reads exp (default READ)", _outcome(lambda: client.get_experiment(exp).name.startswith("alice-")))
     note("bob reads run", _outcome(lambda: client.get_run(rid).data.params))
     note("bob cannot write with READ", _outcome(client.log_metric, rid, "m", 1.0))
+    note("bob cannot make a logged model with READ",
+         _outcome(lambda: client.create_logged_model(experiment_id=exp, name="m").name))
     note("bob cannot grant himself", _outcome(auth.grant_user_permission, "bob", "experiment", exp, "EDIT"))
     note("bob cannot read alice", _outcome(auth.get_user, "alice"))
     note("bob reads himself", _outcome(lambda: auth.get_user("bob").username))
@@ -131,6 +133,8 @@ def workload(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     note("grant twice", _outcome(auth.grant_user_permission, "bob", "experiment", exp, "EDIT"))
     as_user(BOB)
     note("bob writes with EDIT", _outcome(client.log_metric, rid, "m", 2.0))
+    note("bob makes a logged model with EDIT",
+         _outcome(lambda: client.create_logged_model(experiment_id=exp, name="m").name))
     note("bob cannot delete with EDIT", _outcome(client.delete_run, rid))
     as_user(ALICE)
     note("alice revokes", _outcome(auth.revoke_user_permission, "bob", "experiment", exp))
