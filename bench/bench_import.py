@@ -3,11 +3,11 @@
     python bench/bench_import.py            # 1,000 runs, 1,000,000 metric points
     python bench/bench_import.py --quick    # 100 runs, 100,000 points: a smoke run
 
-The source is an MLflow 3 SQLite database: its schema made by mlflow's own
-SqlAlchemyStore, its experiment and runs (with params and tags) created through that
-store, and its metric histories inserted into MLflow's ``metrics`` and
-``latest_metrics`` tables as rows of exactly the shape ``log_batch`` writes (logging a
-million points through mlflow would take longer than both copies together).
+The source is an MLflow 3 SQLite database: its schema and experiment made by mlflow's
+own SqlAlchemyStore, its runs, params, tags and metric histories inserted into MLflow's
+tables as rows of exactly the shape ``create_run``, ``log_batch`` and
+``update_run_info`` write (logging a million points through mlflow would take longer
+than both copies together).
 
 Both copies run in the same process run, one after the other, into fresh labtrack
 databases:
@@ -46,24 +46,29 @@ T0 = 1_700_000_000_000
 
 def build_source(path: Path, runs: int, points: int) -> dict[str, int]:
     """An MLflow database of ``runs`` runs holding ``points`` metric points in all."""
-    from mlflow.entities import Param, RunStatus, RunTag
+    import uuid
+
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    store = SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "mlruns"))
-    exp = store.create_experiment("bench-import")
-    per_run = points // runs
-    per_key = per_run // len(KEYS)
-    ids = []
-    for i in range(runs):
-        run = store.create_run(exp, user_id="bench", start_time=T0 + i, tags=[RunTag("mlflow.runName", f"r{i}")],
-                               run_name=f"r{i}")
-        store.log_batch(run.info.run_id, metrics=[], params=[Param("lr", str(i / 1000)), Param("seed", str(i))],
-                        tags=[RunTag("sweep", "bench")])
-        store.update_run_info(run.info.run_id, RunStatus.FINISHED, T0 + i + 1000, f"r{i}")
-        ids.append(run.info.run_id)
+    store = SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "mlruns"))  # MLflow's own schema
+    exp = int(store.create_experiment("bench-import"))
     store.engine.dispose()
+    per_key = points // runs // len(KEYS)
+    ids = [uuid.uuid4().hex for _ in range(runs)]
     conn = sqlite3.connect(path)
     with conn:
+        # Rows of the shape MLflow's create_run, log_batch and update_run_info write.
+        conn.executemany(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
+            "start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time) "
+            "VALUES (?, ?, 'UNKNOWN', '', '', 'bench', 'FINISHED', ?, ?, '', 'active', ?, ?, NULL)",
+            [(r, f"r{i}", T0 + i, T0 + i + 1000, str(path.parent / "mlruns" / str(exp) / r / "artifacts"), exp)
+             for i, r in enumerate(ids)])
+        conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                         [(k, v, r) for i, r in enumerate(ids) for k, v in (("lr", str(i / 1000)), ("seed", str(i)))])
+        conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                         [(k, v, r) for i, r in enumerate(ids) for k, v in (("mlflow.runName", f"r{i}"),
+                                                                             ("sweep", "bench"))])
         for run_id in ids:
             rows = [(k, 1.0 / (s + 1) + j, T0 + s, run_id, s, 0) for j, k in enumerate(KEYS) for s in range(per_key)]
             conn.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "

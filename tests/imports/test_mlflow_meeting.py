@@ -144,3 +144,20 @@ def test_after_the_import_the_folder_is_served_from_labtrack_db(mlflow_folder: P
     assert f"serving {mlflow_folder / 'labtrack.db'}" in second
     assert f"(artifacts: {mlflow_folder / 'labtrack'})" in second
     assert snapshot(mlflow_folder) == before
+
+
+def test_the_import_is_the_one_writer(mlflow_folder: Path, tmp_path: Path) -> None:
+    """While a server owns labtrack.db, an import refuses in one line (that server is its writer)."""
+    from tests.servers import start_server
+
+    done = labtrack("import", "mlruns.db", cwd=mlflow_folder, timeout=300)
+    assert done.returncode == 0, done.stderr
+    server = start_server(f"sqlite:///{mlflow_folder / 'labtrack.db'}", tmp_path, token=None)
+    try:
+        again = labtrack("import", "mlruns.db", cwd=mlflow_folder, timeout=300)
+    finally:
+        server.stop()
+    assert again.returncode != 0
+    lines = [ln for ln in again.stderr.splitlines() if ln.startswith("labtrack:") and "importing" not in ln]
+    assert len(lines) == 1 and "is served by pid" in lines[0] and "stop that server" in lines[0], again.stderr
+    assert "Traceback" not in again.stderr

@@ -162,7 +162,8 @@ def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | 
     summary = ImportSummary(source=source.describe(), target="")
     before = store.read(mi.counts)
     root = store.default_artifact_root
-    exp_ids = store.write(lambda conn: mi.experiments(conn, source.experiments(), root))
+    experiments = source.experiments()
+    exp_ids = store.write(lambda conn: mi.experiments(conn, experiments, root))
     locations = store.read(mi.experiment_locations)
     have_points = store.read(mi.metric_counts)
     src_points: dict[str, dict[str, int]] = {}
@@ -174,7 +175,12 @@ def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | 
     bar = progress(len(run_ids)) if progress else contextlib.nullcontext()
     with bar as b:
         for i in range(0, len(run_ids), _RUNS_PER_READ):
-            records = source.runs(run_ids[i:i + _RUNS_PER_READ])
+            records = []
+            for rec in source.runs(run_ids[i:i + _RUNS_PER_READ]):
+                if rec.experiment_id in exp_ids:
+                    records.append(rec)
+                else:  # an experiment the source did not list (another workspace's)
+                    summary.skipped.append(f"run {rec.run_id} (its experiment {rec.experiment_id} is not readable)")
             uris = store.write(lambda conn: mi.runs(conn, records, exp_ids, locations))
             pending: list[tuple[str, list[Any]]] = []
             points = 0
@@ -192,7 +198,7 @@ def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | 
                 if b is not None:
                     b.update(1)
             _write_metrics(store, pending)
-    models = source.logged_models()
+    models = [m for m in source.logged_models() if m.experiment_id in exp_ids]
     if models:
         locs = store.write(lambda conn: mi.logged_models(conn, models, exp_ids, locations))
         for m in models:
