@@ -373,3 +373,34 @@ def test_import_from_postgresql(tmp_path: Path, no_mlflow_env: None) -> None:
             server.stop()
     finally:
         dbs.drop(url)
+
+
+def test_a_live_wal_source_is_read_through_its_own_wal(tmp_path: Path) -> None:
+    """An MLflow database in WAL mode with a writer still attached: the import reads what that
+    writer committed (still in the -wal file) and creates no file beside it."""
+    import shutil
+    import sqlite3
+
+    from labtrack.imports.sql_source import SqlSource
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(Path(__file__).with_name("fixtures") / "mlflow-2.9.2" / "mlruns.db", db)
+    writer = sqlite3.connect(db)
+    try:
+        writer.execute("PRAGMA journal_mode = wal")
+        writer.execute("PRAGMA wal_autocheckpoint = 0")  # keep what follows in the -wal file
+        run_id = writer.execute("SELECT run_uuid FROM runs WHERE name = 'old-run'").fetchone()[0]
+        writer.execute("INSERT INTO params (key, value, run_uuid) VALUES ('late', 'yes', ?)", (run_id,))
+        writer.commit()
+        files = sorted(os.listdir(tmp_path))
+        assert files == ["mlflow.db", "mlflow.db-shm", "mlflow.db-wal"]
+        wal = sha256(tmp_path / "mlflow.db-wal")
+        source = SqlSource(f"sqlite:///{db}")
+        try:
+            (run,) = source.runs([run_id])
+        finally:
+            source.close()
+        assert run.params["late"] == "yes"
+        assert sorted(os.listdir(tmp_path)) == files and sha256(tmp_path / "mlflow.db-wal") == wal
+    finally:
+        writer.close()
