@@ -101,3 +101,20 @@ def test_file_store_is_recognised(tmp_path: Path) -> None:
     assert found is not None and found.kind == "file_store"
     assert found.line().startswith(f"{tmp_path / 'mlruns'} is an MLflow file store")
     assert os.listdir(tmp_path) == ["mlruns"]
+
+
+def test_client_discovery_stops_at_mlflow_data_here_but_not_at_an_old_store_above(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labtrack.client.discovery import find_database
+
+    monkeypatch.delenv("LABTRACK_DATABASE", raising=False)
+    (tmp_path / "mlruns" / "0").mkdir(parents=True)  # a file store from years ago, in ~
+    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
+    project = tmp_path / "project" / "sub"
+    project.mkdir(parents=True)
+    assert find_database(project) is None  # lt starts ./mlruns.db there, as before
+    with pytest.raises(MlflowDataFound, match="is an MLflow file store"):
+        find_database(tmp_path)
+    _mlflow_like(tmp_path / "project" / "mlruns.db", "acf3f17fdcc7")  # MLflow's mlruns.db above: refused
+    with pytest.raises(MlflowDataFound, match="MLflow 2.8-2.12"):
+        find_database(project)

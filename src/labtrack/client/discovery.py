@@ -38,12 +38,13 @@ def env_tracking_uri() -> str | None:
 def find_database(start: str | os.PathLike | None = None) -> Path | None:
     """``LABTRACK_DATABASE``, else the nearest ``mlruns.db`` in ``start`` (cwd) or a parent.
 
-    A folder of MLflow data (an MLflow-made ``mlruns.db``, ``mlflow.db``, an
-    ``mlruns`` file store) stops the search: its ``labtrack.db`` once imported,
-    else ``MlflowDataFound`` saying so (no labtrack server can open MLflow's
-    database, so nothing may be sent or spooled toward it).
+    MLflow's data (an MLflow-made ``mlruns.db``; in the working directory also
+    ``mlflow.db`` or an ``mlruns`` file store) stops the search: its
+    ``labtrack.db`` once imported, else ``MlflowDataFound`` saying so (no
+    labtrack server can open MLflow's database, so nothing may be sent or
+    spooled toward it).  An old file store in a parent (``~/mlruns``) does not.
     """
-    from labtrack.mlflow_data import find_in_folder, resolve_database
+    from labtrack.mlflow_data import LABTRACK_DB, find_in_folder, resolve_database
 
     named = os.environ.get("LABTRACK_DATABASE")
     if named:
@@ -51,7 +52,9 @@ def find_database(start: str | os.PathLike | None = None) -> Path | None:
     here = Path(start or os.getcwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / DB_NAME
-        if candidate.is_file() or find_in_folder(folder) is not None:
+        if candidate.is_file():
+            return resolve_database(candidate)
+        if (folder == here or (folder / LABTRACK_DB).is_file()) and find_in_folder(folder) is not None:
             return resolve_database(candidate)
     return None
 
