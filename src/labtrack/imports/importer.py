@@ -141,13 +141,14 @@ def import_mlflow(source: Any, db: str | os.PathLike, *, artifacts: str | os.Pat
         raise InvalidParameterValue(f"{db} is an MLflow database; import into a labtrack database")
     dest = Path(artifacts).resolve() if artifacts else mlflow_data.artifacts_folder(db)
     db.parent.mkdir(parents=True, exist_ok=True)
+    experiments = source.experiments()  # an unreachable or unreadable source fails before anything is written
     holder = contextlib.nullcontext() if owned else owning(db)
     with holder:
         from labtrack.store.tracking import TrackingStore
 
         store = TrackingStore(f"sqlite:///{db}", default_artifact_root="mlflow-artifacts:/")
         try:
-            summary = _copy(source, store, dest, progress)
+            summary = _copy(source, experiments, store, dest, progress)
         finally:
             store.close()
     summary.target = str(db)
@@ -155,14 +156,14 @@ def import_mlflow(source: Any, db: str | os.PathLike, *, artifacts: str | os.Pat
     return summary
 
 
-def _copy(source: Any, store: Any, dest: Path, progress: Callable[[int], Any] | None) -> ImportSummary:
+def _copy(source: Any, experiments: list[Any], store: Any, dest: Path,
+          progress: Callable[[int], Any] | None) -> ImportSummary:
     from labtrack.store import mlflow_import as mi
 
     started = time.monotonic()
     summary = ImportSummary(source=source.describe(), target="")
     before = store.read(mi.counts)
     root = store.default_artifact_root
-    experiments = source.experiments()
     exp_ids = store.write(lambda conn: mi.experiments(conn, experiments, root))
     locations = store.read(mi.experiment_locations)
     have_points = store.read(mi.metric_counts)
