@@ -20,7 +20,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
+from labtrack.errors import (
+    InvalidParameterValue,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+    require_extra,
+)
 from labtrack.store import schema as s
 
 T = TypeVar("T")
@@ -83,12 +88,8 @@ def check_resource_type(resource_type: Any) -> str:
 
 
 def _hasher() -> Any:
-    try:
-        from argon2 import PasswordHasher
-    except ImportError:
-        raise LabtrackError("users and passwords need argon2-cffi: pip install 'labtrack[auth]'",
-                            "INVALID_PARAMETER_VALUE") from None
-    return PasswordHasher()
+    argon2 = require_extra("argon2", "auth", "users and passwords", package="argon2-cffi")
+    return argon2.PasswordHasher()
 
 
 def hash_password(password: str) -> str:
