@@ -4,7 +4,6 @@ under MLflow's ``system/...`` names; a missing GPU library is said in one line, 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 
@@ -140,3 +139,22 @@ def test_sampler_overhead_is_small(lt_run_env: TrackingServer) -> None:
         monitor._last.clear()
     print(f"system metrics: {per_sample * 1000:.2f} ms per sample")
     assert per_sample < 0.5
+
+
+def test_a_fresh_client_logs_a_batch_without_hanging(lt_run_env: TrackingServer) -> None:
+    """The sampler logs through ``Client.log_batch``; a Client whose first call that is must not
+    deadlock (its sender once resolved the transport under the lock the transport takes)."""
+    import threading
+
+    from labtrack.entities import Metric
+
+    run = lt.start_run()
+    lt.end_run()
+    client = lt.Client(lt_run_env.uri)
+    worker = threading.Thread(target=lambda: client.log_batch(
+        run.info.run_id, metrics=[Metric("system/x", 1.0, int(time.time() * 1000), 0)]), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "log_batch hung on a fresh client"
+    client.flush(30)
+    assert lt.get_run(run.info.run_id).data.metrics["system/x"] == 1.0

@@ -187,15 +187,6 @@ def patch_method(flavor: str, owner: Any, name: str,
     _integrations[flavor].originals.append((owner, name, original))
 
 
-def run_training(original: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
-    """Call the user's training function with nested patched calls passed through."""
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
-        return original(*args, **kwargs)
-    finally:
-        _local.depth -= 1
-
-
 class Session:
     """One logged training call: the run it logs into (started here if none is active)."""
 

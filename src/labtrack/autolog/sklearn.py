@@ -204,9 +204,9 @@ def _log_plots(run_id: str, estimator: Any, X: Any, y: Any, weight: Any) -> None
 
     if not is_classifier(estimator):
         return
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:  # plots are optional, as in MLflow
         return
     from sklearn import metrics as m
 

@@ -112,11 +112,12 @@ class Client(RegistryMixin, LoggedModelsMixin):
     @property
     def sender(self) -> Any:
         if self._sender is None:
+            transport = self.transport  # first: resolving it takes the same (non-reentrant) lock
             with self._lock:
                 if self._sender is None:
                     from labtrack.client.sender import Sender
 
-                    self._sender = Sender(self.transport)
+                    self._sender = Sender(transport)
                     config.register_sender(self._sender)
         return self._sender
 

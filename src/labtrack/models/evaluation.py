@@ -439,7 +439,12 @@ def evaluate(model: Any = None, data: Any = None, *, model_type: str | None = No
     client = fluent._client()
     artifacts: dict[str, str] = {}
     try:
-        datasets.log_input(dataset, context=prefix or None, run_id=run_id)
+        try:
+            datasets.log_input(dataset, context=prefix or None, run_id=run_id)
+        except LabtrackError as err:  # e.g. a spooling compute node: the metrics still count
+            import logging
+
+            logging.getLogger("labtrack.evaluate").warning("labtrack: evaluation dataset not recorded: %s", err)
         import time
 
         now = int(time.time() * 1000)

@@ -4,6 +4,7 @@ import { getText } from "./api";
 import { h, replace } from "./dom";
 import { fmtBytes } from "./format";
 import { ArtifactFile, artifactUrl, listArtifacts, Run } from "./model";
+import { isLoggedTable, sortableTable } from "./views/training";
 
 const IMAGE = /\.(png|jpe?g|gif|svg|webp|bmp|avif)$/i;
 const TEXT = /(\.(txt|log|ya?ml|md|py|r|sh|cfg|ini|toml|conf|out|err|sql|js|ts|html?|xml|csv|tsv|json|jsonl|ipynb)|(^|\/)(MLmodel|requirements\.txt|Dockerfile|LICENSE|README)[^/]*)$/i;
@@ -53,7 +54,10 @@ async function preview(run: Run, f: ArtifactFile): Promise<HTMLElement> {
   try {
     const { text, truncated } = await getText(url, MAX_TEXT);
     const note = truncated ? h("p", { class: "muted" }, `Showing the first ${fmtBytes(MAX_TEXT)}.`) : null;
-    if (/\.json$/i.test(f.path) && !truncated) {
+    const table = /\.json$/i.test(f.path) && !truncated && isLoggedTable(run, f.path) ? sortableTable(text) : null;
+    if (table) {
+      body = table; // a log_table artifact: rows sortable by any column
+    } else if (/\.json$/i.test(f.path) && !truncated) {
       let pretty = text;
       try {
         pretty = JSON.stringify(JSON.parse(text), null, 2);
@@ -164,7 +168,8 @@ export interface ImageSeries {
   steps: { step: number; path: string }[];
 }
 
-const MLFLOW_IMAGE = /^(.*)%step%(\d+)%timestamp%\d+%[^%]+\.(png|jpe?g|gif|webp)$/i;
+// MLflow 3.17 separates the parts with "+", older releases with "%"
+const MLFLOW_IMAGE = /^(.*)[%+]step[%+](\d+)[%+]timestamp[%+]\d+[%+][^%+]+([%+]compressed)?\.(png|jpe?g|gif|webp)$/i;
 
 /** Finds images logged per step: MLflow's log_image(key=, step=) files, or a folder of numbered images. */
 export async function findImageSeries(run: Run): Promise<ImageSeries[]> {
@@ -189,8 +194,8 @@ export async function findImageSeries(run: Run): Promise<ImageSeries[]> {
       const name = basename(f.path);
       const m = MLFLOW_IMAGE.exec(name);
       if (m) {
-        if (/%compressed/i.test(name)) continue;
-        const key = m[1].replace(/#/g, "/");
+        if (m[3]) continue; // the smaller preview copy of the same step
+        const key = m[1].replace(/[#~]/g, "/");
         let s = series.get(key);
         if (!s) series.set(key, (s = { key, steps: [] }));
         s.steps.push({ step: Number(m[2]), path: f.path });

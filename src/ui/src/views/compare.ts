@@ -9,6 +9,7 @@ import { displayName, getRun, Run } from "../model";
 import { parallelCoordinates, scatter } from "../plots";
 import { Route, setQuery } from "../router";
 import { pool } from "../series";
+import { splitMetrics } from "./training";
 
 export function compareView(root: HTMLElement, route: Route): { dispose: () => void } {
   const ids = (route.q.get("runs") ?? "").split(",").filter(Boolean);
@@ -114,6 +115,9 @@ export function compareView(root: HTMLElement, route: Route): { dispose: () => v
     pcMetric.addEventListener("change", drawPC);
 
     const grid = h("div", { class: "chart-grid" });
+    // system/* metrics get a chart group of their own, after the model's metrics
+    const [ownKeys, systemKeys] = splitMetrics(metricKeys);
+    const systemGrid = h("div", { class: "chart-grid system-metrics-grid" });
     const controls = chartControls(settings, (s) => {
       settings = s;
       setQuery(settingsQuery(s));
@@ -125,14 +129,15 @@ export function compareView(root: HTMLElement, route: Route): { dispose: () => v
       h("section", { class: "compare-section" }, h("div", { class: "section-head" }, h("h2", null, "Parameters"), h("label", null, onlyDiff, " Only differences")), h("div", { class: "wide" }, h("table", { class: "grid compare-params" }, h("thead", null, headRow), paramBody))),
       h("section", { class: "compare-section" }, h("h2", null, "Latest metrics"), h("div", { class: "wide" }, h("table", { class: "grid compare-metrics" }, h("thead", null, headRow.cloneNode(true)), metricBody))),
       h("section", { class: "compare-section" }, h("h2", null, "Metric charts"), controls, grid),
+      systemKeys.length ? h("section", { class: "compare-section system-metrics" }, h("h2", null, "System metrics"), systemGrid) : null,
       h("section", { class: "compare-section" }, h("div", { class: "section-head" }, h("h2", null, "Parallel coordinates"), h("label", null, "Metric ", pcMetric)), pcBox),
       h("section", { class: "compare-section" }, h("div", { class: "section-head" }, h("h2", null, "Scatter"), h("label", null, "X ", sxSel), h("label", null, "Y ", sySel)), scatterBox),
     );
     drawPC();
     drawScatter();
-    charts = metricKeys.map((k) => new MetricChart(k, runs.map((run, i) => ({ run, color: colors[i] })), settings));
+    charts = [...ownKeys, ...systemKeys].map((k) => new MetricChart(k, runs.map((run, i) => ({ run, color: colors[i] })), settings));
     for (const c of charts) {
-      grid.appendChild(c.el);
+      (c.key.startsWith("system/") ? systemGrid : grid).appendChild(c.el);
       void c.load();
     }
   }

@@ -14,6 +14,7 @@ import { fetchSeries, pool } from "../series";
 import { historyModelPaths, literal, loggedModelsOfRun, searchVersions } from "../registry";
 import { stageBadge, versionHref } from "./models";
 import { jobSection } from "./job";
+import { datasetsSection, evaluationSection, slurmSection, splitMetrics } from "./training";
 
 const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
 type Tab = (typeof TABS)[number];
@@ -199,7 +200,7 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     };
     drawNote();
     const models = h("div", { class: "run-models" }, h("h2", null, "Models"), h("p", { class: "muted" }, "…"));
-    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note, jobSection(run, () => void reload()), models);
+    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note, jobSection(run, () => void reload()), slurmSection(run), datasetsSection(run), evaluationSection(run), models);
     void drawModels(models);
     try {
       const kids = await searchRunsPage([run.experimentId], `tags.mlflow.parentRunId = '${run.id}'`, "ACTIVE_ONLY", 1000);
@@ -341,21 +342,25 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
   }
 
   function drawCharts(only?: string): void {
-    const keys = only ? [only] : Object.keys(run.metrics).sort((a, b) => a.localeCompare(b));
+    const [own, system] = splitMetrics(Object.keys(run.metrics));
+    const keys = only ? [only] : own;
     const grid = h("div", { class: only ? "chart-grid single" : "chart-grid" });
+    // System metrics (CPU, memory, disk, network, GPU) form a group of their own, below the model's.
+    const systemGrid = h("div", { class: "chart-grid system-metrics-grid" });
+    const systemGroup = !only && system.length ? h("section", { class: "system-metrics" }, h("h2", null, "System metrics"), systemGrid) : null;
     const controls = chartControls(settings, (s) => {
       settings = s;
       setQuery(settingsQuery(s));
       for (const c of charts) c.applySettings(s);
     });
-    replace(content, only ? h("a", { href: href(["runs", run.id], { tab: "charts" }) }, "← all metrics") : null, controls, grid);
-    for (const k of keys) {
+    replace(content, only ? h("a", { href: href(["runs", run.id], { tab: "charts" }) }, "← all metrics") : null, controls, grid, systemGroup);
+    for (const [k, into] of [...keys.map((k) => [k, grid] as const), ...(systemGroup ? system.map((k) => [k, systemGrid] as const) : [])]) {
       const mc = new MetricChart(k, [{ run, color: color(0) }], settings, only ? 420 : 240);
       charts.push(mc);
-      grid.appendChild(mc.el);
+      into.appendChild(mc.el);
       void mc.load();
     }
-    if (!keys.length) grid.appendChild(h("p", { class: "muted" }, "No metrics."));
+    if (!keys.length && !system.length) grid.appendChild(h("p", { class: "muted" }, "No metrics."));
   }
 
   async function images(): Promise<void> {

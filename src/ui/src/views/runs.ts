@@ -160,7 +160,9 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     const base = ["attr.name", "attr.status", "attr.start", "attr.duration"];
     if (acrossAll || experimentIds.length > 1) base.push("attr.experiment");
     base.push("attr.user");
-    return [...base, ...k.metrics.slice(0, 12).map((x) => `metrics.${x}`), ...k.params.slice(0, 12).map((x) => `params.${x}`)];
+    // system/* metrics (CPU, memory, GPU...) stay out of the default columns: they would crowd the model's own
+    const own = k.metrics.filter((x) => !x.startsWith("system/"));
+    return [...base, ...own.slice(0, 12).map((x) => `metrics.${x}`), ...k.params.slice(0, 12).map((x) => `params.${x}`)];
   }
 
   function refreshColumns(): void {
