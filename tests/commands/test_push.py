@@ -70,9 +70,10 @@ SOURCE_SCRIPT = textwrap.dedent("""
 FILTER = "tags.publish = 'yes'"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A labtrack server on <folder>/mlruns.db, filled by the mlflow client."""
+    """A labtrack server on <folder>/mlruns.db, filled by the mlflow client (once: the
+    destinations are session-wide, so a module-wide source would be filled again for each)."""
     folder = tmp_path_factory.mktemp("push-source")
     srv = start_server(f"sqlite:///{folder / 'mlruns.db'}", folder)
     env = _mlflow_env(srv.url, srv.token)
