@@ -12,6 +12,7 @@ from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 
 from labtrack._version import __version__
 from labtrack.errors import Unauthenticated
+from labtrack.server import api_jobs
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
 from labtrack.server import api_eval_datasets
 from labtrack.server import api_gateway, listener
@@ -114,7 +115,8 @@ def routes(ctx: ServerContext) -> list[Any]:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in LABTRACK_PREFIXES:
         for path, methods in (api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES
-                              + api_gc.ROUTES):
+                              + api_gc.ROUTES
+                              + api_jobs.LABTRACK_ROUTES):
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
