@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 import labtrack as lt
-from tests.client_state import reset_client_state
 from tests.projects.conftest import Cli, base_env
-from tests.projects.test_slurm import _slurm_missing
+from tests.projects.test_slurm import _client, _runs, _slurm_missing
 from tests.servers import ServerProcess
 
 
@@ -18,19 +17,6 @@ def _cli(tmp_path: Path, server: ServerProcess) -> Cli:
     env["MLFLOW_TRACKING_URI"] = server.url
     env["MLFLOW_TRACKING_TOKEN"] = server.token or ""
     return Cli(tmp_path, env)
-
-
-def _client(server: ServerProcess) -> lt.Client:
-    import os
-
-    reset_client_state()
-    os.environ["LABTRACK_TRACKING_TOKEN"] = server.token or ""
-    return lt.Client(server.url)
-
-
-def _runs(client: lt.Client, experiment: str) -> list[lt.Run]:
-    exp = client.get_experiment_by_name(experiment)
-    return list(client.search_runs([exp.experiment_id])) if exp else []
 
 
 def _versions(client: lt.Client, name: str) -> list[str]:

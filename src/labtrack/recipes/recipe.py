@@ -86,10 +86,14 @@ def init(kind: str, folder: str | os.PathLike) -> Path:
     if target.exists() and any(p.name not in (".git",) for p in target.iterdir()) and \
             (target / "recipe.yaml").exists():
         raise RecipeError(f"{target} already holds a recipe.yaml")
-    template = Path(__file__).resolve().parent / "templates" / kind
+    templates = Path(__file__).resolve().parent / "templates"
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(template / "recipe.yaml", target / "recipe.yaml")
+    shutil.copy(templates / kind / "recipe.yaml", target / "recipe.yaml")
     (target / "steps").mkdir(exist_ok=True)
     for step in STEPS:
-        shutil.copy(template / "steps" / f"{step}.py", target / "steps" / f"{step}.py")
+        # The kind's own step where it has one (evaluate), else the one both kinds share.
+        source = templates / kind / "steps" / f"{step}.py"
+        if not source.is_file():
+            source = templates / "common" / "steps" / f"{step}.py"
+        shutil.copy(source, target / "steps" / f"{step}.py")
     return target
