@@ -58,6 +58,25 @@ def no_process_outlives_the_tests() -> Iterator[None]:
             pass
 
 
+@pytest.fixture(autouse=True)
+def mlflow_registry_uri_stays_put() -> Iterator[None]:
+    """Undo what a test's ``mlflow.set_registry_uri(url)`` leaves behind.
+
+    It also exports ``MLFLOW_REGISTRY_URI``, and ``set_registry_uri(None)`` does not
+    remove it: every later mlflow registry call would go to that test's server, gone by
+    then or replaced by another server (and token) on the same port.
+    """
+    import os
+
+    before = os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    if os.environ.get("MLFLOW_REGISTRY_URI") != before:
+        if before is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """The session's one Chromium (see tests/browser.py for why only one)."""

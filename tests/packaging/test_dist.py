@@ -54,7 +54,9 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -
 @pytest.mark.skipif(shutil.which("npm") is None, reason="building the sdist from a checkout needs npm")
 def test_sdist_and_wheel_install_and_work_without_node(tmp_path: Path, browser: Any) -> None:
     pytest.importorskip("build", reason="the `build` package is not installed")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABTRACK_", "MLFLOW_"))}
+    # Nothing steers which labtrack the venv imports but the venv itself.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LABTRACK_", "MLFLOW_")) and k != "PYTHONPATH"}
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--sdist", "-o", str(dist), str(ROOT)], ROOT, env)
     (sdist,) = dist.glob("labtrack-*.tar.gz")

@@ -73,9 +73,18 @@ def test_four_processes_serve(pg_workers: ServerProcess) -> None:
     # /metrics, answered by any one process, counts the requests of all four.
     from tests.team.test_operations import _samples
 
-    samples = _samples(session.get(pg_workers.url + "/metrics", timeout=30).text)
     key = ("labtrack_requests_total",
            (("endpoint", "/api/2.0/mlflow/experiments/get"), ("method", "GET"), ("status", "200")))
+    # A request is counted once its answer has been sent, so the client may read /metrics a
+    # moment before the last count lands: wait for it, briefly.
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        samples = _samples(session.get(pg_workers.url + "/metrics", timeout=30).text)
+        if samples.get(key) == 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert samples[key] == 20
 
 

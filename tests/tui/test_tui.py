@@ -116,7 +116,28 @@ def test_browse_filter_sort_and_sparklines(seeded: tuple[ServerProcess, lt.Clien
             assert runs.row_count == 0
             await pilot.press("q")
 
-    asyncio.run(scenario())
+    _run_in_own_loop(scenario)
+
+
+def _run_in_own_loop(scenario: Any) -> None:
+    """asyncio.run in a thread: in the full suite the session's Playwright keeps a loop
+    running in the main thread, where asyncio.run refuses to start another."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+            errors.append(e)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(300)
+    assert not thread.is_alive(), "the viewer's scenario did not end"
+    if errors:
+        raise errors[0]
 
 
 def test_cli_names_the_extra_when_textual_is_missing(tmp_path: Path) -> None:

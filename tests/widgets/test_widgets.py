@@ -294,15 +294,22 @@ def test_open_links_through_the_jupyter_proxy(tracked: str, tmp_path: Any,
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("LABTRACK_DATABASE", str(db))
     monkeypatch.delenv("JPY_PARENT_PID", raising=False)
-    assert ui_base(lt.Client()) == "/user/alice/labtrack/"
-    assert ui_base(lt.Client(f"sqlite:///{db}")) == "/user/alice/labtrack/"
-    assert ui_base(lt.Client(lt.get_tracking_uri())) == lt.get_tracking_uri() + "/"
-    monkeypatch.setenv("LABTRACK_UI_URL", "https://tracker.example/ui")
-    assert ui_base(lt.Client()) == "https://tracker.example/ui/"
-    monkeypatch.delenv("LABTRACK_UI_URL")
-    (runtime / f"jpserver-{os.getppid()}.json").unlink()
-    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/bob")
-    assert ui_base(lt.Client()) == "/user/bob/labtrack/"
+    url = lt.get_tracking_uri()
+    # A kernel with no tracking URI of its own (lt.Client() follows lt.set_tracking_uri, as
+    # MlflowClient follows mlflow's; the fixture set one).
+    lt.set_tracking_uri(None)
+    try:
+        assert ui_base(lt.Client()) == "/user/alice/labtrack/"
+        assert ui_base(lt.Client(f"sqlite:///{db}")) == "/user/alice/labtrack/"
+        assert ui_base(lt.Client(url)) == url + "/"
+        monkeypatch.setenv("LABTRACK_UI_URL", "https://tracker.example/ui")
+        assert ui_base(lt.Client()) == "https://tracker.example/ui/"
+        monkeypatch.delenv("LABTRACK_UI_URL")
+        (runtime / f"jpserver-{os.getppid()}.json").unlink()
+        monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/bob")
+        assert ui_base(lt.Client()) == "/user/bob/labtrack/"
+    finally:
+        lt.set_tracking_uri(url)
 
 
 def test_display_of_experiments_runs_and_lists_is_a_compact_table(tracked: str) -> None:
