@@ -158,3 +158,18 @@ def _check(status: int, data: bytes) -> None:
         from labtrack.client.transport import decode_reply
 
         decode_reply(status, data)
+
+
+def file_sizes(repo: Any, path: str = "") -> dict[str, int]:
+    """Every file under ``path`` of an artifact repo, with its size."""
+    out: dict[str, int] = {}
+    try:
+        entries = repo.list(path or None)
+    except ResourceDoesNotExist:
+        return out
+    for entry in entries:
+        if entry.is_dir:
+            out.update(file_sizes(repo, entry.path))
+        else:
+            out[entry.path] = int(entry.file_size or 0)
+    return out

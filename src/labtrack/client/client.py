@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,17 @@ class PagedList(list):
     def __init__(self, items: Iterable[Any], token: str | None) -> None:
         super().__init__(items)
         self.token = token or None
+
+
+def all_pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    """Every item of a paged client call: ``fetch(page_token)`` returns a ``PagedList``."""
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
 
 
 def _now_ms() -> int:

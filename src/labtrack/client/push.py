@@ -31,6 +31,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from labtrack.client.artifact_repo import file_sizes
+from labtrack.client.client import all_pages
 from labtrack.entities import Experiment, LoggedModel, Metric, Run
 from labtrack.errors import LabtrackError, ResourceDoesNotExist
 
@@ -113,17 +115,6 @@ def destination_client(uri: str) -> Any:
     client = Client(uri)
     client._transport = Transport.from_uri(uri, auth=destination_auth() or "")
     return client
-
-
-def all_pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    """Every item of a paged client call: ``fetch(page_token)`` returns a ``PagedList``."""
-    token: str | None = None
-    while True:
-        page = fetch(token)
-        yield from page
-        token = getattr(page, "token", None)
-        if not token:
-            return
 
 
 def select_experiments(client: Any, names_or_ids: Sequence[str]) -> list[Experiment]:
@@ -305,8 +296,8 @@ class Pusher:
 
     def _copy_tree(self, source: Any, dest: Any) -> None:
         """Upload the files of ``source`` that ``dest`` lacks (or holds at another size)."""
-        theirs = _files(dest)
-        missing = {path: size for path, size in _files(source).items() if theirs.get(path) != size}
+        theirs = file_sizes(dest)
+        missing = {path: size for path, size in file_sizes(source).items() if theirs.get(path) != size}
         if not missing:
             return
         with tempfile.TemporaryDirectory(prefix="labtrack-push-") as tmp:
@@ -464,21 +455,6 @@ def _model_id_of(source: str) -> str | None:
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _files(repo: Any, path: str = "") -> dict[str, int]:
-    """Every file under ``path`` of an artifact repo, with its size."""
-    out: dict[str, int] = {}
-    try:
-        entries = repo.list(path or None)
-    except ResourceDoesNotExist:
-        return out
-    for entry in entries:
-        if entry.is_dir:
-            out.update(_files(repo, entry.path))
-        else:
-            out[entry.path] = int(entry.file_size or 0)
-    return out
 
 
 def _value(m: Metric) -> float:

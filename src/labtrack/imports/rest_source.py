@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from labtrack.client.artifact_repo import file_sizes
+from labtrack.client.client import all_pages
 from labtrack.entities import MetricSeries
-from labtrack.errors import LabtrackError, ResourceDoesNotExist
+from labtrack.errors import LabtrackError
 from labtrack.imports.records import (
     DatasetRecord,
     ExperimentRecord,
@@ -30,16 +32,6 @@ from labtrack.imports.records import (
 
 PROMPT_FILTER = "tags.`mlflow.prompt.is_prompt` = 'true'"
 _UNKNOWN = 1 << 62  # "more points than the copy has": a server does not say how many it holds
-
-
-def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    token: str | None = None
-    while True:
-        page = fetch(token)
-        yield from page
-        token = getattr(page, "token", None)
-        if not token:
-            return
 
 
 class RestSource:
@@ -65,7 +57,7 @@ class RestSource:
         return f"MLflow server {self.url}"
 
     def experiments(self) -> list[ExperimentRecord]:
-        exps = list(_pages(lambda t: self.client.search_experiments(view_type="ALL", max_results=1000,
+        exps = list(all_pages(lambda t: self.client.search_experiments(view_type="ALL", max_results=1000,
                                                                    page_token=t)))
         self._experiment_ids = [e.experiment_id for e in exps]
         return [ExperimentRecord(e.experiment_id, e.name, e.artifact_location or "", e.lifecycle_stage or "active",
@@ -75,7 +67,7 @@ class RestSource:
         ids = getattr(self, "_experiment_ids", None) or [r.experiment_id for r in self.experiments()]
         for i in range(0, len(ids), 100):
             chunk = ids[i:i + 100]
-            for run in _pages(lambda t, c=chunk: self.client.search_runs(c, run_view_type="ALL", max_results=1000,
+            for run in all_pages(lambda t, c=chunk: self.client.search_runs(c, run_view_type="ALL", max_results=1000,
                                                                        page_token=t)):
                 self._runs[run.info.run_id] = run
         return sorted(self._runs, key=lambda r: (self._runs[r].info.start_time or 0, r))
@@ -116,7 +108,7 @@ class RestSource:
         for i in range(0, len(ids), 100):
             chunk = ids[i:i + 100]
             try:
-                models = list(_pages(lambda t, c=chunk: self.client.search_logged_models(c, max_results=100,
+                models = list(all_pages(lambda t, c=chunk: self.client.search_logged_models(c, max_results=100,
                                                                                        page_token=t)))
             except LabtrackError as e:
                 if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
@@ -134,7 +126,7 @@ class RestSource:
 
         out = []
         # MLflow's server leaves prompts out of a search unless the filter asks for them.
-        models = {m.name: m for where in (None, PROMPT_FILTER) for m in _pages(
+        models = {m.name: m for where in (None, PROMPT_FILTER) for m in all_pages(
             lambda t, w=where: self._search("registered-models/search", "registered_models", RegisteredModel, w, t))}
         for m in models.values():
             rec = RegisteredModelRecord(m.name, m.creation_timestamp or 0, m.last_updated_timestamp or 0,
@@ -142,7 +134,7 @@ class RestSource:
                                         {a: int(v) for a, v in (m.aliases or {}).items()})
             escaped = m.name.replace("\\", "\\\\").replace("'", "\\'")
             where = f"name = '{escaped}'" + (f" AND {PROMPT_FILTER}" if _is_prompt(m) else "")
-            for v in _pages(lambda t, w=where: self._search("model-versions/search", "model_versions", ModelVersion,
+            for v in all_pages(lambda t, w=where: self._search("model-versions/search", "model_versions", ModelVersion,
                                                             w, t)):
                 rec.versions.append(ModelVersionRecord(
                     int(v.version), v.source or "", v.creation_timestamp or 0, v.last_updated_timestamp or 0,
@@ -183,7 +175,7 @@ class RestSource:
             return
         repo = ArtifactRepo(self.client.transport, uri)
         try:
-            files = _files(repo)
+            files = file_sizes(repo)
         except LabtrackError:
             return  # no artifact access (a server that does not serve artifacts)
         with tempfile.TemporaryDirectory(prefix="labtrack-import-") as tmp:
@@ -201,15 +193,3 @@ def _is_prompt(model: Any) -> bool:
     return str(model.tags.get("mlflow.prompt.is_prompt", "")).lower() == "true"
 
 
-def _files(repo: Any, path: str = "") -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        entries = repo.list(path or None)
-    except ResourceDoesNotExist:
-        return out
-    for entry in entries:
-        if entry.is_dir:
-            out.update(_files(repo, entry.path))
-        else:
-            out[entry.path] = int(entry.file_size or 0)
-    return out
