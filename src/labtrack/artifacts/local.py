@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from labtrack import file_modes
-from labtrack.artifacts.paths import check_relative, is_within
+from labtrack.artifacts.paths import AllOrNothing, check_relative, is_within
 from labtrack.spool import LEGACY_FOLDER, PRIVATE_FOLDER
 from labtrack.entities import FileInfo
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
@@ -52,7 +52,7 @@ def _shown(rel: str) -> str:
     return rel if len(rel) <= 200 else rel[:200] + "..."
 
 
-class ArtifactWriter:
+class ArtifactWriter(AllOrNothing):
     """A streamed upload to one artifact file; see :meth:`LocalArtifactRoot.write_stream`.
 
     Call :meth:`write` any number of times, then :meth:`close` to publish the
@@ -97,15 +97,6 @@ class ArtifactWriter:
             os.unlink(self._tmp)
         except FileNotFoundError:
             pass
-
-    def __enter__(self) -> ArtifactWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class LocalArtifactRoot:

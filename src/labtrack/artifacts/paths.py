@@ -126,3 +126,25 @@ def mlflow_artifacts_rel(uri: str) -> str | None:
                 continue
             return unquote(rest).lstrip("/")
     return None
+
+
+class AllOrNothing:
+    """A writer used as a context manager: ``close()`` commits it, an exception ``abort()``s it.
+
+    Every artifact writer (a local temp file, an S3 multipart upload) lands whole or not at all.
+    """
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def]  # the subclass itself
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -26,7 +26,7 @@ import threading
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from labtrack.artifacts.paths import check_relative
+from labtrack.artifacts.paths import AllOrNothing, check_relative
 from labtrack.entities import FileInfo
 from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceDoesNotExist, require_extra
 
@@ -74,7 +74,7 @@ def _missing(exc: BaseException) -> bool:
     return _client_error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
-class S3Writer:
+class S3Writer(AllOrNothing):
     """A streamed upload of one object; the interface of ``ArtifactWriter``.
 
     Holds at most one part in memory.  Nothing is visible under the key until
@@ -149,15 +149,6 @@ class S3Writer:
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
             except Exception:  # noqa: BLE001 - the bucket's lifecycle rules clean up what stays
                 pass
-
-    def __enter__(self) -> S3Writer:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class _Body:
