@@ -405,3 +405,17 @@ gateway_objects = Table(
     Column("last_updated_at", BigInteger, nullable=False),
     UniqueConstraint("kind", "name"),
 )
+
+# --- saved views of an experiment's runs page (store/views.py) -------------
+
+saved_views = Table(
+    "saved_views", metadata,
+    Column("view_id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),  # unique within its experiment
+    Column("state", Text, nullable=False),  # JSON: the runs page's hash query and the chart panels
+    Column("created_by", String(256), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    UniqueConstraint("experiment_id", "name"),
+)
