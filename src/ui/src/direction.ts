@@ -4,6 +4,9 @@
 
 export type Direction = "min" | "max";
 
+/** The run tag that overrides a metric's direction: `labtrack.direction.<metric>` = "min" or "max". */
+export const DIRECTION_TAG = "labtrack.direction.";
+
 // Names that fall as a model improves.  Everything else (accuracy, f1, auc, reward,
 // throughput...) is taken to rise.  Matched on the last path segment, as whole words.
 const LOWER = /(^|[^a-z])(loss|error|err|mse|rmse|mae|mape|smape|wer|cer|perplexity|ppl|nll|bpd|bpc|distance|latency|regret|cost|fid|brier|log_loss|logloss|deviance|time|duration|seconds|sec|memory|mem)([^a-z]|$)/i;
