@@ -67,9 +67,9 @@ class JupyterLab:
         return self.proc.returncode
 
 
-def lab_env(home: Path) -> dict[str, str]:
+def lab_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for the lab: user-level Jupyter dirs isolated, no tracking settings."""
-    env = dict(os.environ)
+    env = dict(os.environ if base is None else base)
     for name in ("LABTRACK_DATABASE", "LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN",
                  "JUPYTER_CONFIG_DIR", "JUPYTER_PATH", "JUPYTER_CONFIG_PATH"):
         env.pop(name, None)
@@ -84,10 +84,11 @@ def lab_env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_lab(root: Path, home: Path, base_url: str = "/", settings: dict[str, Any] | None = None) -> JupyterLab:
-    """Start ``jupyter lab`` on ``root`` and wait until its API answers."""
+def start_lab(root: Path, home: Path, base_url: str = "/", settings: dict[str, Any] | None = None,
+              python: str = sys.executable, env_base: dict[str, str] | None = None) -> JupyterLab:
+    """Start ``jupyter lab`` on ``root`` with ``python`` (another venv's, say) and wait until its API answers."""
     root.mkdir(parents=True, exist_ok=True)
-    env = lab_env(home)
+    env = lab_env(home, env_base)
     settings_dir = Path(env["JUPYTERLAB_SETTINGS_DIR"])
     # No "get notified about Jupyter news?" toast over the page (and no fetch for it).
     news = settings_dir / "@jupyterlab" / "apputils-extension"
@@ -100,7 +101,7 @@ def start_lab(root: Path, home: Path, base_url: str = "/", settings: dict[str, A
         (folder / "plugin.jupyterlab-settings").write_text(json.dumps(settings))
     port, token = free_port(), secrets.token_hex(16)
     log_path = home / "jupyter.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+    cmd = [python, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
            f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
            f"--ServerApp.base_url={base_url}", "--ServerApp.open_browser=False",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]

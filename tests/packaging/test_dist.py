@@ -2,7 +2,8 @@
 
 Builds the sdist from this checkout (npm builds the bundles), then, with no node or npm on
 PATH, builds the wheel from the sdist, installs it into a new virtualenv and checks that the
-installed server serves the UI (in Chromium) and that JupyterLab lists the lab extension.
+installed server serves the UI (in Chromium), and that a real ``jupyter lab`` run by the venv's
+Python lists the lab extension, shows the tile, and opens the UI through the proxy.
 The venv sees the system's site-packages so that nothing is downloaded; labtrack itself
 comes from the wheel.
 """
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.jupyter.lab import labtrack_card, open_lab_page, start_lab
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +111,24 @@ def test_sdist_and_wheel_install_and_work_without_node(tmp_path: Path, browser: 
     finally:
         server.terminate()
         server.wait(30)
+
+    # The lab extension, the server extension and the proxy entry from the wheel work in a real
+    # JupyterLab started by the venv's Python (still no Node on PATH): the tile opens the UI.
+    lab = start_lab(tmp_path / "lab-root", tmp_path / "lab-home", python=py, env_base=bare)
+    try:
+        page = open_lab_page(browser, lab)
+        try:
+            card = labtrack_card(page)
+            card.wait_for(timeout=60_000)
+            with page.context.expect_page(timeout=90_000) as new_tab:
+                card.click()
+            ui = new_tab.value
+            ui.wait_for_load_state()
+            assert ui.url.startswith(lab.url("labtrack/")), ui.url
+            ui.locator("h1", has_text="Experiments").wait_for(timeout=90_000)
+        finally:
+            page.context.close()
+        # The proxied server is the venv's labtrack, on the lab's root folder.
+        assert (tmp_path / "lab-root" / "mlruns.db").is_file()
+    finally:
+        lab.stop()
