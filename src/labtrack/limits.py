@@ -59,6 +59,11 @@ TABLE: tuple[Limit, ...] = (
     Limit("model_versions_max_results", 200_000, f"{_MR} SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD"),
     Limit("logged_model_params", 100, "mlflow/store/tracking/rest_store.py (params sent in batches of 100)"),
     Limit("series_points", 100_000, "labtrack: runs/log-series, points in one request"),
+    Limit("view_name", 255, "labtrack: views/create and views/update, a saved view's name"),
+    Limit("view_query", 20_000, "labtrack: a saved view's runs-page state (the URL hash query), characters"),
+    Limit("view_panels", 50, "labtrack: chart panels in one saved view's dashboard"),
+    Limit("view_panel_metrics", 20, "labtrack: metrics in one dashboard chart panel"),
+    Limit("views_per_experiment", 1000, "labtrack: saved views in one experiment"),
 )
 
 LIMITS: dict[str, int] = {limit.name: limit.value for limit in TABLE}
