@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import (BigInteger, Connection, Float, String, bindparam, case, column, false, func, select, true,
+from sqlalchemy import (BigInteger, Connection, Float, String, bindparam, case, column, false, select, true,
                         tuple_, values)
 
 from labtrack.entities import Metric, MetricSeries
@@ -100,23 +100,27 @@ def _upsert_latest(conn: Connection) -> Any:
 
     MLflow's "latest" is the largest (step, timestamp, value), NaN counting as
     the smallest value; min and max ignore NaN (NULL until a finite point
-    comes).  A row the new points change nothing of is not rewritten.
+    comes).  ``min_step``/``max_step`` are the smallest step holding the min /
+    max (the "best step").  A row the new points change nothing of is not rewritten.
     """
     stmt = upsert(conn, _lm)
     new, old = stmt.excluded, _lm.c
     newer = (tuple_(new.step, new.timestamp, ~new.is_nan, new.value)
              > tuple_(old.step, old.timestamp, ~old.is_nan, old.value))
-    lower = new.min_value < old.min_value
-    higher = new.max_value > old.max_value
+    # The new extreme wins when it is beyond the stored one, or equal and at an earlier step,
+    # or when no finite point was stored yet.
+    lower = (new.min_value < old.min_value) | ((new.min_value == old.min_value) & (new.min_step < old.min_step))
+    higher = (new.max_value > old.max_value) | ((new.max_value == old.max_value) & (new.max_step < old.max_step))
     first = old.min_value.is_(None) & new.min_value.is_not(None)
+    take_min, take_max = lower | first, higher | first
     return stmt.on_conflict_do_update(
         index_elements=[old.run_uuid, old.key],
         set_={
             **{c: case((newer, new[c]), else_=old[c]) for c in ("value", "is_nan", "timestamp", "step")},
-            "min_value": case((lower, new.min_value), else_=func.coalesce(old.min_value, new.min_value)),
-            "max_value": case((higher, new.max_value), else_=func.coalesce(old.max_value, new.max_value)),
+            **{c: case((take_min, new[c]), else_=old[c]) for c in ("min_value", "min_step")},
+            **{c: case((take_max, new[c]), else_=old[c]) for c in ("max_value", "max_step")},
         },
-        where=newer | lower | higher | first,
+        where=newer | take_min | take_max,
     ).compile(dialect=conn.dialect, column_keys=[c.name for c in _lm.c])
 
 
@@ -198,17 +202,32 @@ def _fold(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None
         update_summaries(conn, run_id, series)
 
 
-def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], float | None, float | None]:
-    """(order key of the latest point, min, max of the non-NaN values) of a series."""
-    values = s_.values
+def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], tuple[float, int] | None,
+                                     tuple[float, int] | None]:
+    """(order key of the latest point, (min, its smallest step), (max, its smallest step)) of a series.
+
+    NaN is ignored by min and max (None when every value is NaN).
+    """
+    values, steps = s_.values, s_.steps
     if not s_.has_nan():
-        step, ts, value = max(zip(s_.steps, s_.timestamps, values))
-        return (step, ts, 1, value), min(values), max(values)
+        step, ts, value = max(zip(steps, s_.timestamps, values))
+        lo, hi = min(values), max(values)
+        return (step, ts, 1, value), (lo, _first_step(steps, values, lo)), (hi, _first_step(steps, values, hi))
     flags = [0 if v != v else 1 for v in values]
     cleaned = [v if f else 0.0 for v, f in zip(values, flags)]
-    best = max(zip(s_.steps, s_.timestamps, flags, cleaned))
-    finite = [v for v, f in zip(values, flags) if f]
-    return best, (min(finite) if finite else None), (max(finite) if finite else None)
+    best = max(zip(steps, s_.timestamps, flags, cleaned))
+    finite = [(v, st) for v, st, f in zip(values, steps, flags) if f]
+    if not finite:
+        return best, None, None
+    return best, min(finite), min(finite, key=lambda p: (-p[0], p[1]))
+
+
+def _first_step(steps: Sequence[int], values: Sequence[float], v: float) -> int:
+    """The smallest step holding value ``v`` (list.index and count run in C: bulk series are long)."""
+    i = values.index(v)
+    if values.count(v) == 1:
+        return steps[i]
+    return min(st for st, x in zip(steps, values) if x == v)
 
 
 def _update_latest(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:
@@ -216,7 +235,8 @@ def _update_latest(conn: Connection, run_id: str, series: Sequence[MetricSeries]
     for s_ in series:
         (step, ts, is_num, value), lo, hi = _best(s_)
         rows.append({"run_uuid": run_id, "key": s_.key, "value": value, "is_nan": not is_num,
-                     "timestamp": ts, "step": step, "min_value": lo, "max_value": hi})
+                     "timestamp": ts, "step": step, "min_value": lo and lo[0], "min_step": lo and lo[1],
+                     "max_value": hi and hi[0], "max_step": hi and hi[1]})
     raw_executemany(conn, cached(conn, "upsert_latest_metrics_sql", _upsert_latest), rows)
 
 

@@ -108,9 +108,12 @@ latest_metrics = Table(
     Column("is_nan", Boolean, nullable=False, default=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
-    # Summary of the whole history, kept as points arrive (NaN ignored).
+    # Summary of the whole history, kept as points arrive (NaN ignored): the
+    # extremes and the (first) step where each was reached, the "best step".
     Column("min_value", Float(precision=53), nullable=True),
     Column("max_value", Float(precision=53), nullable=True),
+    Column("min_step", BigInteger, nullable=True),
+    Column("max_step", BigInteger, nullable=True),
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
