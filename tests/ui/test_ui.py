@@ -405,7 +405,7 @@ def test_compare_view(ui: tuple[Any, PageWatch], data: Seeded) -> None:
     assert page.locator(".compare-params tr[data-param='epochs']").get_attribute("class") == "same"
     page.check(".only-diff")
     assert page.locator(".compare-params tr[data-param='epochs']").count() == 0
-    assert page.locator(".compare-metrics tr[data-metric='loss'] td.lowest").count() == 1
+    assert page.locator(".compare-metrics tr[data-metric='loss'] td.best").count() == 1  # loss: lower is better
     page.wait_for_selector(".chart-card[data-metric='loss'][data-ready='1']")
     assert page.locator(".chart-card[data-metric='loss'] .legend-item").count() == 4
     pc = page.locator(".plot.parallel")

@@ -2,6 +2,7 @@
 // overlays, parallel coordinates and a param-vs-metric scatter.
 
 import { asNumber } from "../columns";
+import { DIRECTION_TAG, isBetter, metricDirection } from "../direction";
 import { h, replace } from "../dom";
 import { color, fmtNum } from "../format";
 import { chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
@@ -58,25 +59,41 @@ export function compareView(root: HTMLElement, route: Route): { dispose: () => v
     onlyDiff.addEventListener("change", drawParams);
     drawParams();
 
-    const best = (k: string) => {
-      const vals = runs.map((r) => r.metrics[k]?.value).filter((v): v is number => Number.isFinite(v));
-      return { lo: Math.min(...vals), hi: Math.max(...vals) };
+    // best green, worst red, by the metric's direction (loss falls, accuracy rises)
+    const rank = (k: string) => {
+      const dir = metricDirection(k, runs.map((r) => r.tags[`${DIRECTION_TAG}${k}`]).find(Boolean));
+      const vals = runs.map((r) => r.metrics[k]?.value).filter((v): v is number => v !== undefined && !Number.isNaN(v));
+      let best = vals[0];
+      let worst = vals[0];
+      for (const v of vals) {
+        if (isBetter(v, best, dir)) best = v;
+        if (isBetter(worst, v, dir)) worst = v;
+      }
+      return { dir, best, worst, ranked: vals.length > 1 && best !== worst };
     };
     const metricBody = h(
       "tbody",
       null,
       metricKeys.map((k) => {
-        const b = best(k);
+        const b = rank(k);
         return h(
           "tr",
-          { dataset: { metric: k } },
-          h("th", null, k),
+          { dataset: { metric: k, direction: b.dir } },
+          h("th", null, k, " ", h("span", { class: "direction muted", title: b.dir === "min" ? "lower is better" : "higher is better" }, b.dir === "min" ? "↓" : "↑")),
           runs.map((r) => {
             const v = r.metrics[k]?.value;
-            return h("td", { class: `num${v === b.lo && b.lo !== b.hi ? " lowest" : ""}${v === b.hi && b.lo !== b.hi ? " highest" : ""}` }, v === undefined ? "—" : fmtNum(v));
+            const cls = b.ranked && v === b.best ? " best" : b.ranked && v === b.worst ? " worst" : "";
+            return h("td", { class: `num${cls}` }, v === undefined ? "—" : fmtNum(v));
           }),
         );
       }),
+    );
+    const legend = h(
+      "p",
+      { class: "compare-legend muted" },
+      h("span", { class: "legend-best" }, "green"), " best and ", h("span", { class: "legend-worst" }, "red"), " worst value of a metric across these runs; ",
+      "↓ lower is better (loss, error…), ↑ higher is better (accuracy, f1…). ",
+      "A run's tag ", h("code", null, `${DIRECTION_TAG}<metric>`), " = min or max overrides the guess from the name.",
     );
 
     // param-vs-metric scatter and parallel coordinates
@@ -127,7 +144,7 @@ export function compareView(root: HTMLElement, route: Route): { dispose: () => v
       root,
       h("div", { class: "page-head" }, h("h1", null, `Compare ${runs.length} runs`)),
       h("section", { class: "compare-section" }, h("div", { class: "section-head" }, h("h2", null, "Parameters"), h("label", null, onlyDiff, " Only differences")), h("div", { class: "wide" }, h("table", { class: "grid compare-params" }, h("thead", null, headRow), paramBody))),
-      h("section", { class: "compare-section" }, h("h2", null, "Latest metrics"), h("div", { class: "wide" }, h("table", { class: "grid compare-metrics" }, h("thead", null, headRow.cloneNode(true)), metricBody))),
+      h("section", { class: "compare-section" }, h("h2", null, "Latest metrics"), legend, h("div", { class: "wide" }, h("table", { class: "grid compare-metrics" }, h("thead", null, headRow.cloneNode(true)), metricBody))),
       h("section", { class: "compare-section" }, h("h2", null, "Metric charts"), controls, grid),
       systemKeys.length ? h("section", { class: "compare-section system-metrics" }, h("h2", null, "System metrics"), systemGrid) : null,
       h("section", { class: "compare-section" }, h("div", { class: "section-head" }, h("h2", null, "Parallel coordinates"), h("label", null, "Metric ", pcMetric)), pcBox),

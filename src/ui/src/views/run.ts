@@ -19,6 +19,7 @@ import { datasetsSection, evaluationSection, slurmSection, splitMetrics } from "
 const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
 type Tab = (typeof TABS)[number];
 const NOTE = "mlflow.note.content";
+const OVERVIEW_MAX = 50; // params and metrics listed on the overview; their tabs list all
 
 export function runView(root: HTMLElement, route: Route): { dispose: () => void } {
   const runId = route.parts[1];
@@ -173,6 +174,9 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
       ["Parent run", parent ? h("a", { href: `#/runs/${encodeURIComponent(parent)}`, class: "parent-link" }, parent) : ""],
       ["Child runs", children],
     ];
+    // a row with nothing to say (no git commit, no entry point, no parent...) is left out
+    const shown = rows.filter(([, v]) => v !== "" && v !== undefined);
+    const childRow = h("tr", { class: "child-runs-row" });
     const note = h("div", { class: "description" });
     const drawNote = () => {
       const text = run.tags[NOTE] ?? "";
@@ -200,7 +204,19 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     };
     drawNote();
     const models = h("div", { class: "run-models" }, h("h2", null, "Models"), h("p", { class: "muted" }, "…"));
-    replace(content, h("table", { class: "kv overview" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, v))))), note, jobSection(run, () => void reload()), slurmSection(run), datasetsSection(run), evaluationSection(run), models);
+    const rowOf = ([k, v]: [string, Node | string]) => (v === children ? (replace(childRow, h("th", null, k), h("td", null, v)), childRow) : h("tr", null, h("th", null, k), h("td", null, v)));
+    replace(
+      content,
+      h("table", { class: "kv overview" }, h("tbody", null, shown.map(rowOf))),
+      overviewParams(),
+      overviewMetrics(),
+      note,
+      jobSection(run, () => void reload()),
+      slurmSection(run),
+      datasetsSection(run),
+      evaluationSection(run),
+      models,
+    );
     void drawModels(models);
     try {
       const kids = await searchRunsPage([run.experimentId], `tags.mlflow.parentRunId = '${run.id}'`, "ACTIVE_ONLY", 1000);
@@ -208,11 +224,12 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
         children,
         kids.runs.length
           ? kids.runs.map((k, i) => [i ? ", " : "", h("a", { href: `#/runs/${encodeURIComponent(k.id)}`, class: "child-link" }, displayName(k))])
-          : "none",
+          : "",
       );
       children.classList.remove("muted");
+      childRow.hidden = !kids.runs.length;
     } catch {
-      children.textContent = "";
+      childRow.hidden = true;
     }
   }
 
@@ -285,41 +302,62 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     replace(content, keys.length ? search : null, keys.length ? h("table", { class: `kv ${cls}-table` }, body) : h("p", { class: "muted" }, `No ${cls}.`));
   }
 
-  async function metrics(): Promise<void> {
+  /** The run's params on its overview (the first OVERVIEW_MAX; the Params tab has them all). */
+  function overviewParams(): HTMLElement {
+    const keys = Object.keys(run.params).sort((a, b) => a.localeCompare(b));
+    return h(
+      "section",
+      { class: "overview-params" },
+      h("h2", null, `Parameters (${keys.length})`),
+      keys.length
+        ? h("table", { class: "kv params-summary" }, h("tbody", null, keys.slice(0, OVERVIEW_MAX).map((k) => h("tr", { dataset: { param: k } }, h("th", null, k), h("td", { class: "value" }, run.params[k])))))
+        : h("p", { class: "muted" }, "No params."),
+      keys.length > OVERVIEW_MAX ? h("a", { href: href(["runs", run.id], { tab: "params" }) }, `All ${keys.length} params…`) : null,
+    );
+  }
+
+  /** The model's metrics on the overview: last value, min, max and how many steps (system metrics stay on their tabs). */
+  function overviewMetrics(): HTMLElement {
+    const [own] = splitMetrics(Object.keys(run.metrics));
+    return h(
+      "section",
+      { class: "overview-metrics" },
+      h("h2", null, `Metrics (${own.length})`),
+      own.length ? metricsTable(own.slice(0, OVERVIEW_MAX)) : h("p", { class: "muted" }, "No metrics."),
+      own.length > OVERVIEW_MAX ? h("a", { href: href(["runs", run.id], { tab: "metrics" }) }, `All ${own.length} metrics…`) : null,
+    );
+  }
+
+  function metrics(): void {
     const keys = Object.keys(run.metrics).sort((a, b) => a.localeCompare(b));
-    if (!keys.length) {
-      replace(content, h("p", { class: "muted" }, "No metrics."));
-      return;
-    }
+    replace(content, keys.length ? metricsTable(keys) : h("p", { class: "muted" }, "No metrics."));
+  }
+
+  /** Metric, last value and its step, min, max and the number of steps logged; min/max/steps fill in as they load. */
+  function metricsTable(keys: string[]): HTMLElement {
     const cells = new Map<string, HTMLElement[]>();
     const body = h(
       "tbody",
       null,
       keys.map((k) => {
         const m = run.metrics[k];
-        const extra = [h("td", { class: "num" }, "…"), h("td", { class: "num" }, "…"), h("td", { class: "num" }, "…")];
+        const extra = [h("td", { class: "num min" }, "…"), h("td", { class: "num max" }, "…"), h("td", { class: "num points" }, "…")];
         cells.set(k, extra);
         return h(
           "tr",
           { dataset: { metric: k } },
-          h("th", null, h("a", { href: href(["runs", run.id], { tab: "charts", metric: k }) }, k)),
+          h("th", { scope: "row" }, h("a", { href: href(["runs", run.id], { tab: "charts", metric: k }) }, k)),
           h("td", { class: "num latest" }, fmtNum(m.value)),
-          h("td", { class: "num" }, String(m.step)),
+          h("td", { class: "num step" }, String(m.step)),
           ...extra,
         );
       }),
     );
-    replace(
-      content,
-      h(
-        "table",
-        { class: "grid metrics-table" },
-        h("thead", null, h("tr", null, h("th", null, "Metric"), h("th", null, "Latest"), h("th", null, "Step"), h("th", null, "Min"), h("th", null, "Max"), h("th", null, "Points"))),
-        body,
-      ),
-    );
+    // numeric columns: the header's text sits over the numbers, right-aligned as they are
+    const head = h("tr", null, h("th", null, "Metric"), ["Last", "Step", "Min", "Max", "Steps"].map((t) => h("th", { class: "num", title: t === "Steps" ? "values logged" : t === "Step" ? "step of the last value" : null }, t)));
+    const table = h("table", { class: "grid metrics-table" }, h("thead", null, head), body);
     // min and max are exact: the server keeps each bucket's extremes when it downsamples
-    await pool(keys, 6, async (k) => {
+    void pool(keys, 6, async (k) => {
       const [mn, mx, n] = cells.get(k)!;
       try {
         const s = await fetchSeries(run.id, k, 64);
@@ -332,13 +370,12 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
         mn.textContent = s.points.length ? fmtNum(lo) : "";
         mx.textContent = s.points.length ? fmtNum(hi) : "";
         n.textContent = s.total.toLocaleString();
-        mn.classList.add("min");
-        mx.classList.add("max");
-        n.classList.add("points");
+        table.dataset.loaded = String(Number(table.dataset.loaded ?? 0) + 1);
       } catch {
         mn.textContent = mx.textContent = n.textContent = "";
       }
     });
+    return table;
   }
 
   function drawCharts(only?: string): void {
