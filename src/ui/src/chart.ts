@@ -11,6 +11,7 @@ export interface Series {
   x: Float64Array;
   y: Float64Array;
   raw?: Float64Array; // unsmoothed values, drawn faint behind y
+  band?: [Float64Array, Float64Array]; // a filled band from band[0] to band[1] (mean ± std of a group)
 }
 
 export type XKind = "number" | "duration" | "time";
@@ -162,7 +163,7 @@ export class LineChart {
     for (const s of this.series) {
       const i0 = Math.max(0, lowerBound(s.x, v.x0) - 1);
       const i1 = Math.min(s.x.length, lowerBound(s.x, v.x1) + 1);
-      for (const arr of s.raw ? [s.y, s.raw] : [s.y]) {
+      for (const arr of [s.y, ...(s.raw ? [s.raw] : []), ...(s.band ?? [])]) {
         for (let i = i0; i < i1; i++) {
           const y = arr[i];
           if (!Number.isFinite(y) || (log && y <= 0)) continue;
@@ -252,6 +253,7 @@ export class LineChart {
     ctx.rect(PAD.l, PAD.t, pw, ph);
     ctx.clip();
     for (const s of this.series) {
+      if (s.band) this.fillBand(ctx, s.x, s.band[0], s.band[1], s.color, v);
       if (s.raw) this.line(ctx, s.x, s.raw, s.color, v, 0.25);
       this.line(ctx, s.x, s.y, s.color, v, 1);
     }
@@ -291,6 +293,30 @@ export class LineChart {
       ctx.beginPath();
       ctx.arc(this.px(xs[i0], v), this.py(ys[i0]), 3, 0, Math.PI * 2);
       ctx.fill();
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  /** The area between lo and hi, faint, in runs of finite points (a gap where either is missing). */
+  private fillBand(ctx: CanvasRenderingContext2D, xs: Float64Array, lo: Float64Array, hi: Float64Array, color: string, v: View): void {
+    const i0 = Math.max(0, lowerBound(xs, v.x0) - 1);
+    const i1 = Math.min(xs.length, lowerBound(xs, v.x1) + 1);
+    const ok = (i: number) => Number.isFinite(lo[i]) && Number.isFinite(hi[i]) && !(this.opts.logY && lo[i] <= 0);
+    ctx.globalAlpha = 0.18;
+    ctx.fillStyle = color;
+    for (let a = i0; a < i1; ) {
+      if (!ok(a)) {
+        a++;
+        continue;
+      }
+      let b = a;
+      while (b + 1 < i1 && ok(b + 1)) b++;
+      ctx.beginPath();
+      for (let i = a; i <= b; i++) ctx.lineTo(this.px(xs[i], v), this.py(hi[i]));
+      for (let i = b; i >= a; i--) ctx.lineTo(this.px(xs[i], v), this.py(lo[i]));
+      ctx.closePath();
+      ctx.fill();
+      a = b + 1;
     }
     ctx.globalAlpha = 1;
   }

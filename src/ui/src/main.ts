@@ -9,11 +9,13 @@ import { runView } from "./views/run";
 import { tracesView } from "./views/traces";
 import { traceView } from "./views/trace";
 import { compareView } from "./views/compare";
+import { mediaView } from "./views/media";
 import { modelsView } from "./views/models";
 import { modelView, versionView } from "./views/model";
 import { promptsView, promptView } from "./views/prompts";
 import { playgroundView } from "./views/playground";
 import { authMode, signinView } from "./views/signin";
+import { savedViewRoute } from "./savedviews";
 
 export interface View {
   dispose?: () => void;
@@ -24,11 +26,13 @@ type ViewFn = (root: HTMLElement, route: Route) => View | void;
 function pick(route: Route): ViewFn {
   const [a, b, c] = route.parts;
   if (a === "experiments" && b && c === "runs") return runsView;
+  if (a === "experiments" && b && c === "views" && route.parts[3]) return savedViewRoute;
   if (a === "experiments" && b && c === "traces") return tracesView;
   if (a === "traces" && b) return traceView;
   if (a === "runs" && b) return runView;
   if (a === "runs") return runsView;
   if (a === "compare") return compareView;
+  if (a === "media") return mediaView;
   if (a === "models" && b && c === "versions" && route.parts[3]) return versionView;
   if (a === "models" && b) return modelView;
   if (a === "models") return modelsView;

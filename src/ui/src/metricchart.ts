@@ -119,7 +119,7 @@ export class MetricChart {
   }
 
   private maxPoints(): number {
-    return Math.max(200, Math.min(2000, Math.floor(8000 / Math.max(1, this.runs.length))));
+    return pointsPerRun(this.runs.length);
   }
 
   async load(): Promise<void> {
@@ -153,11 +153,7 @@ export class MetricChart {
   }
 
   private xOf(r: ChartRun, pts: SeriesPoint[]): (p: SeriesPoint) => number {
-    if (this.settings.x === "step") return (p) => p.step;
-    if (this.settings.x === "wall") return (p) => p.timestamp;
-    let t0 = r.run.start;
-    if (!Number.isFinite(t0) || t0 <= 0) t0 = pts.length ? Math.min(...pts.map((p) => p.timestamp)) : 0;
-    return (p) => (p.timestamp - t0) / 1000;
+    return xOf(this.settings.x, r.run, pts);
   }
 
   private render(keepView: boolean): void {
@@ -256,7 +252,21 @@ export class MetricChart {
   }
 }
 
-function xKind(x: XMode): XKind {
+/** How many points to ask the server for per run when a chart shows `runs` runs (~8,000 in all). */
+export function pointsPerRun(runs: number): number {
+  return Math.max(200, Math.min(2000, Math.floor(8000 / Math.max(1, runs))));
+}
+
+/** A point's x on a run's chart: its step, its wall time, or seconds since the run started. */
+export function xOf(mode: XMode, run: Run, pts: SeriesPoint[]): (p: SeriesPoint) => number {
+  if (mode === "step") return (p) => p.step;
+  if (mode === "wall") return (p) => p.timestamp;
+  let t0 = run.start;
+  if (!Number.isFinite(t0) || t0 <= 0) t0 = pts.length ? Math.min(...pts.map((p) => p.timestamp)) : 0;
+  return (p) => (p.timestamp - t0) / 1000;
+}
+
+export function xKind(x: XMode): XKind {
   return x === "step" ? "number" : x === "relative" ? "duration" : "time";
 }
 

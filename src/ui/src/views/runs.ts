@@ -9,6 +9,7 @@ import { color, fmtNum } from "../format";
 import { ChartRun, chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
 import { displayName, Experiment, getExperiment, Run, searchExperiments, searchRunsPage, ViewType } from "../model";
 import { href, Route, setQuery } from "../router";
+import { viewTools } from "../savedviews";
 
 const ROW_H = 34;
 const OVERSCAN = 8;
@@ -101,6 +102,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   const scroller = h("div", { class: "scroller", tabindex: "0" }, header, body);
   const chartsPane = h("div", { class: "charts-pane" });
   const tablePane = h("div", { class: "table-pane" }, scroller);
+  const tools = viewTools(expParam, experiments); // saved views and the dashboard (savedviews.ts)
 
   replace(
     root,
@@ -118,9 +120,11 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       h("label", null, "Group by ", groupSel),
       h("span", { class: "popover-anchor" }, colBtn, picker),
       h("label", null, deletedBox, " Show deleted"),
+      tools.toolbar,
     ),
     rangeBar,
     h("div", { class: "toolbar" }, modeTabs, selBar),
+    tools.pane,
     tablePane,
     chartsPane,
   );
@@ -294,6 +298,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     const missing = (v: unknown) => v === undefined || (typeof v === "number" && Number.isNaN(v));
     keyed.sort((a, b) => (missing(a.v) || missing(b.v) ? compareValues(a.v, b.v) : sign * compareValues(a.v, b.v)));
     const visible = keyed.map((k) => k.r);
+    tools.update(visible);
     rows = [];
     if (group) {
       const gc = column(group, experiments);
@@ -733,6 +738,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       window.removeEventListener("resize", onResize);
       document.removeEventListener("click", closePicker);
       for (const c of charts) c.destroy();
+      tools.dispose();
     },
   };
 }
