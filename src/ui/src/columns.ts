@@ -129,3 +129,38 @@ export function aggregate(values: number[]): Agg | undefined {
   const std = v.length > 1 ? Math.sqrt(ss / (v.length - 1)) : 0;
   return { n: v.length, mean, std, min, max };
 }
+
+// Column widths fitted to what they show: the whole header (with its kind badge and sort
+// arrow) and the widest value among the first rows, then stretched so the columns fill the
+// table's width.  Values wider than MAX_WIDTH are cut (with their full text on hover).
+const FIT_SAMPLE = 300;
+const MIN_WIDTH = 56;
+const MAX_WIDTH = 420;
+const CELL_PAD = 18; // .td's padding (8 + 8) and a pixel each side for rounding
+
+/** The text of a run's name cell, as the table shows it (for fitting its width). */
+export type NameOf = (run: Run) => string;
+
+export function fitWidths(
+  columns: Column[],
+  runs: Run[],
+  available: number,
+  measure: (text: string, header: boolean) => number,
+  nameOf: NameOf,
+): number[] {
+  const sample = runs.length > FIT_SAMPLE ? runs.slice(0, FIT_SAMPLE) : runs;
+  const natural = columns.map((c) => {
+    let w = measure(c.label, true) + (c.kind !== "attr" ? 20 : 0) + 18; // kind badge, sort arrow
+    for (const r of sample) {
+      const t = c.id === "attr.name" ? nameOf(r) : c.text(r);
+      if (t) w = Math.max(w, measure(t, false) + (c.id === "attr.name" ? 56 : c.id === "attr.status" ? 14 : 0));
+    }
+    return Math.min(MAX_WIDTH, Math.max(MIN_WIDTH, Math.ceil(w + CELL_PAD)));
+  });
+  const total = natural.reduce((a, b) => a + b, 0);
+  if (total >= available || total === 0) return natural;
+  // Stretch: each column gets a share of the room left in proportion to its width.
+  const widths = natural.map((w) => Math.floor(w + ((available - total) * w) / total));
+  widths[widths.length - 1] += available - widths.reduce((a, b) => a + b, 0);
+  return widths;
+}
