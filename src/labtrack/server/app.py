@@ -17,6 +17,7 @@ from labtrack.server import api_artifacts, api_logged_models, api_registry, api_
 from labtrack.server import api_eval_datasets
 from labtrack.server import api_gateway, listener
 from labtrack.server import api_gc
+from labtrack.server import api_media
 from labtrack.server import api_metric_summaries
 from labtrack.server import api_run_table
 from labtrack.server import api_views
@@ -120,7 +121,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         for path, methods in (api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES
                               + api_gc.ROUTES + api_run_table.ROUTES + api_views.ROUTES
                               + api_metric_summaries.LABTRACK_ROUTES
-                              + api_jobs.LABTRACK_ROUTES):
+                              + api_jobs.LABTRACK_ROUTES + api_media.LABTRACK_ROUTES):
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
     for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))

@@ -50,7 +50,7 @@ EXPERIMENT, MODEL = "experiment", "registered_model"
 RULES: dict[str, tuple[str, str]] = {}
 for _path in ("experiments/get", "experiments/get-by-name", "runs/get", "metrics/get-history", "artifacts/list",
               "runs/search", "metrics/get-history-bulk-interval", "metrics/history-columns",
-              "metrics/downsampled", "experiments/search-datasets", "jobs/logs", "logged-models/search"):
+              "metrics/downsampled", "experiments/search-datasets", "jobs/logs", "logged-models/search", "media/images"):
     RULES[_path] = (EXPERIMENT, "can_read")
 for _path in ("runs/create", "runs/update", "runs/log-metric", "runs/log-parameter", "runs/set-tag",
               "runs/delete-tag", "runs/log-batch", "runs/log-model", "runs/log-inputs", "runs/outputs",

@@ -9,6 +9,7 @@ import { runView } from "./views/run";
 import { tracesView } from "./views/traces";
 import { traceView } from "./views/trace";
 import { compareView } from "./views/compare";
+import { mediaView } from "./views/media";
 import { modelsView } from "./views/models";
 import { modelView, versionView } from "./views/model";
 import { promptsView, promptView } from "./views/prompts";
@@ -31,6 +32,7 @@ function pick(route: Route): ViewFn {
   if (a === "runs" && b) return runView;
   if (a === "runs") return runsView;
   if (a === "compare") return compareView;
+  if (a === "media") return mediaView;
   if (a === "models" && b && c === "versions" && route.parts[3]) return versionView;
   if (a === "models" && b) return modelView;
   if (a === "models") return modelsView;

@@ -8,7 +8,7 @@ import { color, fmtNum } from "../format";
 import { chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
 import { displayName, getRun, Run } from "../model";
 import { parallelCoordinates, scatter } from "../plots";
-import { Route, setQuery } from "../router";
+import { href, Route, setQuery } from "../router";
 import { pool } from "../series";
 import { splitMetrics } from "./training";
 
@@ -142,7 +142,7 @@ export function compareView(root: HTMLElement, route: Route): { dispose: () => v
     });
     replace(
       root,
-      h("div", { class: "page-head" }, h("h1", null, `Compare ${runs.length} runs`)),
+      h("div", { class: "page-head" }, h("h1", null, `Compare ${runs.length} runs`), h("a", { class: "button media-link", href: href(["media"], { runs: ids.join(",") }) }, "Images side by side")),
       h("section", { class: "compare-section" }, h("div", { class: "section-head" }, h("h2", null, "Parameters"), h("label", null, onlyDiff, " Only differences")), h("div", { class: "wide" }, h("table", { class: "grid compare-params" }, h("thead", null, headRow), paramBody))),
       h("section", { class: "compare-section" }, h("h2", null, "Latest metrics"), legend, h("div", { class: "wide" }, h("table", { class: "grid compare-metrics" }, h("thead", null, headRow.cloneNode(true)), metricBody))),
       h("section", { class: "compare-section" }, h("h2", null, "Metric charts"), controls, grid),
