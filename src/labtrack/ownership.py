@@ -1,6 +1,7 @@
-"""The ownership record beside a SQLite database: who serves it, and where.
+"""The ownership record of a SQLite database: who serves it, and where.
 
-``<db>.lock`` holds a JSON record (host, pid, url, unix socket, token) and two
+``mlruns/.labtrack/mlruns.db.lock`` for ``mlruns.db`` (``<stem>/.labtrack/<name>.lock``
+beside any database, the private folder that also holds the spool) holds a JSON record (host, pid, url, unix socket, token) and two
 POSIX byte-range locks: one held by the owning server for its whole life, one
 held briefly while the schema is created or upgraded.  POSIX (fcntl) locks
 work on NFS and Lustre, unlike ``flock`` on some kernels, and are released by
@@ -9,6 +10,10 @@ the kernel when the process dies, so a crashed owner never blocks the next.
 A leaf module: the server claims a record, the client reads one to find the
 running server (the client never opens the database).  The file is 0600
 because it carries the server's token.
+
+Versions before 0.3 kept the record beside the database (``mlruns.db.lock``, a file
+users saw in Jupyter's file browser).  A server of such a version may still run, so
+``read_owner`` and ``claim`` look there too (``legacy_lock_path``); nothing writes it.
 """
 
 from __future__ import annotations
@@ -57,13 +62,27 @@ class OwnerRecord:
         return f"pid {self.pid} on host {self.host} ({where})"
 
 
+PRIVATE_FOLDER = ".labtrack"  # the spool's parent too (labtrack.spool.spool_folder)
+
+
 def lock_path(db_path: str | os.PathLike) -> Path:
+    """``mlruns.db`` -> ``mlruns/.labtrack/mlruns.db.lock``: out of the user's sight."""
+    db = Path(db_path)
+    return db.parent / db.stem / PRIVATE_FOLDER / (db.name + ".lock")
+
+
+def legacy_lock_path(db_path: str | os.PathLike) -> Path:
+    """Where servers before 0.3 kept the record: ``mlruns.db.lock`` beside the database."""
     return Path(os.fspath(db_path) + ".lock")
 
 
 def _fd(path: Path) -> int:
     key = str(path)
     if key not in _fds:
+        if not path.parent.is_dir():
+            from labtrack.file_modes import make_folder
+
+            make_folder(path.parent)  # 0700 (0770 in a setgid group folder), like the spool's
         _fds[key] = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
     return _fds[key]
 
@@ -87,10 +106,13 @@ def _unlock(fd: int, byte: int) -> None:
 
 def read_owner(db_path: str | os.PathLike) -> OwnerRecord | None:
     """The live owner of ``db_path``, or None when no server holds it."""
-    path = lock_path(db_path)
+    return _read_owner_at(lock_path(db_path)) or _read_owner_at(legacy_lock_path(db_path))
+
+
+def _read_owner_at(path: Path) -> OwnerRecord | None:
     try:
         text = path.read_text()
-    except (FileNotFoundError, PermissionError):
+    except OSError:  # missing, another user's, or a file named like the folder
         return None
     try:
         record = OwnerRecord(**json.loads(text))
@@ -140,6 +162,10 @@ def claim(db_path: str | os.PathLike, record: OwnerRecord) -> None:
         owner = _wait_for_record(fd)
         who = owner.describe() if owner else "another process"
         raise DatabaseInUse(f"{os.fspath(db_path)} is already served by {who}")
+    old = _read_owner_at(legacy_lock_path(db_path))
+    if old is not None:  # a server of an older version, which knows only the old place
+        _unlock(fd, _OWNER_BYTE)
+        raise DatabaseInUse(f"{os.fspath(db_path)} is already served by {old.describe()}")
     record.started_ms = record.started_ms or int(time.time() * 1000)
     write_record(db_path, record)
 

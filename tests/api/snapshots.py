@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, create_engine, select
 
 # Files of the server itself that change while it runs (journal, lock record, log).
-_SERVER_FILES = ("mlruns.db", "mlruns.db-wal", "mlruns.db-shm", "mlruns.db-journal", "mlruns.db.lock")
+_SERVER_FILES = ("mlruns.db", "mlruns.db-wal", "mlruns.db-shm", "mlruns.db-journal", "mlruns.db.lock",
+                 "mlruns/.labtrack/mlruns.db.lock")
 
 
 class DatabaseSnapshotter:
@@ -52,7 +53,7 @@ def file_snapshot(folder: Path) -> dict[str, tuple[str, Any]]:
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = path.relative_to(folder).as_posix()
-            if Path(dirpath) == folder and (name in _SERVER_FILES or name.startswith("server-")):
+            if rel in _SERVER_FILES or (Path(dirpath) == folder and name.startswith("server-")):
                 continue
             if path.is_symlink():
                 out[rel] = ("link", os.readlink(path))

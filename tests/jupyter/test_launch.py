@@ -157,6 +157,44 @@ def test_waits_out_a_server_started_on_purpose(tmp_path: Path, short_tmp: Path) 
             _stop(proc)
 
 
+# What a server of a version before 0.3 does: the record and its lock in ``<db>.lock``.
+_OLD_SERVER = """
+import fcntl, json, os, socket, sys, time
+fd = os.open(sys.argv[1] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1 << 20)
+os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "database": sys.argv[1],
+                         "url": "http://127.0.0.1:1", "version": "0.2.0"}).encode())
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_lock_lives_in_mlruns_and_an_older_servers_lock_is_still_honoured(
+        tmp_path: Path, short_tmp: Path) -> None:
+    """Issue 20: the root showed mlruns.db.lock.  The record is in mlruns/.labtrack/ now, but a
+    server started by an older labtrack (record beside the database) still counts as the owner."""
+    db, sock = tmp_path / "mlruns.db", short_tmp / "socket"
+    old = subprocess.Popen([sys.executable, "-c", _OLD_SERVER, str(db)], stdout=subprocess.PIPE)
+    proc = None
+    try:
+        assert old.stdout is not None and old.stdout.readline().strip() == b"ready"
+        assert read_owner(db) is not None and read_owner(db).pid == old.pid  # type: ignore[union-attr]
+        proc = launch(db, sock)
+        _wait(sock.exists, 60, "the launcher's socket")
+        status, body = unix_get(sock, "/")
+        assert status == 503 and f"pid {old.pid}" in body  # waited out, not a second owner
+        _stop(old)
+        _wait(lambda: _served_by(db, proc.pid), 60, "the launcher to take the free database")
+        assert (tmp_path / "mlruns" / ".labtrack" / "mlruns.db.lock").is_file()
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+            "mlruns", "mlruns.db", "mlruns.db.lock"]  # the old server's file stays as it left it
+        assert f'"pid": {old.pid}' in (tmp_path / "mlruns.db.lock").read_text()  # never rewritten
+    finally:
+        _stop(old)
+        if proc is not None:
+            _stop(proc)
+
+
 def test_exits_when_its_parent_dies(tmp_path: Path, short_tmp: Path) -> None:
     db, sock = tmp_path / "mlruns.db", short_tmp / "socket"
     # A stand-in for Jupyter: starts the launcher with itself as parent, then dies without a word.

@@ -181,4 +181,4 @@ def test_labtrack_sync_ingests_without_a_server(db: Path) -> None:
     assert query(db, "PRAGMA journal_mode") == [("delete",)]
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0 and "no spool files waiting" in again.stdout
-    assert not (db.parent / "mlruns.db.lock").read_text()  # ownership released
+    assert not (db.parent / "mlruns" / ".labtrack" / "mlruns.db.lock").read_text()  # ownership released
