@@ -119,7 +119,7 @@ class PanelView {
   ) {
     this.chart = new LineChart({ xKind: xKind(panel.x), logY: panel.log, height: 260 });
     const title = panel.title || panel.metrics.join(", ");
-    const by = panel.group ? ` by ${column(panel.group, experiments).label}` : "";
+    const by = panel.group && !panel.title ? ` by ${column(panel.group, experiments).label}` : "";
     this.el = h(
       "section",
       { class: "chart-card dash-panel", "aria-label": `panel ${title}`, dataset: { metrics: panel.metrics.join(","), group: panel.group } },
