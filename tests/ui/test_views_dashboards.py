@@ -271,3 +271,32 @@ def test_views_menu_saves_changes_renames_and_deletes(pages: Any, sweep: Sweep, 
     goto(page, f"#/experiments/{sweep.exp}/views/{view_id}")
     page.wait_for_selector(".view .error")
     assert "No saved view" in page.inner_text(".view .error")
+
+
+def test_bands_on_relative_time_are_binned_per_run(pages: Any, sweep: Sweep) -> None:
+    """On a time axis the runs' x values differ, so each band is made of bins (each run counted once
+    per bin); here every run logs step s at s seconds after its start, so each bin holds one step."""
+    from urllib.parse import urlencode
+
+    panel = {"title": "", "metrics": ["loss"], "x": "relative", "smoothing": 0, "log": False, "group": "params.lr"}
+    page = pages()
+    goto(page, f"#/experiments/{sweep.exp}/runs?" + urlencode({"filter": STATE["filter"], "dash": "1",
+                                                                "panels": json.dumps([panel])}))
+    page.wait_for_selector(".dash-panel[data-ready='1']")
+    rows = _band_rows(page, page.locator(".dash-panel"))
+    expected = _expected_bands(sweep, "loss", 0)
+    got: dict[str, list[tuple[float, float, float, int]]] = {}
+    for r in rows:
+        got.setdefault(r["series"], []).append((float(r["x"]), float(r["y"]), float(r["std"]), int(r["n"])))
+    assert sorted(got) == sorted(expected)
+    width = (STEPS - 1) / 500  # the dashboard's 500 bins over the panel's x range
+    for label, points in got.items():
+        points.sort()
+        assert len(points) == STEPS
+        for (x, mean, std, n), step in zip(points, range(STEPS)):
+            want_mean, want_std, want_n = expected[label][float(step)]
+            assert abs(x - step) <= width, (label, x, step)  # the bin's centre, near the step's second
+            assert n == want_n
+            assert mean == pytest.approx(want_mean, rel=1e-9, abs=1e-12)
+            assert std == pytest.approx(want_std, rel=1e-9, abs=1e-12)
+    assert page.locator(".dash-panel .chart").get_attribute("data-points") == str(3 * STEPS)
