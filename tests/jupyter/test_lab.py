@@ -125,7 +125,8 @@ def _walk_through(lab: JupyterLab, browser: Any, db: Path) -> None:
     info = lab.get("server-proxy/servers-info").json()
     entry = next(s for s in info["server_processes"] if s["name"] == "labtrack")
     assert entry["launcher_entry"]["enabled"] is False  # our own tile instead of the proxy's
-    assert lab.get("labtrack-status").json() == {"running": True, "active_runs": 0}
+    status = lab.get("labtrack-status").json()
+    assert (status["running"], status["active_runs"], status["finished"]) == (True, 0, [])
 
     # 3. The tile opens the UI in a new browser tab, through the proxy, showing the run.
     page = open_lab_page(browser, lab)
@@ -188,7 +189,9 @@ def test_status_endpoint_and_lab_tab_setting(tmp_path: Path, browser: Any) -> No
     try:
         anonymous = __import__("requests").get(lab.url("labtrack-status"), timeout=30)
         assert anonymous.status_code == 403
-        assert lab.get("labtrack-status").json() == {"running": False, "active_runs": 0}
+        status = lab.get("labtrack-status", params={"since": "0"}).json()
+        assert (status["running"], status["active_runs"], status["finished"]) == (False, 0, [])
+        assert lab.get("labtrack-status", params={"since": "soon"}).status_code == 400
         page = open_lab_page(browser, lab)
         try:
             status_item = page.locator(".lt-StatusItem")
