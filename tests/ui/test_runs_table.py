@@ -144,3 +144,141 @@ def test_horizontal_scrollbar_visible_at_900px(page_at: Any, wide: Wide) -> None
     th = box(page, ".th[data-col='attr.status']")
     td = box(page, ".tbody .run-row .td[data-col='attr.status']")
     assert abs(th["left"] - td["left"]) < 1 and abs(th["width"] - td["width"]) < 1
+
+
+# ---- export (issue 20): the table as CSV or Parquet, histories as one long table
+
+@pytest.fixture
+def lt_client(ui_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``lt`` pointed at the UI's server, to compare the downloads with its DataFrames."""
+    import labtrack as lt
+    from tests.client.conftest import CLIENT_ENV
+    from tests.client_state import reset_client_state
+
+    for name in CLIENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if ui_server.token:
+        monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", ui_server.token)
+    reset_client_state()
+    lt.set_tracking_uri(ui_server.url)
+    yield lt
+    reset_client_state()
+
+
+def download(page: Any, item: str) -> Any:
+    with page.expect_download() as info:
+        page.click(".export-btn")
+        page.click(f".export-menu .{item}")
+    return info.value
+
+
+def plain(values: Any) -> list[Any]:
+    """Values with NaN and None alike, for comparing frames read from different files."""
+    import pandas as pd
+
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT else v for v in values]
+
+
+def test_export_runs_table_csv_and_parquet(page_at: Any, wide: Wide, lt_client: Any) -> None:
+    pd = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    page = page_at(1400, 900)
+    open_runs(page, wide.exp, "?filter=" + quote("params.seed != '3'") + "&sort=" + quote("metrics.metric_a_0:asc"))
+    page.wait_for_function("() => document.querySelectorAll('.tbody .run-row').length === 3")
+    shown_names = page.locator(".tbody .run-row .run-link").all_inner_texts()
+    shown_cols = page.eval_on_selector_all(".th", "els => els.map(e => e.dataset.col)")
+
+    # What is shown, as CSV: the rows in the table's order, its columns (run_id first).
+    d = download(page, "export-csv-shown")
+    assert d.suggested_filename.startswith("runs-") and d.suggested_filename.endswith(".csv")
+    csv = pd.read_csv(d.path())
+    assert list(csv.run_name) == shown_names
+    names = {"attr.name": "run_name", "attr.status": "status", "attr.start": "start_time", "attr.duration": "duration_s",
+             "attr.user": "user_id"}
+    assert list(csv.columns) == ["run_id"] + [names.get(c, c) for c in shown_cols]
+    frame = lt_client.search_runs(experiment_ids=[wide.exp], filter_string="params.seed != '3'",
+                                  order_by=["metrics.metric_a_0 ASC"], output_format="pandas")
+    assert list(csv.run_id) == list(frame.run_id)
+    for col in [c for c in shown_cols if c.startswith(("metrics.", "params."))]:
+        assert plain(csv[col].astype(float if col.startswith("metrics.") else str)) == \
+            plain(frame[col].astype(float if col.startswith("metrics.") else str)), col
+    assert list(pd.to_datetime(csv.start_time, utc=True)) == list(frame.start_time)
+
+    # Everything, as Parquet: every run and column, as lt.search_runs(output_format="pandas") has them.
+    d = download(page, "export-parquet-all")
+    assert d.suggested_filename.endswith(".parquet")
+    got = pq.read_table(d.path()).to_pandas()
+    want = lt_client.search_runs(experiment_ids=[wide.exp], output_format="pandas")
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(wide.runs) - 2 == 4  # the narrow experiment's two runs are elsewhere
+    got, want = got.sort_values("run_id").reset_index(drop=True), want.sort_values("run_id").reset_index(drop=True)
+    for col in want.columns:
+        if col.endswith("_time"):
+            assert list(got[col].astype("int64") // 10**6 if got[col].dtype.unit == "ns" else got[col].astype("int64")) == \
+                list(want[col].astype("datetime64[ms, UTC]").astype("int64")), col
+        else:
+            assert plain(got[col]) == plain(want[col]), col
+
+
+def test_export_histories_of_selected_runs(page_at: Any, wide: Wide, lt_client: Any) -> None:
+    pd = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    page = page_at(1400, 900)
+    open_runs(page, wide.exp)
+    picked = ["wide-1", "wide-2"]
+    for name in picked:
+        page.locator(".run-row", has_text=name).locator("input[type=checkbox]").check()
+    ids = [wide.runs[n] for n in picked]
+    want = lt_client.get_metric_histories(ids, METRICS)
+    for item, read in (("export-histories", pd.read_csv), ("export-histories-parquet", lambda p: pq.read_table(p).to_pandas())):
+        d = download(page, item)
+        assert d.suggested_filename.startswith("metric-histories-")
+        got = read(d.path())
+        assert list(got.columns) == ["run_id", "run_name", "key", "step", "timestamp", "value"]
+        assert len(got) == 2 * len(METRICS) * 5 == len(want)
+        got = got.sort_values(["run_id", "key", "step"]).reset_index(drop=True)
+        assert list(got.run_id) == list(want.run_id) and list(got.key) == list(want.key)
+        assert list(got.step) == list(want.step) and list(got.value) == pytest.approx(list(want.value))
+        assert list(pd.to_datetime(got.timestamp, utc=True)) == list(want.timestamp)
+        assert set(got.run_name) == set(picked)
+
+
+def test_export_error_is_shown_not_saved(page_at: Any, wide: Wide) -> None:
+    page = page_at(1400, 900)
+    open_runs(page, wide.exp)
+    page.fill(".filter-input", "metrics.metric_a_0 <")
+    page.press(".filter-input", "Enter")
+    page.wait_for_selector(".filter-error:not(:empty)")
+    page.click(".export-btn")
+    page.click(".export-menu .export-csv-shown")
+    page.wait_for_selector(".export-status.error")
+    assert "Invalid filter" in page.locator(".export-status").inner_text()
+    # Histories need a selection first.
+    page.click(".export-btn")
+    page.click(".export-menu .export-histories")
+    assert "Select runs first" in page.locator(".export-status").inner_text()
+
+
+def test_export_api_errors_and_missing_pyarrow(ui_server: ServerProcess, wide: Wide, monkeypatch: pytest.MonkeyPatch) -> None:
+    for body, status, code in (({"experiment_ids": [wide.exp], "format": "xlsx"}, 400, "INVALID_PARAMETER_VALUE"),
+                               ({"format": "csv"}, 400, "INVALID_PARAMETER_VALUE"),
+                               ({"experiment_ids": [wide.exp], "columns": ["nope"]}, 400, "INVALID_PARAMETER_VALUE")):
+        r = ui_server.api("POST", "/api/2.0/labtrack/runs/export", body)
+        assert r.status_code == status and r.json()["error_code"] == code, r.text
+    r = ui_server.api("POST", "/api/2.0/labtrack/runs/export-histories", {"run_ids": ["0" * 32]})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    # GET works too (curl, a link): the query's comma-separated lists.
+    r = ui_server.api("GET", "/api/2.0/labtrack/runs/export-histories",
+                      {"run_ids": ",".join([wide.runs["wide-0"], wide.runs["wide-3"]]), "keys": "metric_a_0"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert len(r.text.strip().splitlines()) == 1 + 2 * 5
+    # Without pyarrow, Parquet names the extra to install.
+    import sys
+
+    from labtrack.errors import MissingExtra
+    from labtrack.server import api_export
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(MissingExtra, match=r"labtrack\[parquet\]"):
+        api_export.writer_for("parquet", api_export.HISTORY_COLUMNS)

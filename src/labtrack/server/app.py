@@ -17,6 +17,7 @@ from labtrack.server import api_artifacts, api_logged_models, api_registry, api_
 from labtrack.server import api_eval_datasets
 from labtrack.server import api_gateway, listener
 from labtrack.server import api_gc
+from labtrack.server import api_export
 from labtrack.server import api_media
 from labtrack.server import api_metric_summaries
 from labtrack.server import api_run_table
@@ -137,6 +138,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         table += signin.routes(ctx)
     table.append((api_traces.OTLP_PATH, api_traces.OtlpTracesHandler, {"ctx": ctx}))
     table += api_gateway.handlers(ctx)
+    table += api_export.handlers(ctx, LABTRACK_PREFIXES)  # CSV/Parquet downloads: streamed, not JSON
     return table
 
 

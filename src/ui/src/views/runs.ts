@@ -8,6 +8,7 @@ import { confirmAction, debounce, h, replace } from "../dom";
 import { color, fmtNum } from "../format";
 import { ChartRun, chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
 import { displayName, Experiment, getExperiment, Run, searchExperiments, searchRunsPage, ViewType } from "../model";
+import { exportMenu, withRanges } from "../exports";
 import { href, Route, setQuery } from "../router";
 import { viewTools } from "../savedviews";
 
@@ -120,6 +121,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       h("label", null, "Group by ", groupSel),
       h("span", { class: "popover-anchor" }, colBtn, picker),
       h("label", null, deletedBox, " Show deleted"),
+      exportMenu(() => ({ experimentIds, filter: withRanges(filter, ranges), sort, columns: columns.map((c) => c.id), viewType: showDeleted ? "ALL" : "ACTIVE_ONLY", selected: [...selected] })),
       tools.toolbar,
     ),
     rangeBar,
