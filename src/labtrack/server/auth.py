@@ -333,14 +333,15 @@ def _basic_credentials(request: httputil.HTTPServerRequest) -> tuple[str | None,
 
 def install(ctx: Any, default_permission: str = "READ") -> BasicAuth:
     """Turn on basic auth for the server of ``ctx``: its routes, and the checks ``base`` calls."""
-    from labtrack.server import (api_artifacts, api_auth, api_jobs, api_logged_models, api_registry,
+    from labtrack.server import (api_artifacts, api_auth, api_jobs, api_logged_models, api_media, api_registry,
                                  api_tracking)
 
     store = ctx.store
     users = AuthStore(store.read, store.write)
     auth = BasicAuth(users, store, default_permission)
     auth.learn_routes([api_tracking.ROUTES, api_tracking.LABTRACK_ROUTES, api_registry.ROUTES,
-                       api_logged_models.ROUTES, api_artifacts.ROUTES, api_jobs.LABTRACK_ROUTES])
+                       api_logged_models.ROUTES, api_artifacts.ROUTES, api_jobs.LABTRACK_ROUTES,
+                       api_media.LABTRACK_ROUTES])
     ctx.extra["auth"] = auth
     ctx.extra.setdefault("routes", []).extend(api_auth.ROUTES)
     return auth
