@@ -282,3 +282,36 @@ def test_export_api_errors_and_missing_pyarrow(ui_server: ServerProcess, wide: W
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(MissingExtra, match=r"labtrack\[parquet\]"):
         api_export.writer_for("parquet", api_export.HISTORY_COLUMNS)
+
+
+# ---- the note in the side panel (issue 20)
+
+def test_note_is_editable_in_the_side_panel(page_at: Any, wide: Wide, ui_server: ServerProcess) -> None:
+    page = page_at(1400, 900)
+    open_runs(page, wide.exp)
+    run_id = wide.runs["wide-2"]
+    # A click on the row (not on its link or box) opens the run beside the table.
+    page.locator(".run-row", has_text="wide-2").locator(".td[data-col='attr.status']").click()
+    panel = page.locator(".run-panel")
+    panel.locator(".panel-run-link", has_text="wide-2").wait_for()
+    assert "learning_rate" in panel.locator("table.kv").first.inner_text()
+    note = "## Findings\n\nThe **warm-up** helped; see <b>run 3</b>."  # "##" is drawn as an h3
+    panel.locator("button.edit-description").click()
+    panel.locator("textarea.description-input").fill(note)
+    panel.locator("button.save-description").click()
+    panel.locator(".markdown h3", has_text="Findings").wait_for()
+    assert panel.locator(".markdown strong").inner_text() == "warm-up"
+    # The note is the run's mlflow.note.content tag, as MLflow keeps it.
+    tags = {t["key"]: t["value"] for t in ui_server.api("GET", "runs/get", {"run_id": run_id}).json()["run"]["data"]["tags"]}
+    assert tags["mlflow.note.content"] == note
+    # The panel is in the URL: a reload opens it again, with the note.
+    page.reload()
+    page.locator(".run-panel .markdown h3", has_text="Findings").wait_for()
+    page.locator(".run-panel .panel-close").click()
+    assert not page.locator(".run-panel").is_visible()
+    assert "panel=" not in page.evaluate("location.hash")
+    # The run page shows the same note.
+    page.evaluate("h => { location.hash = h }", f"#/runs/{run_id}")
+    page.locator(".description .markdown h3", has_text="Findings").wait_for()
+    assert page.locator(".description .markdown strong").inner_text() == "warm-up"
+    assert page.locator(".description .markdown b").count() == 0, "markup in a note is shown as text"

@@ -1,8 +1,21 @@
 // Editable pieces shared by the registry pages: a markdown description (rendered safely)
 // and a key/value tag table. Each calls back to save and redraws from what it is handed.
 
+import { mlPost } from "./api";
 import { h, replace } from "./dom";
 import { renderMarkdown } from "./markdown";
+import { Run } from "./model";
+
+/** The tag MLflow keeps a run's markdown note in. */
+export const NOTE_TAG = "mlflow.note.content";
+
+/** A run's note as a Description section: saved as its mlflow.note.content tag. */
+export function runNoteEditor(run: Run): HTMLElement {
+  return descriptionEditor(run.tags[NOTE_TAG] ?? "", async (value) => {
+    await mlPost("runs/set-tag", { run_id: run.id, key: NOTE_TAG, value });
+    run.tags[NOTE_TAG] = value;
+  });
+}
 
 /** A "Description" section: safe markdown, an Edit button, a textarea with Save/Cancel. */
 export function descriptionEditor(text: string, save: (value: string) => Promise<void>): HTMLElement {

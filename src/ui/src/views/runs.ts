@@ -11,6 +11,7 @@ import { displayName, Experiment, getExperiment, Run, searchExperiments, searchR
 import { exportMenu, withRanges } from "../exports";
 import { href, Route, setQuery } from "../router";
 import { viewTools } from "../savedviews";
+import { runPanel } from "./runpanel";
 
 const ROW_H = 34;
 const OVERSCAN = 8;
@@ -103,6 +104,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   const scroller = h("div", { class: "scroller", tabindex: "0" }, header, body);
   const chartsPane = h("div", { class: "charts-pane" });
   const tablePane = h("div", { class: "table-pane" }, scroller);
+  const panel = runPanel(() => setQuery({ panel: undefined }));
   const tools = viewTools(expParam, experiments); // saved views and the dashboard (savedviews.ts)
 
   replace(
@@ -129,6 +131,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     tools.pane,
     tablePane,
     chartsPane,
+    panel.el,
   );
 
   // ---- URL persistence
@@ -517,6 +520,17 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
 
   scroller.addEventListener("scroll", () => requestAnimationFrame(() => renderRows(false)), { passive: true });
 
+  // ---- the side panel (runpanel.ts): a click on a row, outside its links and boxes, opens it
+  body.addEventListener("click", (e) => {
+    const t = e.target as HTMLElement;
+    if (t.closest("a, button, input, label")) return;
+    const id = t.closest<HTMLElement>(".run-row")?.dataset.run;
+    if (id) {
+      setQuery({ panel: id });
+      void panel.open(id);
+    }
+  });
+
   // ---- selection bar and modes
   function renderSelBar(): void {
     const ids = [...selected].filter((id) => byId.has(id));
@@ -731,6 +745,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   if (group) groupSel.value = group;
   renderSelBar();
   void load();
+  if (q.get("panel")) void panel.open(q.get("panel") ?? "");
 
   return {
     dispose: () => {
