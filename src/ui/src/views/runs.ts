@@ -3,7 +3,7 @@
 // chosen columns, virtualized rows, live updates of running runs. All state lives in the hash.
 
 import { ApiError, mlPost } from "../api";
-import { aggregate, asNumber, ATTRS, column, Column, compareValues } from "../columns";
+import { aggregate, asNumber, ATTRS, column, Column, compareValues, fitWidths } from "../columns";
 import { confirmAction, debounce, h, replace } from "../dom";
 import { color, fmtNum } from "../format";
 import { ChartRun, chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
@@ -171,13 +171,43 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     base.push("attr.user");
     // system/* metrics (CPU, memory, GPU...) stay out of the default columns: they would crowd the model's own
     const own = k.metrics.filter((x) => !x.startsWith("system/"));
-    return [...base, ...own.slice(0, 12).map((x) => `metrics.${x}`), ...k.params.slice(0, 12).map((x) => `params.${x}`)];
+    // Params before metrics: a model that logs many metrics no longer pushes its params off-screen.
+    return [...base, ...k.params.slice(0, 12).map((x) => `params.${x}`), ...own.slice(0, 12).map((x) => `metrics.${x}`)];
   }
 
   function refreshColumns(): void {
     const ids = cols ?? defaultCols();
     if (!ids.includes("attr.name")) ids.unshift("attr.name");
     columns = ids.map((id) => column(id, experiments));
+    fitColumns();
+  }
+
+  // Widths fitted to the headers and values, stretched to the table's width (columns.fitWidths).
+  const canvas = document.createElement("canvas").getContext("2d");
+  const measured = new Map<string, number>();
+  function measure(text: string, header: boolean): number {
+    const k = (header ? "h" : "c") + text;
+    let w = measured.get(k);
+    if (w === undefined) {
+      if (!canvas) return text.length * 8;
+      if (measured.size > 20_000) measured.clear();
+      const cs = getComputedStyle(scroller);
+      canvas.font = `${header ? 600 : 400} ${cs.fontSize || "13px"} ${cs.fontFamily || "sans-serif"}`;
+      w = canvas.measureText(text).width;
+      measured.set(k, w);
+    }
+    return w;
+  }
+  function fitColumns(): void {
+    const available = Math.max(0, (scroller.clientWidth || root.clientWidth) - 36);
+    const widths = fitWidths(columns, runs, available, measure, displayName);
+    columns.forEach((c, i) => (c.width = widths[i]));
+  }
+  // The table ends above the window's bottom edge, so its horizontal scrollbar is in view.
+  function fitHeight(): void {
+    if (!scroller.isConnected || tablePane.hidden) return;
+    const top = scroller.getBoundingClientRect().top + window.scrollY;
+    scroller.style.height = `${Math.max(240, Math.floor(window.innerHeight - top - 12))}px`;
   }
 
   function toggleColumnPicker(): void {
@@ -563,7 +593,10 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     chartsPane.hidden = mode !== "charts";
     renderSelBar();
     if (mode === "charts") renderCharts();
-    else renderRows(true);
+    else {
+      fitHeight();
+      renderRows(true);
+    }
   }
 
   function renderCharts(): void {
@@ -671,9 +704,10 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   }
 
   function afterData(): void {
-    refreshColumns();
     fillGroupSelect();
     renderRanges();
+    fitHeight(); // after the toolbars above it are drawn
+    refreshColumns();
     renderHeader();
     rebuild();
     if (mode === "charts" && charts.length === 0) renderCharts();
@@ -733,7 +767,12 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     root.dataset.liveUpdates = String(Number(root.dataset.liveUpdates ?? 0) + 1);
   }
   const timer = window.setInterval(() => void poll(), LIVE_MS);
-  const onResize = debounce(() => renderRows(true), 100);
+  const onResize = debounce(() => {
+    fitHeight();
+    fitColumns();
+    renderHeader();
+    renderRows(true);
+  }, 100);
   window.addEventListener("resize", onResize);
   const closePicker = (e: MouseEvent) => {
     if (!picker.hidden && !picker.contains(e.target as Node) && e.target !== colBtn) picker.hidden = true;
