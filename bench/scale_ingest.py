@@ -1,0 +1,382 @@
+"""Issue 21 ("ten times the scale"), the ingest part: figures measured in one run on this machine.
+
+    python bench/scale_ingest.py [--quick] [--only ingest,storage,spool]
+
+* **ingest**: ``lt.log_metric`` in a loop in a fresh process, end to end into SQLite
+  through the server the client starts itself (zero setup), from the first call until
+  ``flush()`` returns; then the points are counted in the database file (nothing lost).
+  The anchor is raw ``sqlite3`` ``executemany`` of the same rows (run id, key, step,
+  timestamp, value, is_nan) into a table of labtrack's own ``metrics`` DDL, with the
+  server's pragmas (WAL, synchronous=NORMAL), 1,000 rows a transaction, measured before
+  and after labtrack in the same run.  Target: ≥ 1,000,000 points/s, or ≥ 90% of the anchor.
+* **storage**: the same points (runs × keys × steps) written by labtrack's server path
+  (``log_batch`` with series) and by MLflow's own ``SqlAlchemyStore.log_batch`` (1,000 a
+  call, time-boxed); bytes per point from SQLite's ``dbstat`` (tables and their indexes),
+  with what the latest values and the min/max summaries cost.  Target: ≤ ¼ of MLflow's.
+* **spool**: bench/spool_array.py against a ``labtrack server``: N job-array tasks logging
+  through the spool and M HTTP writers at once; every point counted in the database
+  (exactly once), the time until every task's latest value shows in ``runs/search``,
+  each task's lag from its last write to the UI seeing it, and the server's peak RSS.
+
+``figures(quick)`` returns one dict per figure (figure, target, anchor, measured, unit,
+ratio, note) for bench/bench_scale.py; run alone it prints them and writes
+``bench/results/scale_ingest.json``.  Timings never gate tests
+(tests/reliability/test_spool_scale.py checks exactly-once at a reduced size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+for p in (str(ROOT / "src"), str(BENCH_DIR)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from common import machine, quiet_env, scratch, start_labtrack, write_json  # noqa: E402
+
+SIZES = {  # quick, full
+    "ingest_points": (200_000, 2_000_000),
+    "storage": ((2, 5, 5_000), (10, 10, 10_000)),  # runs, keys, points per key
+    "spool": ((32, 2_000, 4), (512, 10_000, 64)),  # tasks, points per task, HTTP writers
+}
+MLFLOW_BUDGET_S = 600.0
+
+LT_LOOP = textwrap.dedent("""
+    import json, sys, time
+    import labtrack as lt
+    uri, n = sys.argv[1], int(sys.argv[2])
+    lt.set_tracking_uri(uri)
+    run = lt.start_run()  # finds or starts the server: not timed
+    t0 = time.perf_counter()
+    for i in range(n):
+        lt.log_metric("m", float(i), step=i)
+    t_loop = time.perf_counter()
+    lt.flush()
+    t_flush = time.perf_counter()
+    lt.end_run()
+    print(json.dumps({"run_id": run.info.run_id, "loop_s": t_loop - t0, "flush_s": t_flush - t0}))
+""")
+
+
+def _row(figure: str, target: str, anchor: float | None, measured: float | None, unit: str,
+         ratio: float | None, note: str = "") -> dict[str, Any]:
+    return {"figure": figure, "target": target, "anchor": anchor, "measured": measured, "unit": unit,
+            "ratio": None if ratio is None else round(ratio, 3), "note": note}
+
+
+def _child_env() -> dict[str, str]:
+    drop = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE", "LABTRACK_ASYNC_LOGGING",
+            "LABTRACK_SPOOL", "SLURM_JOB_ID", "LABTRACK_TRACKING_TOKEN")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    return env
+
+
+# -- ingest: lt.log_metric end to end vs raw executemany -------------------------------------
+
+def raw_executemany(ddl: str, folder: Path, run_id: str, n: int, chunk: int = 1000) -> float:
+    """Points/s of sqlite3 executemany of the loop's rows into a fresh table of ``ddl``."""
+    db = folder / f"raw-{time.monotonic_ns()}.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(ddl)
+        ts = int(time.time() * 1000)
+        rows = [(run_id, "m", i, ts, float(i), 0) for i in range(n)]
+        sql = "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
+        t0 = time.perf_counter()
+        for a in range(0, n, chunk):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows[a:a + chunk])
+            conn.execute("COMMIT")
+        return n / (time.perf_counter() - t0)
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def _stop_owner(db: Path) -> None:
+    from labtrack.ownership import read_owner
+
+    record = read_owner(db)
+    if record is None:
+        return
+    try:
+        os.kill(record.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(150):
+        try:
+            os.kill(record.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(record.pid, signal.SIGKILL)
+
+
+def lt_loop(folder: Path, n: int) -> dict[str, Any]:
+    """One timed loop in a fresh process and database; the points are counted in the file."""
+    folder.mkdir(parents=True)
+    db = folder / "mlruns.db"
+    try:
+        out = subprocess.run([sys.executable, "-c", LT_LOOP, f"sqlite:///{db}", str(n)], cwd=folder,
+                             env=_child_env(), capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        _stop_owner(db)
+    conn = sqlite3.connect(db)
+    try:
+        res["stored"] = conn.execute("SELECT COUNT(*) FROM metrics WHERE run_uuid = ?", (res["run_id"],)).fetchone()[0]
+        res["ddl"] = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").fetchone()[0]
+    finally:
+        conn.close()
+    res["points_per_s"] = n / res["flush_s"]
+    return res
+
+
+def ingest_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
+    n = SIZES["ingest_points"][0 if quick else 1]
+    rounds = 1 if quick else 2
+    lt_runs, raw_runs = [], []
+    for k in range(rounds):
+        res = lt_loop(work / f"ingest-{k}", n)
+        lt_runs.append(res)
+        # The anchor on either side of each labtrack run: a change of load weighs on both.
+        raw_runs.append(raw_executemany(res["ddl"], work, res["run_id"], n))
+    raw_runs.insert(0, raw_executemany(lt_runs[0]["ddl"], work, lt_runs[0]["run_id"], n))
+    lost = sum(n - r["stored"] for r in lt_runs)
+    measured = sum(r["points_per_s"] for r in lt_runs) / len(lt_runs)
+    anchor = sum(raw_runs) / len(raw_runs)
+    loop_rate = sum(n / r["loop_s"] for r in lt_runs) / len(lt_runs)
+    note = (f"{n:,} points a run, {rounds} run(s); raw executemany "
+            f"{', '.join(f'{r:,.0f}' for r in raw_runs)} points/s; the loop alone returns at "
+            f"{loop_rate:,.0f} calls/s; points lost: {lost}")
+    return [_row("ingest: lt.log_metric loop, end to end into SQLite",
+                 "≥ 1,000,000 points/s or ≥ 0.9 × raw executemany", round(anchor), round(measured),
+                 "points/s", measured / anchor, note)]
+
+
+# -- storage: bytes per point vs MLflow's store --------------------------------------------------
+
+def _points(runs: int, keys: int, per_key: int) -> list[tuple[int, str, list[int], list[int], list[float]]]:
+    t0 = 1_700_000_000_000
+    out = []
+    for r in range(runs):
+        for k in range(keys):
+            steps = list(range(per_key))
+            out.append((r, f"train/metric_{k}", steps, [t0 + 10 * s for s in steps],
+                        [((s * 7919 + k * 104729 + r) % 100003) / 100003.0 for s in steps]))
+    return out
+
+
+def table_bytes(db: Path) -> dict[str, int]:
+    """Bytes of each table with its indexes (SQLite's dbstat), after a checkpoint."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')"))
+        sizes: dict[str, int] = {}
+        for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+            table = owner.get(name, name)
+            sizes[table] = sizes.get(table, 0) + size
+        return sizes
+    finally:
+        conn.close()
+
+
+def _index_bytes(db: Path, table: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return sum(size for (size,) in conn.execute(
+            "SELECT SUM(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = ?)", (table,)) if size)
+    finally:
+        conn.close()
+
+
+def labtrack_store(folder: Path, data: list[Any]) -> tuple[Path, float]:
+    from labtrack.entities import MetricSeries
+    from labtrack.store.tracking import TrackingStore
+
+    folder.mkdir(parents=True)
+    db = folder / "mlruns.db"
+    store = TrackingStore(f"sqlite:///{db}")
+    exp = store.create_experiment("storage")
+    run_ids: dict[int, str] = {}
+    t = time.perf_counter()
+    for r, key, steps, tss, values in data:
+        if r not in run_ids:
+            run_ids[r] = store.create_run(exp, user_id="bench", start_time=0, run_name=f"r{r}", tags={}).info.run_id
+        for a in range(0, len(steps), 10_000):
+            store.log_batch(run_ids[r], series=[MetricSeries(key, steps[a:a + 10_000], tss[a:a + 10_000],
+                                                             values[a:a + 10_000])])
+    return db, time.perf_counter() - t
+
+
+def mlflow_store(folder: Path, data: list[Any], budget_s: float) -> tuple[Path, int, float]:
+    """MLflow's own SqlAlchemyStore, log_batch of 1,000 points a call; stops after ``budget_s``."""
+    from mlflow.entities import Metric
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder.mkdir(parents=True)
+    db = folder / "mlflow.db"
+    store = SqlAlchemyStore(f"sqlite:///{db}", str(folder / "artifacts"))
+    exp = store.create_experiment("storage")
+    run_ids: dict[int, str] = {}
+    done = 0
+    t = time.perf_counter()
+    for r, key, steps, tss, values in data:
+        if r not in run_ids:
+            run_ids[r] = store.create_run(exp, "bench", 0, [], f"r{r}").info.run_id
+        for a in range(0, len(steps), 1000):
+            store.log_batch(run_ids[r], [Metric(key, v, ts, s) for s, ts, v in
+                                         zip(steps[a:a + 1000], tss[a:a + 1000], values[a:a + 1000])], [], [])
+            done += len(steps[a:a + 1000])
+            if time.perf_counter() - t > budget_s:
+                return db, done, time.perf_counter() - t
+    store.engine.dispose()
+    return db, done, time.perf_counter() - t
+
+
+METRIC_TABLES = ("metrics", "latest_metrics", "metric_summaries")
+
+
+def storage_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
+    runs, keys, per_key = SIZES["storage"][0 if quick else 1]
+    data = _points(runs, keys, per_key)
+    n = runs * keys * per_key
+    lt_db, lt_s = labtrack_store(work / "storage-lt", data)
+    lt = table_bytes(lt_db)
+    lt_bytes = sum(lt.get(t, 0) for t in METRIC_TABLES)
+    lt_pp = lt_bytes / n
+    ml_db, ml_n, ml_s = mlflow_store(work / "storage-mlflow", data, MLFLOW_BUDGET_S)
+    ml = table_bytes(ml_db)
+    ml_pp = (ml.get("metrics", 0) + ml.get("latest_metrics", 0)) / ml_n
+    per = {t: lt.get(t, 0) / n for t in METRIC_TABLES}
+    idx = {t: _index_bytes(lt_db, t) / n for t in METRIC_TABLES}
+    got = "all" if ml_n == n else f"{ml_n:,} of {n:,} points in {MLFLOW_BUDGET_S:.0f} s"
+    note = (f"{runs} runs × {keys} keys × {per_key:,} steps = {n:,} points; labtrack per point: points "
+            f"{per['metrics']:.1f} B (a WITHOUT ROWID table, no separate index), min/max summaries "
+            f"{per['metric_summaries']:.1f} B (of which index {idx['metric_summaries']:.1f}), latest values "
+            f"{per['latest_metrics']:.2f} B; MLflow's metrics table {ml.get('metrics', 0) / ml_n:.1f} B incl. "
+            f"its indexes {_index_bytes(ml_db, 'metrics') / ml_n:.1f} B ({got}); whole files "
+            f"{lt_db.stat().st_size / n:.1f} vs {ml_db.stat().st_size / ml_n:.1f} B/point; written at "
+            f"{n / lt_s:,.0f} (labtrack store) vs {ml_n / ml_s:,.0f} (MLflow store) points/s")
+    return [_row("storage: bytes on disk per metric point (tables + indexes)", "≤ ¼ of MLflow's (ratio ≥ 4)",
+                 round(ml_pp, 1), round(lt_pp, 1), "bytes/point", ml_pp / lt_pp, note)]
+
+
+# -- spool: a job array through the spool plus HTTP writers ------------------------------------
+
+def spool_counts(db: Path, points: int) -> tuple[int, int, list[str]]:
+    """(runs with every point exactly once, runs, what is wrong with the others)."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("""SELECT r.name, COUNT(m.step), COUNT(DISTINCT m.step), MIN(m.step), MAX(m.step)
+                               FROM runs r LEFT JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'loss'
+                               GROUP BY r.run_uuid""").fetchall()
+    finally:
+        conn.close()
+    bad = [f"{name}: {n} points, {d} steps, {lo}..{hi}" for name, n, d, lo, hi in rows
+           if (n, d, lo, hi) != (points, points, 0, points - 1)]
+    return len(rows) - len(bad), len(rows), bad
+
+
+def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
+    from spool_array import run_array
+
+    tasks, points, http = SIZES["spool"][0 if quick else 1]
+    server = start_labtrack(work / "spool", None)
+    try:
+        db = server.workdir / "mlruns.db"
+        res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid)
+        ok, total, bad = spool_counts(db, points)
+        rejected = list((db.parent / "mlruns").rglob("*.rejected"))
+    finally:
+        server.stop()
+    n_points = (tasks + http) * points
+    seen_s = res["all_seen_s"]
+    rate = n_points / seen_s if seen_s else None
+    lags = sorted(res["lags"].values())
+    p50 = lags[len(lags) // 2] if lags else None
+    size = f"{tasks} spooling tasks + {http} HTTP writers × {points:,} points"
+    return [
+        _row("spool: every point exactly once", f"all {tasks + http} runs", tasks + http, ok, "runs",
+             ok / (tasks + http),
+             f"{size}; runs found {total}; failed tasks {res['failed']}; rejected files {len(rejected)}"
+             + (f"; wrong: {bad[:3]}" if bad else "")),
+        _row("spool: ingest rate (start to every latest value visible)", "≥ 500,000 points/s", 500_000,
+             None if rate is None else round(rate), "points/s", None if rate is None else rate / 500_000,
+             f"{n_points:,} points; all written after {res['written_s']} s, all visible after {seen_s} s"),
+        _row("spool: lag from a task's last write to runs/search showing it", "≤ 5 s (every task)", 5.0,
+             res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
+             f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls)"),
+        _row("server RSS under the array (peak)", "≤ 300 MB", 300.0, res["peak_rss_mb"], "MB",
+             None if not res["peak_rss_mb"] else 300.0 / res["peak_rss_mb"], "server process tree, sampled every 0.2 s"),
+    ]
+
+
+PARTS = {"ingest": ingest_figures, "storage": storage_figures, "spool": spool_figures}
+
+
+def figures(quick: bool, only: tuple[str, ...] = tuple(PARTS)) -> list[dict[str, Any]]:
+    quiet_env()
+    os.environ["LABTRACK_ASYNC_LOGGING"] = "true"  # the loop's default mode (quiet_env turns it off)
+    rows: list[dict[str, Any]] = []
+    with scratch("scale-ingest-") as work:
+        for name in only:
+            rows += PARTS[name](quick, work)
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    def f(x: Any) -> str:
+        if x is None:
+            return "n/a"
+        if isinstance(x, float) and abs(x) < 100:
+            return f"{x:.2f}"
+        return f"{x:,.0f}" if isinstance(x, (int, float)) else str(x)
+
+    head = ("figure", "unit", "anchor", "measured", "ratio", "target")
+    body = [(r["figure"], r["unit"], f(r["anchor"]), f(r["measured"]), f(r["ratio"]), r["target"]) for r in rows]
+    w = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    for line in (head, tuple("-" * x for x in w), *body):
+        print("  ".join(c.rjust(x) if 2 <= i <= 4 else c.ljust(x) for i, (c, x) in enumerate(zip(line, w))))
+    for i, r in enumerate(rows, 1):
+        if r["note"]:
+            print(f"  [{i}] {r['note']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced sizes: a smoke run of a few minutes")
+    ap.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ", ".join(PARTS))
+    args = ap.parse_args()
+    only = tuple(p for p in args.only.split(",") if p)
+    load = os.getloadavg()[0]
+    rows = figures(args.quick, only)
+    print_table(rows)
+    path = write_json("scale_ingest.json", {"machine": machine(), "load_at_start": load, "quick": args.quick,
+                                            "rows": rows})
+    print(f"\nwritten to {path} (load average at the start: {load:.1f})")
+
+
+if __name__ == "__main__":
+    main()

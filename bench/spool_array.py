@@ -1,0 +1,236 @@
+"""Issue 21's spool workload: a job array logging through the spool while HTTP writers log too.
+
+``--tasks`` processes (the array's tasks) each log ``--points`` points of metric ``loss``
+through the spool (``LABTRACK_SPOOL=1``, the database's spool folder: what a SLURM task
+does when it cannot reach the server), and at the same time ``--http`` processes log the
+same number of points to the server over HTTP.  All of them are forked from one process
+that has already imported the client, and start together on one barrier.  Task ``i``'s
+point at step ``s`` has the value ``i * 1e6 + s`` (exact in a double), so its latest value
+is known beforehand.
+
+While they run, the parent polls the server's ``runs/search`` (what the UI's runs table
+reads) and notes when each task's latest value first shows there; each task notes when its
+last point was written (``flush()`` returned: on disk in the spool, or committed by the
+server).  With ``--server-pid`` it also samples the server's RSS.
+
+    python bench/spool_array.py --db DB --url URL [--token T] [--tasks 512] [--points 10000]
+                                [--http 64] [--server-pid PID]
+
+prints one JSON line: the tasks that failed, each task's run name and lag, the time from
+the start until every latest value showed (``all_seen_s``), and the peak RSS.  The
+points themselves are counted in the database by whoever runs this
+(tests/reliability/test_spool_scale.py, bench/scale_ingest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT = "scale-spool"
+BARRIER_TIMEOUT_S = 900.0
+
+
+def value(task: int, step: int) -> float:
+    return task * 1e6 + step
+
+
+def run_name(task: int, tasks: int) -> str:
+    return f"task-{task}" if task < tasks else f"http-{task - tasks}"
+
+
+def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str, barrier: Any) -> None:
+    os.environ["LABTRACK_SPOOL"] = "1" if i < tasks else "0"
+    if token and i >= tasks:
+        os.environ["LABTRACK_TRACKING_TOKEN"] = token
+    barrier.wait(BARRIER_TIMEOUT_S)
+    import labtrack as lt
+
+    lt.set_tracking_uri(uri)
+    lt.set_experiment(EXPERIMENT)
+    with lt.start_run(run_name=run_name(i, tasks)) as run:
+        base = i * 1e6
+        for step in range(points):
+            lt.log_metric("loss", base + step, step=step)
+        lt.flush()
+        written = time.time()
+    lt.flush()
+    Path(out, f"{i}.json").write_text(json.dumps({"i": i, "run_id": run.info.run_id, "written": written}))
+
+
+def _child(*args: Any) -> None:
+    try:
+        _task(*args)
+    except BaseException as e:  # noqa: BLE001 - reported by the exit code, one line
+        print(f"task {args[0]}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        os._exit(1)
+    os._exit(0)
+
+
+def _warm() -> None:
+    """Import what a task's first calls import, once, before forking (nothing is sent)."""
+    import labtrack  # noqa: F401
+    import labtrack.client.fluent  # noqa: F401
+    import labtrack.client.sender  # noqa: F401
+    import labtrack.client.spool_transport  # noqa: F401
+    import labtrack.client.transport  # noqa: F401
+    import labtrack.spool  # noqa: F401
+
+
+class Watcher(threading.Thread):
+    """Polls ``runs/search`` as the UI does and notes when each run's expected latest value shows."""
+
+    def __init__(self, url: str, token: str | None, expected: dict[str, float], interval: float) -> None:
+        super().__init__(name="watcher", daemon=True)
+        self.url, self.token, self.expected, self.interval = url, token, expected, interval
+        self.seen: dict[str, float] = {}
+        self.polls = 0
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def poll(self) -> None:
+        exp = self._call(f"experiments/get-by-name?experiment_name={EXPERIMENT}")
+        token = None
+        while True:
+            body = {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 1000}
+            if token:
+                body["page_token"] = token
+            page = self._call("runs/search", body)
+            now = time.time()
+            for r in page.get("runs", []):
+                name = r["info"].get("run_name")
+                want = self.expected.get(name)
+                if want is None or name in self.seen:
+                    continue
+                latest = {m["key"]: m["value"] for m in r.get("data", {}).get("metrics", [])}
+                if latest.get("loss") == want:
+                    self.seen[name] = now
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/api/2.0/mlflow/{path}", data=data,
+                                     headers={"Content-Type": "application/json"})
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"{}")
+
+    def run(self) -> None:
+        while not self.stop.is_set() and len(self.seen) < len(self.expected):
+            try:
+                self.poll()
+                self.polls += 1
+            except Exception:  # noqa: BLE001 - the experiment may not exist yet
+                self.errors += 1
+            self.stop.wait(self.interval)
+
+
+class RssSampler(threading.Thread):
+    """The peak RSS of a process and its children, sampled every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(name="rss", daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_mb = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                self.peak_mb = max(self.peak_mb, rss / 2**20)
+            except psutil.Error:
+                pass
+            self.stop.wait(self.interval)
+
+
+def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int, *,
+              server_pid: int | None = None, watch_interval: float = 0.5,
+              timeout: float = 1800.0) -> dict[str, Any]:
+    """Run the workload; returns what the module docstring describes."""
+    _warm()
+    total = tasks + http
+    expected = {run_name(i, tasks): value(i, points - 1) for i in range(total)}
+    out = Path(db).parent / f"spool-array-{os.getpid()}"
+    out.mkdir(exist_ok=True)
+    spool_uri = f"sqlite:///{Path(db).resolve()}"
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(total + 1)
+    procs = [ctx.Process(target=_child, args=(i, tasks, spool_uri if i < tasks else url, points, token,
+                                              str(out), barrier)) for i in range(total)]
+    for p in procs:
+        p.start()
+    # Threads only after the forks: a fork copies no threads, but it may copy a held lock.
+    watcher = Watcher(url, token, expected, watch_interval)
+    sampler = RssSampler(server_pid) if server_pid else None
+    if sampler:
+        sampler.start()
+    barrier.wait(BARRIER_TIMEOUT_S)
+    t_go = time.time()
+    watcher.start()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.join(max(0.1, deadline - time.monotonic()))
+    t_written = time.time()
+    watcher.join(max(0.1, deadline - time.monotonic()))
+    watcher.stop.set()
+    if sampler:
+        sampler.stop.set()
+        sampler.join()
+    failed = []
+    for i, p in enumerate(procs):
+        if p.is_alive():
+            p.kill()
+            p.join(10)
+        if p.exitcode != 0:
+            failed.append(i)
+    lags = {}
+    for f in out.glob("*.json"):
+        rec = json.loads(f.read_text())
+        name = run_name(rec["i"], tasks)
+        if name in watcher.seen:
+            lags[name] = round(watcher.seen[name] - rec["written"], 3)
+    result = {"tasks": tasks, "http": http, "points": points, "failed": failed,
+              "written_s": round(t_written - t_go, 2),
+              "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
+              "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
+              "max_lag_s": max(lags.values()) if lags else None,
+              "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None}
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--db", required=True, help="the server's SQLite database (its spool folder is used)")
+    ap.add_argument("--url", required=True, help="the server's URL (HTTP writers, runs/search)")
+    ap.add_argument("--token", default=None)
+    ap.add_argument("--tasks", type=int, default=512)
+    ap.add_argument("--points", type=int, default=10_000)
+    ap.add_argument("--http", type=int, default=64)
+    ap.add_argument("--server-pid", type=int, default=None)
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    args = ap.parse_args()
+    os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    for name in ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_SPOOL", "SLURM_JOB_ID"):
+        os.environ.pop(name, None)
+    res = run_array(Path(args.db), args.url, args.token, args.tasks, args.points, args.http,
+                    server_pid=args.server_pid, timeout=args.timeout)
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
