@@ -61,7 +61,7 @@ def test_rows_show_every_run_with_params_and_latest_metrics(tracked: str) -> Non
         assert table.comm is not None  # a model the frontend can find (ipywidgets opened it)
         bundle = table._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle
-        assert table.table.get_state()["_model_module_version"] == "2.0.0"
+        assert table.table.get_state()["_esm"]  # anywidget: the front end travels with the model
     finally:
         table.close()
 
@@ -140,17 +140,23 @@ def test_paging_walks_a_large_experiment(tracked: str) -> None:
 def test_selection_survives_paging_and_marks_rows(tracked: str) -> None:
     ids = _log_runs(5, steps=1)
     table = RunTable(experiment=tracked, page_size=2, live=False)
-    assert table.selector.options == (("r4  (" + ids[4][:8] + ")", ids[4]),
-                                      ("r3  (" + ids[3][:8] + ")", ids[3]))
-    table.selector.value = (ids[4],)  # a click in the notebook
-    assert table.selected_run_ids == [ids[4]]
+    assert _row_ids(table) == [ids[4], ids[3]]
+    table.table.selected = [ids[4]]  # what a click on the row sends from the notebook
+    assert table.selected == table.selected_run_ids == [ids[4]]
     assert f'<tr data-run-id="{ids[4]}" class="lt-selected"><td>✓</td>' in table.table_html
     table.next_page()
-    table.selector.value = (ids[2],)
+    table.table.selected = [ids[4], ids[2]]  # a click on page 2 keeps page 1's selection
     assert table.selected_run_ids == [ids[4], ids[2]]
     table.prev_page()
-    assert table.selector.value == (ids[4],)
+    assert table.table.selected == [ids[4], ids[2]] and "2 selected" in table.page_label.value
     assert [r.info.run_id for r in table.selected_runs()] == [ids[4], ids[2]]
+    # A click on a header sorts by that column; a second click on it turns the order around.
+    table.table.sort_click = {"key": "name", "n": 1}
+    assert table.sort_key == "name" and not table.ascending
+    table.table.sort_click = {"key": "name", "n": 2}
+    assert table.ascending and _row_ids(table) == [ids[0], ids[1]]
+    table.table.sort_click = {"key": "<script>", "n": 3}  # not a column: ignored
+    assert table.sort_key == "name"
     table.select([ids[0]], add=True)
     assert table.selected_run_ids == [ids[4], ids[2], ids[0]]
 
@@ -400,6 +406,14 @@ def labelled_lines_of(plot: LivePlot) -> list[Any]:
     from labtrack.widgets.charts import labelled_lines
 
     return labelled_lines(plot.figure)
+
+
+def test_run_table_without_anywidget_names_the_extra() -> None:
+    code = ("import sys; sys.modules['anywidget'] = None\n"
+            "from labtrack.widgets.table_view import table_view_class\n"
+            "try:\n    table_view_class()\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "labtrack[widgets]" in out.stdout, out.stdout + out.stderr
 
 
 def test_import_labtrack_and_lt_widgets_stay_light() -> None:

@@ -21,7 +21,9 @@ quick loop therefore sees twice-a-second refreshes even on a loaded machine
 (an Agg draw of this chart takes 0.05-0.15 s), and a slow one is never slowed
 by more than that share.  The figure is made once; a redraw moves the lines'
 data, and each line keeps at most ``2 * max_points`` points (older ones are
-thinned).
+thinned).  Displayed, the chart also leaves a static copy (the last PNG) in the
+notebook, which a reopened notebook shows once the live widget is gone
+(``fallback.py``); ``finish`` brings it up to date.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from labtrack.widgets import markup
+from labtrack.widgets.fallback import StaticFallback, png_img
 
 
 class _Line:
@@ -68,7 +71,7 @@ def _widen_single_point(ax: Any, lines: Any) -> None:
         ax.set_ylim(ys[0] - pad, ys[0] + pad)
 
 
-class LivePlot(widgets.VBox):
+class LivePlot(StaticFallback, widgets.VBox):
     """A live line chart of ``metrics`` (all metrics given to ``update`` if none are named).
 
     ``x``: ``"step"`` or ``"relative"`` (seconds since the first update).
@@ -203,13 +206,19 @@ class LivePlot(widgets.VBox):
             self.first_draw_seconds, cost = cost, 0.0
         self.last_draw_seconds = cost
         self.draw_seconds += end - start
+        self.update_fallback()  # every few seconds at most: the PNG goes to the notebook file
         # Paced from the draw's start: a 0.1 s draw every 0.5 s is twice a second, not 1.7 times.
         self._last_draw = start
 
+    def fallback_html(self) -> str:
+        """The static copy kept in the notebook: the last picture and its caption."""
+        return png_img(self.image.value, self.title or "live plot") + self.status.value
+
     def finish(self) -> None:
-        """Draw the last points if they are not on the chart yet."""
+        """Draw the last points if they are not on the chart yet; save the final picture."""
         if self._dirty or self.figure is None:
             self.draw()
+        self.update_fallback(force=True)
 
     def __enter__(self) -> LivePlot:
         return self

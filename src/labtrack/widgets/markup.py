@@ -15,17 +15,29 @@ from dataclasses import dataclass
 from labtrack.entities import Run
 from labtrack.widgets.columns import Column, format_value, run_name
 
+# The web UI's look (src/ui/src/style.css): its palette, dense rows, status pills; rows and
+# headers of the run table take clicks (table_view.py).  ``table.`` in each selector outranks
+# JupyterLab's own table rules in an HTML output (the static copy, fallback.py).
 STYLE = """<style>
-.lt-table{border-collapse:collapse;font-size:12px;font-family:var(--jp-ui-font-family,sans-serif)}
-.lt-table th,.lt-table td{padding:2px 8px;border-bottom:1px solid var(--jp-border-color2,#ddd);
- text-align:left;white-space:nowrap;max-width:24em;overflow:hidden;text-overflow:ellipsis}
-.lt-table th{background:var(--jp-layout-color2,#f3f3f3)}
-.lt-table tr.lt-selected td{background:var(--jp-brand-color3,#d6ecff)}
-.lt-table td.lt-num{text-align:right;font-variant-numeric:tabular-nums}
-.lt-table tr.lt-diff td{background:#fff3cd}
-.lt-status-RUNNING{color:#1a7f37;font-weight:bold}
-.lt-status-FAILED,.lt-status-KILLED{color:#cf222e}
-.lt-error{color:#cf222e;white-space:pre-wrap}
+table.lt-table{border-collapse:collapse;font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,
+ "Helvetica Neue",Arial,sans-serif;color:#1d232b;background:#fff}
+table.lt-table th,table.lt-table td{padding:4px 10px;border-bottom:1px solid #dfe3e8;text-align:left;
+ white-space:nowrap;max-width:24em;overflow:hidden;text-overflow:ellipsis;vertical-align:top}
+table.lt-table th{background:#f5f7f9;font-weight:600}
+table.lt-table a{color:#1f5f8b;text-decoration:none}
+table.lt-table a:hover{text-decoration:underline}
+.lt-table-view table.lt-runs th[data-col]{cursor:pointer;user-select:none}
+table.lt-runs th.lt-sorted{color:#1f5f8b}
+.lt-table-view table.lt-runs tbody tr[data-run-id]{cursor:pointer}
+.lt-table-view table.lt-runs tbody tr[data-run-id]:hover td{background:#f5f7f9}
+table.lt-table tr.lt-selected td,table.lt-runs tbody tr.lt-selected:hover td{background:#e8f1f8}
+table.lt-table td.lt-num{text-align:right;font-variant-numeric:tabular-nums}
+table.lt-table tr.lt-diff td{background:#fff3cd}
+.lt-status{font-size:11px;font-weight:600;padding:1px 6px;border-radius:8px;background:#f5f7f9}
+.lt-status-RUNNING{color:#0b5cad;background:#e1eefa}
+.lt-status-FINISHED{color:#1e7f3c;background:#e3f3e7}
+.lt-status-FAILED,.lt-status-KILLED{color:#b3261e;background:#fbe6e4}
+.lt-error{color:#b3261e;white-space:pre-wrap}
 </style>"""
 
 
@@ -49,8 +61,10 @@ def run_table(runs: Sequence[Run], columns: Sequence[Column], *, selected: set[s
     """One ``<table>``: a row per run, ``data-run-id`` on each row for tests and tools."""
     selected = selected or set()
     arrow = "▲" if ascending else "▼"
+    sorted_cls = ' class="lt-sorted"'
     head = "".join(
-        f"<th data-col=\"{esc(c.key)}\" title=\"{esc(c.key)}\">{esc(c.label)}"
+        f"<th data-col=\"{esc(c.key)}\"{sorted_cls if c.key == sort_key else ''}"
+        f" title=\"{esc(c.key)} (click to sort)\">{esc(c.label)}"
         f"{' ' + arrow if c.key == sort_key else ''}</th>" for c in columns)
     body: list[str] = []
     for run in runs:
@@ -61,7 +75,7 @@ def run_table(runs: Sequence[Run], columns: Sequence[Column], *, selected: set[s
                 cells.append(f"<td>{run_link(run, ui_base)}</td>")
             elif c.key == "status":
                 status = esc(run.info.status)
-                cells.append(f"<td class=\"lt-status-{status}\">{status}</td>")
+                cells.append(f"<td><span class=\"lt-status lt-status-{status}\">{status}</span></td>")
             else:
                 numeric = c.key.startswith("metrics.") or c.key == "duration"
                 cls = " class=\"lt-num\"" if numeric else ""

@@ -1,15 +1,17 @@
 """``lt.widgets.RunTable``: a live, filterable, sortable, paged table of runs in a notebook.
 
-The table itself is one ``widgets.HTML`` holding a whole ``<table>`` (ipywidgets 8
-renders it with no extra frontend, offline).  Controls are core widgets:
+The table itself is one ``<table>`` of HTML in a small anywidget
+(``table_view.py``) that reports clicks: a click on a row selects or unselects
+that run, a click on a header sorts by that column (again: the other way).
+It looks like the web UI's runs table.  The other controls are core widgets:
 
 - **Filter**: MLflow's filter grammar, applied by the server.  A filter the
   server rejects shows its message and keeps the rows that were there.
 - **Sort**: any column; the server sorts (``order_by``) except by duration,
   which MLflow cannot express, so those runs (up to ``LOCAL_SORT_LIMIT``) are
   fetched and sorted here.
-- **Select**: a ``SelectMultiple`` of the page's runs; the selection survives
-  paging and refreshes.
+- **Select**: click rows (or ``select(ids)``); the selection survives paging
+  and refreshes, and ``selected`` holds the run ids.
 - **Pages** of ``page_size`` runs, walked with the server's page tokens.
 - **Plot** / **Compare** / **Open** act on the selection and draw below.
 
@@ -19,6 +21,10 @@ newest one seen (``attributes.start_time > t``); it redraws only when something
 changed, at most ``1 / refresh_interval`` times a second, and stops when every
 shown run has finished or the widget is closed.  HTTP waits release the GIL, so
 the kernel is never blocked.
+
+Displayed, the table also leaves a static HTML copy of itself (rows, and the
+last Plot as a PNG) in the notebook, which a reopened notebook shows once the
+live widget is gone (``fallback.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import ipywidgets as widgets
 from labtrack.entities import Experiment, Run
 from labtrack.errors import LabtrackError
 from labtrack.widgets import markup
+from labtrack.widgets.fallback import StaticFallback, png_img
 from labtrack.widgets.columns import (
     BASE_COLUMNS,
     Column,
@@ -80,7 +87,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class RunTable(widgets.VBox):
+class RunTable(StaticFallback, widgets.VBox):
     """A table of an experiment's runs with filter, sort, selection, paging and live refresh.
 
     ``experiment``: id, name, ``Experiment`` or a list of them (default: the active
@@ -150,10 +157,11 @@ class RunTable(widgets.VBox):
         self.sort_dropdown.observe(self._on_sort_widget, names="value")
         self.order_buttons.observe(self._on_sort_widget, names="value")
         self.message = w.HTML()
-        self.table = w.HTML()
-        self.selector = w.SelectMultiple(description="Select", rows=6,
-                                         layout=w.Layout(width="60%"))
-        self.selector.observe(self._on_select_widget, names="value")
+        from labtrack.widgets.table_view import table_view_class
+
+        self.table = table_view_class()()
+        self.table.observe(self._on_table_select, names="selected")
+        self.table.observe(self._on_header_click, names="sort_click")
         self.prev_button = w.Button(description="◀ prev", layout=w.Layout(width="80px"))
         self.next_button = w.Button(description="next ▶", layout=w.Layout(width="80px"))
         self.page_label = w.HTML()
@@ -184,7 +192,6 @@ class RunTable(widgets.VBox):
             self.message,
             self.table,
             w.HBox([self.prev_button, self.page_label, self.next_button]),
-            self.selector,
             w.HBox([self.metric_dropdown, self.x_buttons]),
             w.HBox([self.smoothing_slider, self.log_checkbox]),
             w.HBox([self.plot_button, self.compare_button, self.open_button]),
@@ -286,10 +293,25 @@ class RunTable(widgets.VBox):
     @property
     def table_html(self) -> str:
         """The table's current HTML (what the notebook shows)."""
-        return self.table.value
+        return self.table.html
+
+    @property
+    def selected(self) -> list[str]:
+        """The selected runs' ids, in the order they were selected (clicks or ``select``)."""
+        return list(self.selected_run_ids)
+
+    def fallback_html(self) -> str:
+        """The static copy kept in the notebook: the table, and what Plot/Compare/Open drew."""
+        shown = self.output.children
+        extra = ""
+        if shown and shown[0] is self.image:
+            extra = png_img(self.image.value, "plot of the selected runs")
+        elif shown and shown[0] is self.detail:
+            extra = self.detail.value
+        return self.table_html + extra
 
     def _render(self) -> None:
-        self.table.value = markup.run_table(
+        self.table.html = markup.run_table(
             self.runs, self.columns, selected=set(self.selected_run_ids), sort_key=self.sort_key,
             ascending=self.ascending, ui_base=self.ui_base)
         if self.error is None:
@@ -297,23 +319,22 @@ class RunTable(widgets.VBox):
         first = self.page * self.page_size + 1
         last = self.page * self.page_size + len(self.runs)
         shown = f"runs {first}–{last}" if self.runs else "no runs"
-        self.page_label.value = f"&nbsp;page {self.page + 1} · {shown}&nbsp;"
+        picked = f" · {len(self.selected_run_ids)} selected" if self.selected_run_ids else ""
+        self.page_label.value = (f"&nbsp;page {self.page + 1} · {shown}{picked} · "
+                                 "<i>click rows to select, a header to sort</i>&nbsp;")
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = not self._has_next
-        self._sync_selector()
+        self._sync_table_selection()
         self._update_metric_options()
+        self.update_fallback()
 
-    def _sync_selector(self) -> None:
-        options = [(f"{run_name(r)}  ({r.info.run_id[:8]})", r.info.run_id) for r in self.runs]
-        value = tuple(i for i in self.selected_run_ids if i in {r.info.run_id for r in self.runs})
-        self._sync.on = True
-        try:
-            if list(self.selector.options) != options:
-                self.selector.options = options
-            if tuple(self.selector.value) != value:
-                self.selector.value = value
-        finally:
-            self._sync.on = False
+    def _sync_table_selection(self) -> None:
+        if list(self.table.selected) != self.selected_run_ids:
+            self._sync.on = True
+            try:
+                self.table.selected = list(self.selected_run_ids)
+            finally:
+                self._sync.on = False
 
     def _update_metric_options(self) -> None:
         runs = self.selected_runs() or self.runs
@@ -375,14 +396,25 @@ class RunTable(widgets.VBox):
         with self._lock:
             self._render()
 
-    def _on_select_widget(self, change: dict[str, Any]) -> None:
+    def _on_table_select(self, change: dict[str, Any]) -> None:
+        """A click on a row (the front end sends the whole new selection)."""
         if getattr(self._sync, "on", False):
             return
-        page_ids = {r.info.run_id for r in self.runs}
-        kept = [i for i in self.selected_run_ids if i not in page_ids]
-        self.selected_run_ids = kept + [i for i in change["new"] if i not in kept]
+        ids: list[str] = []
+        for run_id in change["new"]:
+            if isinstance(run_id, str) and run_id not in ids:
+                ids.append(run_id)
+        self.selected_run_ids = ids
         with self._lock:
             self._render()
+
+    def _on_header_click(self, change: dict[str, Any]) -> None:
+        """A click on a column header: sort by it, or the other way when it already sorts."""
+        key = (change["new"] or {}).get("key")
+        if not isinstance(key, str) or key not in {c.key for c in self.columns}:
+            return
+        ascending = not self.ascending if key == self.sort_key else False
+        self.sort(key, ascending)
 
     def selected_runs(self) -> list[Run]:
         """The selected runs (those on other pages are fetched)."""
@@ -433,6 +465,7 @@ class RunTable(widgets.VBox):
                                  smoothing=float(smoothing))
         self.image.value = png(self.figure)
         self.output.children = [self.image]
+        self.update_fallback()
         return self.figure
 
     def compare(self) -> str:
@@ -446,6 +479,7 @@ class RunTable(widgets.VBox):
         self.differences = [row.key for row in compare_params(runs) if row.differs]
         self.detail.value = compare_table(runs, self.ui_base)
         self.output.children = [self.detail]
+        self.update_fallback()
         return self.detail.value
 
     def open_links(self) -> str:
@@ -455,11 +489,13 @@ class RunTable(widgets.VBox):
         """
         self.detail.value = markup.links(self.selected_runs(), self.ui_base)
         self.output.children = [self.detail]
+        self.update_fallback()
         return self.detail.value
 
     def _note(self, text: str) -> None:
         self.detail.value = markup.message(text)
         self.output.children = [self.detail]
+        self.update_fallback()
 
     # -- live refresh -----------------------------------------------------------------
     @property
@@ -545,7 +581,7 @@ class RunTable(widgets.VBox):
             return
         self.stop_refresh()
         for child in (self.filter_box, self.sort_dropdown, self.order_buttons, self.message,
-                      self.table, self.selector, self.prev_button, self.next_button,
+                      self.table, self.prev_button, self.next_button,
                       self.page_label, self.metric_dropdown, self.x_buttons, self.smoothing_slider,
                       self.log_checkbox, self.plot_button, self.compare_button, self.open_button,
                       self.image, self.detail, self.output):
