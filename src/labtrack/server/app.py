@@ -18,8 +18,8 @@ from labtrack.server import api_eval_datasets
 from labtrack.server import api_gateway, listener
 from labtrack.server import api_gc
 from labtrack.server import api_export
-from labtrack.server import api_media
 from labtrack.server import api_metric_summaries
+from labtrack.server import api_media
 from labtrack.server import api_run_table
 from labtrack.server import api_views
 from labtrack.server import guard
@@ -118,12 +118,16 @@ def routes(ctx: ServerContext) -> list[Any]:
     for prefix in MLFLOW_PREFIXES:
         for path, methods in api + extra:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
+    labtrack_api = (api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES
+                    + api_gc.ROUTES + api_run_table.ROUTES + api_views.ROUTES
+                    + api_metric_summaries.LABTRACK_ROUTES
+                    + api_jobs.LABTRACK_ROUTES + api_media.LABTRACK_ROUTES)
     for prefix in LABTRACK_PREFIXES:
-        for path, methods in (api_tracking.LABTRACK_ROUTES + listener.ROUTES + api_traces.LABTRACK_ROUTES
-                              + api_gc.ROUTES + api_run_table.ROUTES + api_views.ROUTES
-                              + api_metric_summaries.LABTRACK_ROUTES
-                              + api_jobs.LABTRACK_ROUTES + api_media.LABTRACK_ROUTES):
+        for path, methods in labtrack_api:
             table.append((prefix + path, ApiHandler, {"ctx": ctx, "methods": methods}))
+    auth = ctx.extra.get("auth")
+    if auth is not None:  # a team server: each endpoint's permission rule is found by its path
+        auth.learn_routes([api, extra, labtrack_api])
     for prefix in ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"):
         table.append((prefix + r"/?", api_artifacts.ArtifactHandler, {"ctx": ctx}))
         table.append((prefix + r"/(.+)", api_artifacts.ArtifactHandler, {"ctx": ctx}))

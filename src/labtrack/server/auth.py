@@ -50,7 +50,8 @@ EXPERIMENT, MODEL = "experiment", "registered_model"
 RULES: dict[str, tuple[str, str]] = {}
 for _path in ("experiments/get", "experiments/get-by-name", "runs/get", "metrics/get-history", "artifacts/list",
               "runs/search", "metrics/get-history-bulk-interval", "metrics/history-columns",
-              "metrics/downsampled", "experiments/search-datasets", "jobs/logs", "logged-models/search", "media/images"):
+              "metrics/history-downsampled", "experiments/search-datasets", "jobs/logs", "logged-models/search", "media/images",
+              "runs/table"):
     RULES[_path] = (EXPERIMENT, "can_read")
 for _path in ("runs/create", "runs/update", "runs/log-metric", "runs/log-parameter", "runs/set-tag",
               "runs/delete-tag", "runs/log-batch", "runs/log-model", "runs/log-inputs", "runs/outputs",
@@ -339,6 +340,8 @@ def install(ctx: Any, default_permission: str = "READ") -> BasicAuth:
     store = ctx.store
     users = AuthStore(store.read, store.write)
     auth = BasicAuth(users, store, default_permission)
+    # app.routes() teaches it the rest: every table it serves, so that no rule waits on a
+    # route it never learned.
     auth.learn_routes([api_tracking.ROUTES, api_tracking.LABTRACK_ROUTES, api_registry.ROUTES,
                        api_logged_models.ROUTES, api_artifacts.ROUTES, api_jobs.LABTRACK_ROUTES,
                        api_media.LABTRACK_ROUTES])

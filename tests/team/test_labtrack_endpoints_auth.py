@@ -1,0 +1,95 @@
+"""labtrack's own read endpoints keep a team server's permissions.
+
+Bob holds DENY on alice's experiment.  Every labtrack endpoint that reads a run or an
+experiment (downsampled and packed histories, metric summaries, media, the runs table,
+exports, saved views, spans) must refuse him with 403 and MLflow's error JSON, as
+``runs/get`` does, while alice reads them all.  A rule that names a wrong path, or an
+endpoint whose route the permission check never learned, would let him through.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.client.conftest import stop, wait_healthy
+from tests.servers import free_port
+from tests.team.conftest import labtrack_cmd, launch
+
+ADMIN = ("admin", "admin-Secret-4821")
+ALICE = ("alice", "alice-Secret-7302")
+BOB = ("bob", "bob-Secret-5519")
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("labtrack-team")
+    out = subprocess.run([sys.executable, "-m", "labtrack", "users", "create", ADMIN[0], "--admin",
+                          "--password-stdin", "--backend-store-uri", f"sqlite:///{work}/l.db"],
+                         input=ADMIN[1] + "\n", capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    port = free_port()
+    proc, log = launch(labtrack_cmd(work, port, "--app-name", "basic-auth", "--artifacts-destination",
+                                    str(work / "art")), work, {}, "labtrack")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log, 300)
+        api = f"{url}/api/2.0/mlflow/"
+        for who in (ALICE, BOB):
+            r = requests.post(api + "users/create", json={"username": who[0], "password": who[1]},
+                              auth=ADMIN, timeout=30)
+            assert r.ok, r.text
+        exp = requests.post(api + "experiments/create", json={"name": f"alice-{uuid.uuid4().hex[:6]}"},
+                            auth=ALICE, timeout=30).json()["experiment_id"]
+        run = requests.post(api + "runs/create", json={"experiment_id": exp}, auth=ALICE,
+                            timeout=30).json()["run"]["info"]["run_id"]
+        r = requests.post(api + "runs/log-batch", auth=ALICE, timeout=30, json={
+            "run_id": run, "metrics": [{"key": "loss", "value": 1.0 / (s + 1), "timestamp": 1, "step": s}
+                                       for s in range(10)]})
+        assert r.ok, r.text
+        r = requests.post(api + "users/permissions/grant", auth=ALICE, timeout=30, json={
+            "username": "bob", "resource_type": "experiment", "resource_id": exp, "permission": "DENY"})
+        assert r.ok, r.text
+        yield {"url": url, "exp": exp, "run": run}
+    finally:
+        stop(proc)
+
+
+def _probes(exp: str, run: str) -> list[tuple[str, str, dict[str, Any]]]:
+    lt = "/api/2.0/labtrack/"
+    return [
+        ("GET", "/api/2.0/mlflow/runs/get", {"run_id": run}),  # the reference: MLflow's own endpoint
+        ("GET", lt + "metrics/history-downsampled", {"run_id": run, "metric_key": "loss"}),
+        ("GET", lt + "metrics/history-columns", {"run_id": run, "metric_key": "loss"}),
+        ("POST", lt + "runs/metric-summaries", {"run_ids": [run]}),
+        ("GET", lt + "media/images", {"run_id": run}),
+        ("POST", lt + "runs/export", {"experiment_ids": [exp], "format": "csv"}),
+        ("POST", lt + "runs/export-histories", {"run_ids": [run], "format": "csv"}),
+        ("GET", lt + "views/list", {"experiment_id": exp}),
+        ("POST", lt + "runs/table", {"experiment_ids": [exp]}),
+    ]
+
+
+@pytest.mark.timeout(600)
+def test_denied_user_is_refused_by_every_labtrack_read_endpoint(team: dict[str, Any]) -> None:
+    leaks, refusals = [], []
+    for method, path, params in _probes(team["exp"], team["run"]):
+        kw: dict[str, Any] = {"params": params} if method == "GET" else {"json": params}
+        alice = requests.request(method, team["url"] + path, auth=ALICE, timeout=60, **kw)
+        if alice.status_code == 404 and "No such endpoint" in alice.text:
+            continue  # an endpoint this checkout does not have
+        assert alice.ok, (path, alice.status_code, alice.text[:300])
+        bob = requests.request(method, team["url"] + path, auth=BOB, timeout=60, **kw)
+        if bob.status_code != 403:
+            leaks.append((path, bob.status_code, bob.text[:200]))
+        else:
+            refusals.append(bob.json())
+    assert not leaks, leaks
+    assert refusals and all(r["error_code"] == "PERMISSION_DENIED" for r in refusals), refusals
