@@ -23,6 +23,14 @@ METRICS = [f"metric_{c}_{i}" for i, c in enumerate("abcdefghijklmn")]  # 14 metr
 PARAMS = {"optimizer": "adam", "learning_rate": "0.001", "batch_size": "64"}
 
 
+def metric_a_0(step: int, k: int) -> float:
+    return math.cos(step + k) / (step + 1)
+
+
+def val_loss(step: int, k: int) -> float:
+    return (step - 2) ** 2 + k / 10
+
+
 class Wide:
     """An experiment whose runs log many metrics and a few params, and a narrow one."""
 
@@ -36,6 +44,7 @@ class Wide:
         for k in range(4):
             info = lg.run(self.exp, f"wide-{k}", start=now + k * 1000)
             points = [(m, math.cos(s + j + k) / (s + 1), s, now + s) for j, m in enumerate(METRICS) for s in range(5)]
+            points += [("val_loss", val_loss(s, k), s, now + s) for s in range(5)]  # falls, then rises
             lg.batch(info["run_id"], {**PARAMS, "seed": str(k)}, points, {})
             lg.finish(info["run_id"], now + 10_000)
             self.runs[f"wide-{k}"] = info["run_id"]
@@ -315,3 +324,77 @@ def test_note_is_editable_in_the_side_panel(page_at: Any, wide: Wide, ui_server:
     page.locator(".description .markdown h3", has_text="Findings").wait_for()
     assert page.locator(".description .markdown strong").inner_text() == "warm-up"
     assert page.locator(".description .markdown b").count() == 0, "markup in a note is shown as text"
+
+
+# ---- metric summary columns (issue 20): min, max, last and best step of a whole history
+
+def test_metric_summary_columns(page_at: Any, wide: Wide) -> None:
+    pd = pytest.importorskip("pandas")
+    page = page_at(1400, 900)
+    open_runs(page, wide.exp)
+    page.click(".columns-btn")
+    for cid in ("summary.min.metric_a_0", "summary.max.metric_a_0", "summary.last.metric_a_0",
+                "summary.best_step.metric_a_0", "summary.best_step.val_loss", "summary.min.val_loss"):
+        page.check(f".column-picker input[data-col='{cid}']")
+    page.click(".column-picker button:has-text('Close')")
+    assert page.locator(".th[data-col='summary.best_step.val_loss']").inner_text().endswith("val_loss best step")
+
+    def cell(name: str, cid: str) -> str:
+        return page.locator(".run-row", has_text=name).locator(f".td[data-col='{cid}']").inner_text()
+
+    page.wait_for_function("() => document.querySelector(\".run-row .td[data-col='summary.min.metric_a_0']\").textContent !== ''")
+    for k in range(4):
+        name = f"wide-{k}"
+        values = [metric_a_0(s, k) for s in range(5)]
+        assert float(cell(name, "summary.min.metric_a_0")) == pytest.approx(min(values), rel=1e-3)
+        assert float(cell(name, "summary.max.metric_a_0")) == pytest.approx(max(values), rel=1e-3)
+        assert float(cell(name, "summary.last.metric_a_0")) == pytest.approx(values[-1], rel=1e-3)
+        # accuracy-like names rise (best = the max's step), loss-like ones fall (best = the min's step)
+        assert cell(name, "summary.best_step.metric_a_0") == str(values.index(max(values)))
+        assert cell(name, "summary.best_step.val_loss") == "2"
+    # Sorting by a summary: the smallest minimum first.
+    header = page.locator(".th[data-col='summary.min.metric_a_0']")
+    header.click()
+    header.click()
+    order = page.locator(".tbody .run-row .run-link").all_inner_texts()
+    want = sorted(range(4), key=lambda k: min(metric_a_0(s, k) for s in range(5)))
+    assert order == [f"wide-{k}" for k in want]
+    assert "summary.min.metric_a_0" in page.evaluate("decodeURIComponent(location.hash)")
+
+
+def _summary_grammar() -> bool:
+    from labtrack.store import search_syntax
+
+    return hasattr(search_syntax, "METRIC_STATS")
+
+
+@pytest.mark.skipif(not _summary_grammar(), reason="the filter grammar's metrics.<key>.min|max|last "
+                    "(store/search_syntax.py, another change of issue 20) is not in this checkout")
+def test_metric_summaries_filtered_ordered_and_exported_by_the_server(page_at: Any, wide: Wide) -> None:
+    """The filter grammar's labtrack extension (metrics.<key>.min|max|last) through the table."""
+    pd = pytest.importorskip("pandas")
+    page = page_at(1400, 900)
+    cols = json.dumps(["attr.name", "summary.min.metric_a_0", "summary.best_step.metric_a_0", "summary.best_step.val_loss",
+                       "summary.min.val_loss"])
+    mins = {k: min(metric_a_0(s, k) for s in range(5)) for k in range(4)}
+    cut = sorted(mins.values())[2]  # keeps the two runs with the smallest minimum
+    open_runs(page, wide.exp, "?cols=" + quote(cols) + "&filter=" + quote(f"metrics.metric_a_0.min < {cut}"))
+    page.wait_for_function("() => document.querySelectorAll('.tbody .run-row').length === 2")
+    header = page.locator(".th[data-col='summary.min.metric_a_0']")
+    header.click()
+    header.click()
+    page.wait_for_function("() => document.querySelector(\".run-row .td[data-col='summary.min.metric_a_0']\").textContent !== ''")
+    order = page.locator(".tbody .run-row .run-link").all_inner_texts()
+    assert order == [f"wide-{k}" for k in sorted(mins, key=mins.get)[:2]]
+    # The export of what is shown carries them as metrics.<key>.<stat>, the best step as the
+    # step of the max (metric_a_0 rises) or of the min (val_loss falls), sorted by the server.
+    d = download(page, "export-csv-shown")
+    csv = pd.read_csv(d.path())
+    assert list(csv.columns) == ["run_id", "run_name", "metrics.metric_a_0.min", "metrics.metric_a_0.max_step",
+                                 "metrics.val_loss.min_step", "metrics.val_loss.min"]
+    assert list(csv.run_name) == order
+    for row in csv.itertuples(index=False):
+        k = int(row.run_name.split("-")[1])
+        values = [metric_a_0(s, k) for s in range(5)]
+        assert row[2] == pytest.approx(min(values)) and row[3] == values.index(max(values))
+        assert row[4] == 2 and row[5] == pytest.approx(k / 10)

@@ -79,23 +79,57 @@ class Column:
                      else "string")
 
 
-def chosen_columns(ids: list[str]) -> list[Column]:
-    """The columns of the web UI's column ids; run_id first whether shown or not."""
+class Summaries:
+    """The metric summaries (min, max, last and their steps) of the page of runs being written."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.page: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def read(self, store: Any, runs: list[Any]) -> None:
+        if self.keys and runs:
+            from labtrack.store.metric_summaries import summaries
+
+            ids = [r.info.run_id for r in runs]
+            self.page = store.read(lambda conn: summaries(conn, ids, self.keys))[0]
+
+    def getter(self, stat: str, key: str) -> Any:
+        if key not in self.keys:
+            self.keys.append(key)
+        return lambda r: (self.page.get(r.info.run_id, {}).get(key) or {}).get(stat)
+
+
+SUMMARY_STATS = ("min", "max", "last", "min_step", "max_step", "last_step")
+
+
+def chosen_columns(ids: list[str], sums: Summaries | None = None) -> list[Column]:
+    """The columns of the web UI's column ids; run_id first whether shown or not.
+
+    ``summary.<stat>.<key>`` (stat: min, max, last, min_step, max_step, last_step) is a
+    summary of the metric's whole history, written as ``metrics.<key>.<stat>``.
+    """
+    sums = sums if sums is not None else Summaries()
     out = [Column("run_id", lambda r: r.info.run_id)]
     seen = {"run_id"}
     for cid in ids:
         kind, _, key = cid.partition(".")
+        stat, _, mkey = key.partition(".")
         if cid in ATTRIBUTES:
             name, get = ATTRIBUTES[cid]
+        elif kind == "summary" and stat in SUMMARY_STATS and mkey:
+            name, get = f"metrics.{mkey}.{stat}", sums.getter(stat, mkey)
         elif kind in ("metrics", "params", "tags") and key:
             name = cid
             get = _getter(kind, key)
         else:
             raise InvalidParameterValue(f"Unknown column '{cid}': expected attr.<name>, metrics.<key>, "
-                                        "params.<key> or tags.<key>")
+                                        "params.<key>, tags.<key> or summary.<stat>.<key>")
         if name not in seen:
             seen.add(name)
-            out.append(Column(name, get))
+            column = Column(name, get)
+            if kind == "summary":
+                column.kind = "int" if stat.endswith("_step") else "number"
+            out.append(column)
     return out
 
 
@@ -223,6 +257,7 @@ class RunsQuery:
         self.view = a.view_type("run_view_type")
         self.column_ids = _list(a, "columns")
         self.names: list[str] | None = None
+        self.summaries = Summaries()
 
     def pages(self) -> Iterator[list[Any]]:
         token: str | None = None
@@ -235,7 +270,7 @@ class RunsQuery:
     def columns(self) -> list[Column]:
         """The chosen columns, or every one: a first pass collects the names (a header comes first)."""
         if self.column_ids:
-            return chosen_columns(self.column_ids)
+            return chosen_columns(self.column_ids, self.summaries)
         from labtrack.client.run_table import column_order, run_record
 
         names: set[str] = set()
@@ -247,6 +282,7 @@ class RunsQuery:
 
     def rows(self, columns: list[Column], runs: list[Any]) -> list[list[Any]]:
         if self.names is None:
+            self.summaries.read(self.store, runs)
             gets = [c.get for c in columns]
             return [[g(r) for g in gets] for r in runs]
         from labtrack.client.run_table import run_record

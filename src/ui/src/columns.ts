@@ -1,8 +1,10 @@
 // Columns of the runs table: attributes, latest metrics, params and tags, each with a getter
-// for sorting, grouping and filtering. Column ids: "attr.<name>", "metrics.<k>", "params.<k>", "tags.<k>".
+// for sorting, grouping and filtering. Column ids: "attr.<name>", "metrics.<k>", "params.<k>", "tags.<k>",
+// and "summary.<stat>.<k>" (summaries.ts).
 
 import { fmtDuration, fmtNum, fmtTime, runDuration } from "./format";
 import { Experiment, Run } from "./model";
+import { parseSummaryId, STAT_LABEL, summaryValue } from "./summaries";
 
 export interface Column {
   id: string;
@@ -39,6 +41,19 @@ export function column(id: string, experiments: Map<string, Experiment>): Column
   const dot = id.indexOf(".");
   const kind = id.slice(0, dot) as Column["kind"];
   const key = id.slice(dot + 1);
+  const summary = parseSummaryId(id);
+  if (summary) {
+    // A summary of a metric's whole history (summaries.ts), shown and sorted as a metric.
+    const [stat, mkey] = summary;
+    return {
+      id, label: `${mkey} ${STAT_LABEL[stat]}`, kind: "metrics", width: 120, numeric: true,
+      get: (r) => summaryValue(r, stat, mkey),
+      text: (r) => {
+        const v = summaryValue(r, stat, mkey);
+        return v === undefined ? "" : stat === "best_step" ? String(v) : fmtNum(v);
+      },
+    };
+  }
   if (kind === "metrics") {
     return {
       id, label: key, kind, width: 130, numeric: true,

@@ -4,7 +4,9 @@
 // filter, pyarrow missing) is shown beside the buttons, not saved as a file.
 
 import { ApiError } from "./api";
+import { metricDirection } from "./direction";
 import { h, replace } from "./dom";
+import { parseSummaryId, summaryOrder } from "./summaries";
 
 export interface TableState {
   experimentIds: string[];
@@ -28,6 +30,8 @@ export function orderBy(sort: string): string[] {
   const [id, dir] = sort.split(":");
   const d = dir === "asc" ? "ASC" : "DESC";
   if (ORDER_ATTR[id]) return [`${ORDER_ATTR[id]} ${d}`];
+  const summary = parseSummaryId(id);
+  if (summary) return summaryOrder(summary[0], summary[1], d);
   const dot = id.indexOf(".");
   const kind = id.slice(0, dot);
   if (kind === "metrics" || kind === "params" || kind === "tags") return [`${kind}.\`${id.slice(dot + 1).replace(/`/g, "")}\` ${d}`];
@@ -43,6 +47,13 @@ export function withRanges(filter: string, ranges: [string, number | null, numbe
     if (b !== null) parts.push(`${key} <= ${b}`);
   }
   return parts.join(" and ");
+}
+
+/** A column id as the server's export takes it: a best step becomes the step of the min or the max. */
+function exportedId(id: string): string {
+  const summary = parseSummaryId(id);
+  if (!summary || summary[0] !== "best_step") return id;
+  return `summary.${metricDirection(summary[1])}_step.${summary[1]}`;
 }
 
 /** POSTs `body` to api/2.0/labtrack/<path> and saves the answer under the server's file name. */
@@ -90,7 +101,7 @@ export function exportMenu(state: () => TableState): HTMLElement {
   const table = (format: "csv" | "parquet", shown: boolean) => {
     const s = state();
     const body = shown
-      ? { experiment_ids: s.experimentIds, filter: s.filter, order_by: orderBy(s.sort), columns: s.columns, run_view_type: s.viewType, format }
+      ? { experiment_ids: s.experimentIds, filter: s.filter, order_by: orderBy(s.sort), columns: s.columns.map(exportedId), run_view_type: s.viewType, format }
       : { experiment_ids: s.experimentIds, run_view_type: s.viewType, format };
     void run(`${format.toUpperCase()}`, "runs/export", body);
   };

@@ -12,6 +12,7 @@ import { exportMenu, withRanges } from "../exports";
 import { href, Route, setQuery } from "../router";
 import { viewTools } from "../savedviews";
 import { runPanel } from "./runpanel";
+import { ensureSummaries, parseSummaryId, STAT_LABEL, STATS, summaryId } from "../summaries";
 
 const ROW_H = 34;
 const OVERSCAN = 8;
@@ -180,6 +181,22 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     if (!ids.includes("attr.name")) ids.unshift("attr.name");
     columns = ids.map((id) => column(id, experiments));
     fitColumns();
+    void loadSummaries();
+  }
+
+  // Summary columns (summaries.ts): their values are fetched for the runs in the table.
+  async function loadSummaries(): Promise<void> {
+    const keys = [...new Set(columns.map((c) => parseSummaryId(c.id)?.[1]).filter((k): k is string => !!k))];
+    let fresh = false;
+    try {
+      fresh = await ensureSummaries(runs, keys);
+    } catch (e) {
+      filterErr.textContent = (e as Error).message;
+    }
+    if (!fresh || disposed) return;
+    fitColumns();
+    renderHeader();
+    rebuild();
   }
 
   // Widths fitted to the headers and values, stretched to the table's width (columns.fitWidths).
@@ -256,6 +273,11 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       ),
       section("Attributes", ATTRS.map((a) => `attr.${a}`), ATTRS.map((a) => column(`attr.${a}`, experiments).label)),
       section("Metrics", k.metrics.map((x) => `metrics.${x}`), k.metrics),
+      section(
+        "Metric summaries (whole history)",
+        k.metrics.flatMap((x) => STATS.map((s) => summaryId(s, x))),
+        k.metrics.flatMap((x) => STATS.map((s) => `${x} ${STAT_LABEL[s]}`)),
+      ),
       section("Parameters", k.params.map((x) => `params.${x}`), k.params),
       section("Tags", k.tags.map((x) => `tags.${x}`), k.tags),
     );
