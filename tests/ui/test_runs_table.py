@@ -238,13 +238,14 @@ def test_export_histories_of_selected_runs(page_at: Any, wide: Wide, lt_client: 
     for name in picked:
         page.locator(".run-row", has_text=name).locator("input[type=checkbox]").check()
     ids = [wide.runs[n] for n in picked]
-    want = lt_client.get_metric_histories(ids, METRICS)
+    keys = METRICS + ["val_loss"]  # every metric of the runs
+    want = lt_client.get_metric_histories(ids, keys)
     for item, read in (("export-histories", pd.read_csv), ("export-histories-parquet", lambda p: pq.read_table(p).to_pandas())):
         d = download(page, item)
         assert d.suggested_filename.startswith("metric-histories-")
         got = read(d.path())
         assert list(got.columns) == ["run_id", "run_name", "key", "step", "timestamp", "value"]
-        assert len(got) == 2 * len(METRICS) * 5 == len(want)
+        assert len(got) == 2 * len(keys) * 5 == len(want)
         got = got.sort_values(["run_id", "key", "step"]).reset_index(drop=True)
         assert list(got.run_id) == list(want.run_id) and list(got.key) == list(want.key)
         assert list(got.step) == list(want.step) and list(got.value) == pytest.approx(list(want.value))
