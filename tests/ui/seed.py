@@ -117,7 +117,7 @@ def seed(server: ServerProcess) -> Seeded:
         lg.finish(child["run_id"])
         out.runs[f"hpo-child-{k}"] = child["run_id"]
     lg.finish(parent["run_id"])
-    # a run with hostile strings everywhere, a description, artifacts and images per step
+    # a run with hostile strings everywhere, a description and artifacts (a folder of numbered images among them)
     info = lg.run(out.exp_sweep, f"evil {XSS_SCRIPT}", start=now + 30 * 60_000,
                   tags={"note": XSS, "mlflow.note.content": DESCRIPTION})
     out.runs["evil"] = info["run_id"]

@@ -166,3 +166,48 @@ def test_slider_shows_each_runs_image_of_the_step(page: tuple[Any, PageWatch], i
     assert cols[ml]["step"] == "0" and "+step+0+" in cols[ml]["src"] and "val~examples" in cols[ml]["src"]
     assert_colour(cols[ml]["rgb"], GREEN)
     assert cols[lt_run]["src"] is None and cols[lt_run]["caption"] == "no val/examples images"
+
+
+# the run page's Images tab: each series, its label, and the colour at the centre of the image shown
+_STEPPERS = """async () => {
+  const out = {};
+  for (const s of document.querySelectorAll('.image-series')) {
+    const img = s.querySelector('img.step-image');
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    out[s.dataset.key] = {label: s.querySelector('.step-label').textContent, src: img.getAttribute('src'),
+                          rgb: [...g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data.slice(0, 3)]};
+  }
+  return out;
+}"""
+
+
+def test_run_page_images_tab_reads_the_media_endpoint(page: tuple[Any, PageWatch], image_runs: dict[str, str]) -> None:
+    """The run page's Images tab shows what mlflow.log_image and lt.log_image logged per step,
+    from one media/images call (the server parses the file names), not a listing per folder."""
+    pg, watch = page
+    cases = [
+        (image_runs["mlflow"], ["samples", "val/examples"], (3, YELLOW, "4"), (1, GREEN)),
+        (image_runs["lt"], ["samples"], (4, ORANGE, "3"), (2, MAGENTA)),
+    ]
+    for run_id, keys, (last, last_rgb, count), (second, second_rgb) in cases:
+        goto(pg, f"#/runs/{run_id}?tab=images")
+        pg.wait_for_selector(".image-series[data-key='samples'] img.step-image[src]")
+        assert pg.locator(".image-series").evaluate_all("ss => ss.map(s => s.dataset.key)") == keys
+        got = pg.evaluate(_STEPPERS)
+        assert got["samples"]["label"] == f"step {last} ({count} of {count})"
+        assert unquote(got["samples"]["src"]).endswith(".png") and f"+step+{last}+" in unquote(got["samples"]["src"])
+        assert_colour(got["samples"]["rgb"], last_rgb)
+        pg.locator(".image-series[data-key='samples'] .step-slider").fill("1")
+        got = pg.evaluate(_STEPPERS)
+        assert got["samples"]["label"] == f"step {second} (2 of {count})"
+        assert_colour(got["samples"]["rgb"], second_rgb)
+        if "val/examples" in keys:
+            assert got["val/examples"]["label"] == "step 0 (1 of 1)"
+            assert_colour(got["val/examples"]["rgb"], GREEN)
+    assert sum(p.endswith("/media/images") for p in watch.paths()) == 2
+    listings = [u for u in watch.urls if ("mlflow-artifacts/artifacts?" in u or "artifacts/list?" in u) and "images" in unquote(u)]
+    assert listings == [], "the tab asked the server for its images, not for folder listings"

@@ -332,20 +332,6 @@ def test_artifact_browser_previews(ui: tuple[Any, PageWatch], data: Seeded) -> N
     assert dl.value.suggested_filename == "curve.png"
 
 
-def test_images_per_step_slider(ui: tuple[Any, PageWatch], data: Seeded) -> None:
-    page, _ = ui
-    goto(page, f"#/runs/{data.runs['evil']}?tab=images")
-    series = page.locator(".image-series[data-key='samples']")
-    series.wait_for()
-    assert "step 40" in series.locator(".step-label").inner_text()
-    series.locator(".step-slider").fill("1")
-    assert series.locator(".step-label").inner_text().startswith("step 10 ")
-    page.wait_for_function("document.querySelector('.step-image').complete && document.querySelector('.step-image').naturalWidth === 32")
-    pixel = page.evaluate("""() => { const i = document.querySelector('.step-image'); const c = document.createElement('canvas');
-        c.width = 32; c.height = 32; const x = c.getContext('2d'); x.drawImage(i, 0, 0); return [...x.getImageData(5, 5, 1, 1).data]; }""")
-    assert pixel[:3] == [40, 200, 40], "step 10 shows the second (green) image"
-
-
 # ---- charts
 
 def test_chart_downsampled_zoom_log_and_hover(ui: tuple[Any, PageWatch], data: Seeded) -> None:

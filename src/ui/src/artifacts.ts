@@ -1,9 +1,10 @@
-// The artifact browser (a lazy tree and a preview pane) and per-step image series.
+// The artifact browser (a lazy tree and a preview pane) and one run's images per step on a slider.
 
 import { getText } from "./api";
 import { h, replace } from "./dom";
 import { fmtBytes } from "./format";
 import { ArtifactFile, artifactUrl, listArtifacts, Run } from "./model";
+import type { MediaSeries } from "./views/media";
 import { isLoggedTable, sortableTable } from "./views/training";
 
 const IMAGE = /\.(png|jpe?g|gif|svg|webp|bmp|avif)$/i;
@@ -161,64 +162,9 @@ export function artifactBrowser(run: Run, initial?: string): HTMLElement {
   return h("div", { class: "artifact-browser" }, tree, pane);
 }
 
-// ---- images per step
+// ---- images per step (the series come from the server's media/images, views/media.ts runImages)
 
-export interface ImageSeries {
-  key: string;
-  steps: { step: number; path: string }[];
-}
-
-// MLflow 3.17 separates the parts with "+", older releases with "%"
-const MLFLOW_IMAGE = /^(.*)[%+]step[%+](\d+)[%+]timestamp[%+]\d+[%+][^%+]+([%+]compressed)?\.(png|jpe?g|gif|webp)$/i;
-
-/** Finds images logged per step: MLflow's log_image(key=, step=) files, or a folder of numbered images. */
-export async function findImageSeries(run: Run): Promise<ImageSeries[]> {
-  const series = new Map<string, ImageSeries>();
-  const queue: { dir: string; depth: number }[] = [{ dir: "", depth: 0 }];
-  let listed = 0;
-  while (queue.length && listed < 40) {
-    const { dir, depth } = queue.shift()!;
-    listed++;
-    let files: ArtifactFile[];
-    try {
-      files = await listArtifacts(run, dir);
-    } catch {
-      continue;
-    }
-    const numbered: { step: number; path: string }[] = [];
-    for (const f of files) {
-      if (f.isDir) {
-        if (depth < 3) queue.push({ dir: f.path, depth: depth + 1 });
-        continue;
-      }
-      const name = basename(f.path);
-      const m = MLFLOW_IMAGE.exec(name);
-      if (m) {
-        if (m[3]) continue; // the smaller preview copy of the same step
-        const key = m[1].replace(/[#~]/g, "/");
-        let s = series.get(key);
-        if (!s) series.set(key, (s = { key, steps: [] }));
-        s.steps.push({ step: Number(m[2]), path: f.path });
-        continue;
-      }
-      const n = /(\d+)(?!.*\d)/.exec(name);
-      if (IMAGE.test(name) && n) numbered.push({ step: Number(n[1]), path: f.path });
-    }
-    if (numbered.length >= 2) {
-      const key = dir || "(root)";
-      series.set(key, { key, steps: numbered });
-    }
-  }
-  const out = [...series.values()];
-  for (const s of out) {
-    const seen = new Map<number, { step: number; path: string }>();
-    for (const st of s.steps) seen.set(st.step, st);
-    s.steps = [...seen.values()].sort((a, b) => a.step - b.step);
-  }
-  return out.sort((a, b) => a.key.localeCompare(b.key));
-}
-
-export function imageStepper(run: Run, s: ImageSeries): HTMLElement {
+export function imageStepper(run: Run, s: MediaSeries): HTMLElement {
   const img = h("img", { class: "step-image", alt: s.key });
   const label = h("span", { class: "step-label" });
   const slider = h("input", {

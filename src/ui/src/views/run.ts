@@ -2,7 +2,7 @@
 // charts, images per step, artifacts and editable tags.
 
 import { mlPost } from "../api";
-import { artifactBrowser, findImageSeries, imageStepper } from "../artifacts";
+import { artifactBrowser, imageStepper } from "../artifacts";
 import { confirmAction, h, replace } from "../dom";
 import { tagEditor } from "../editors";
 import { color, fmtDuration, fmtNum, fmtTime, runDuration } from "../format";
@@ -14,6 +14,7 @@ import { fetchSeries, pool } from "../series";
 import { historyModelPaths, literal, loggedModelsOfRun, searchVersions } from "../registry";
 import { stageBadge, versionHref } from "./models";
 import { jobSection } from "./job";
+import { MediaSeries, runImages } from "./media";
 import { datasetsSection, evaluationSection, slurmSection, splitMetrics } from "./training";
 
 const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
@@ -402,8 +403,14 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
 
   async function images(): Promise<void> {
     replace(content, h("p", { class: "muted" }, "Looking for images…"));
-    const series = await findImageSeries(run);
-    replace(content, series.length ? series.map((s) => imageStepper(run, s)) : h("p", { class: "muted" }, "No images logged per step."));
+    let series: MediaSeries[];
+    try {
+      series = await runImages(run.id);
+    } catch (e) {
+      replace(content, h("div", { class: "error" }, (e as Error).message));
+      return;
+    }
+    replace(content, series.length ? series.map((s) => imageStepper(run, s)) : h("p", { class: "muted" }, "No images logged per step (log_image with key= and step=)."));
   }
 
   function tags(): void {
