@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.browser import screenshot_path
 from tests.jupyter.conftest import _require
@@ -198,6 +199,17 @@ def _steps(lab: JupyterLab, page: Any) -> None:
     while nb.read_text().count("data:image/png;base64,") < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not alerts
+
+    # After a kernel restart (same Jupyter), the notebook opened again shows the copies: the new
+    # kernel has none of the widget models.
+    assert not page.locator(".lt-fallback .lt-runs").is_visible()
+    r = requests.post(lab.url(f"api/kernels/{kernel}/restart"), headers=lab.headers, timeout=90)
+    assert r.status_code == 200, r.text
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1000)
+    page.goto(lab.url(f"lab/tree/widgets.ipynb?token={lab.token}"))
+    page.locator(".lt-fallback .lt-runs").wait_for(state="visible", timeout=90_000)
+    assert page.locator(".lt-live").count() == 0
 
 
 def _reopened(lab: JupyterLab, page: Any) -> None:

@@ -16,12 +16,12 @@ from labtrack.entities import Run
 from labtrack.widgets.columns import Column, format_value, run_name
 
 # The web UI's look (src/ui/src/style.css): its palette, dense rows, status pills; rows and
-# headers of the run table take clicks (table_view.py).  ``table.`` in each selector outranks
-# JupyterLab's own table rules in an HTML output (the static copy, fallback.py).
+# headers of the run table take clicks (table_view.py).  ``table.lt-table.lt-table`` outranks
+# JupyterLab's right-aligned cells in an HTML output (the static copy, fallback.py).
 STYLE = """<style>
 table.lt-table{border-collapse:collapse;font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,
  "Helvetica Neue",Arial,sans-serif;color:#1d232b;background:#fff}
-table.lt-table th,table.lt-table td{padding:4px 10px;border-bottom:1px solid #dfe3e8;text-align:left;
+table.lt-table.lt-table th,table.lt-table.lt-table td{padding:4px 10px;border-bottom:1px solid #dfe3e8;text-align:left;
  white-space:nowrap;max-width:24em;overflow:hidden;text-overflow:ellipsis;vertical-align:top}
 table.lt-table th{background:#f5f7f9;font-weight:600}
 table.lt-table a{color:#1f5f8b;text-decoration:none}
@@ -31,7 +31,7 @@ table.lt-runs th.lt-sorted{color:#1f5f8b}
 .lt-table-view table.lt-runs tbody tr[data-run-id]{cursor:pointer}
 .lt-table-view table.lt-runs tbody tr[data-run-id]:hover td{background:#f5f7f9}
 table.lt-table tr.lt-selected td,table.lt-runs tbody tr.lt-selected:hover td{background:#e8f1f8}
-table.lt-table td.lt-num{text-align:right;font-variant-numeric:tabular-nums}
+table.lt-table.lt-table td.lt-num{text-align:right;font-variant-numeric:tabular-nums}
 table.lt-table tr.lt-diff td{background:#fff3cd}
 .lt-status{font-size:11px;font-weight:600;padding:1px 6px;border-radius:8px;background:#f5f7f9}
 .lt-status-RUNNING{color:#0b5cad;background:#e1eefa}
