@@ -1,0 +1,271 @@
+"""The web UI's runs table, computed in the database: one window of rows, or group statistics.
+
+MLflow's ``runs/search`` sends every run whole (all params, metrics and tags as JSON objects),
+so a table that sorts and groups in the browser must first download all of them: at
+100,000 runs that is minutes and hundreds of MB.  Here the database sorts, counts and
+groups, and only what the table shows travels:
+
+* ``window``: the total count of runs that match and one window (offset, limit) of them in
+  the table's order, with the run attributes and only the shown metrics, params and tags,
+  column by column;
+* ``groups``: for a group-by column, each value's run count and, per shown metric, the
+  count, mean, sample standard deviation, min and max of the runs' latest values;
+* ``keys``: the metric, param and tag keys of the runs (the column picker's choices).
+
+Sort order follows the UI's ``compareValues``: missing values (and NaN) last in both
+directions, params and tags that read as numbers before the others and compared as numbers,
+ties broken by newest start then run id, so windows tile the result without gaps or repeats.
+Filters use MLflow's search grammar (``store.search``), as ``runs/search`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Float, and_, case, cast, func, select
+
+from labtrack.errors import InvalidParameterValue
+from labtrack.store import schema as s
+from labtrack.store import search
+from labtrack.store.loading import metric_value
+
+MAX_WINDOW = 1000
+MAX_GROUPS = 5000
+MAX_KEYS = 2000
+
+_r, _p, _t, _lm = s.runs, s.params, s.tags, s.latest_metrics
+_ATTR_COLUMNS = {
+    "name": _r.c.name, "status": _r.c.status, "start": _r.c.start_time, "user": _r.c.user_id,
+    "experiment": _r.c.experiment_id, "id": _r.c.run_uuid,
+}
+# Attribute columns that the UI shows from a tag.
+_ATTR_TAGS = {"source": "mlflow.source.name", "version": "mlflow.source.git.commit"}
+_GROUP_ATTRS = {"user": _r.c.user_id, "status": _r.c.status, "experiment": _r.c.experiment_id}
+
+
+@dataclass(frozen=True)
+class TableQuery:
+    """Which runs the table holds and in what order."""
+
+    experiment_ids: Sequence[int]
+    filter_string: str = ""
+    view_type: str = "ACTIVE_ONLY"
+    sort: str = "attr.start:desc"  # "<column id>:asc|desc", as the UI keeps it in its URL
+    group: str = ""  # "" or a column id: attr.user|status|experiment, params.<k>, tags.<k>
+    group_value: str | None = None  # only runs whose group column reads this ("" = missing)
+
+
+def _split(column_id: str, what: str) -> tuple[str, str]:
+    kind, dot, key = column_id.partition(".")
+    if not dot or not key or kind not in ("attr", "metrics", "params", "tags"):
+        raise InvalidParameterValue(f"Invalid {what} {column_id!r}: expected attr.<name>, metrics.<key>, "
+                                    "params.<key> or tags.<key>")
+    return kind, key
+
+
+def _looks_numeric(conn: Connection, value: Any) -> Any:
+    """A text column that reads wholly as a number (the UI's ``asNumber``), per dialect."""
+    if conn.dialect.name == "postgresql":
+        return value.op("~")(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$")
+    trimmed = func.trim(value)
+    # SQLite has no regular expressions: digits, sign, point and exponent only, with a digit.
+    return and_(trimmed != "", ~trimmed.op("GLOB")("*[^0-9.eE+-]*"), trimmed.op("GLOB")("*[0-9]*"))
+
+
+def _text_order(conn: Connection, value: Any, ascending: bool) -> list[Any]:
+    numeric = _looks_numeric(conn, value)
+    rank = case((value.is_(None), 2), (numeric, 0), else_=1)
+    as_number = case((numeric, cast(value, Float)), else_=None)
+    return [rank.asc(), as_number.asc() if ascending else as_number.desc(),
+            value.asc() if ascending else value.desc()]
+
+
+def _base(conn: Connection, q: TableQuery) -> tuple[Any, list[Any]]:
+    """(FROM clause with the joins the sort and group need, WHERE conditions)."""
+    if not q.experiment_ids:
+        raise InvalidParameterValue("experiment_ids must name at least one experiment")
+    where = [_r.c.experiment_id.in_(list(q.experiment_ids)), *search.lifecycle(_r.c.lifecycle_stage, q.view_type),
+             *search.run_conditions(q.filter_string or None)]
+    src: Any = _r
+    if q.group_value is not None:
+        gcol, src = _group_column(q.group, src, "g")
+        where.append(func.coalesce(cast(gcol, s.params.c.value.type), "") == q.group_value)
+    return src, where
+
+
+def _group_column(group: str, src: Any, alias: str) -> tuple[Any, Any]:
+    kind, key = _split(group, "group")
+    if kind == "attr":
+        col = _GROUP_ATTRS.get(key)
+        if col is None:
+            raise InvalidParameterValue(f"Invalid group {group!r}: runs group by user, status, experiment, "
+                                        "a param or a tag")
+        return col, src
+    if kind == "metrics":
+        raise InvalidParameterValue(f"Invalid group {group!r}: runs group by a param, a tag or an attribute")
+    table = (_p if kind == "params" else _t).alias(alias)
+    return table.c.value, src.outerjoin(table, and_(table.c.run_uuid == _r.c.run_uuid, table.c.key == key))
+
+
+def _order(conn: Connection, sort: str, src: Any) -> tuple[list[Any], Any]:
+    column_id, _, direction = sort.rpartition(":")
+    if direction not in ("asc", "desc") or not column_id:
+        raise InvalidParameterValue(f"Invalid sort {sort!r}: expected <column>:asc or <column>:desc")
+    ascending = direction == "asc"
+    kind, key = _split(column_id, "sort")
+    out: list[Any] = []
+    if kind == "attr" and key in _ATTR_TAGS:
+        kind, key = "tags", _ATTR_TAGS[key]
+    if kind == "attr":
+        if key == "duration":
+            ended = func.coalesce(_r.c.end_time, int(1e15))  # a running run: longest so far, as the UI's now - start
+            col: Any = ended - _r.c.start_time
+        elif key in _ATTR_COLUMNS:
+            col = _ATTR_COLUMNS[key]
+        else:
+            raise InvalidParameterValue(f"Invalid sort {sort!r}: unknown attribute {key!r}")
+        out += [case((col.is_(None), 1), else_=0).asc(), col.asc() if ascending else col.desc()]
+    elif kind == "metrics":
+        m = _lm.alias("sort_m")
+        src = src.outerjoin(m, and_(m.c.run_uuid == _r.c.run_uuid, m.c.key == key))
+        usable = and_(m.c.run_uuid.is_not(None), m.c.is_nan == False)  # noqa: E712
+        # ±Inf are numbers to the UI: stored as ±1.7976931348623157e308 they sort in place.
+        out += [case((usable, 0), else_=1).asc(), m.c.value.asc() if ascending else m.c.value.desc()]
+    else:
+        kv = (_p if kind == "params" else _t).alias("sort_kv")
+        src = src.outerjoin(kv, and_(kv.c.run_uuid == _r.c.run_uuid, kv.c.key == key))
+        out += _text_order(conn, kv.c.value, ascending)
+    if column_id != "attr.start":
+        out += [case((_r.c.start_time.is_(None), 1), else_=0).asc(), _r.c.start_time.desc()]
+    out.append(_r.c.run_uuid.asc())
+    return out, src
+
+
+def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int, limit: int) -> dict[str, Any]:
+    """One window of the table: ``total`` runs match; rows ``offset`` .. ``offset + limit``.
+
+    Returns {"total", "offset", "runs": {attribute: [...]}, "metrics": {key: [[value, step,
+    timestamp] | None, ...]}, "params": {key: [...]}, "tags": {key: [...]}}, every list in row order.
+    """
+    if not 0 <= limit <= MAX_WINDOW:
+        raise InvalidParameterValue(f"Invalid limit {limit}: at most {MAX_WINDOW} rows per window")
+    if not 0 <= offset < 2**62:
+        raise InvalidParameterValue(f"Invalid offset {offset}")
+    src, where = _base(conn, q)
+    total = conn.execute(select(func.count()).select_from(src).where(*where)).scalar_one()
+    order, src = _order(conn, q.sort, src)
+    rows = conn.execute(select(_r.c.run_uuid, _r.c.experiment_id, _r.c.name, _r.c.user_id, _r.c.status,
+                               _r.c.start_time, _r.c.end_time, _r.c.lifecycle_stage)
+                        .select_from(src).where(*where).order_by(*order).offset(offset).limit(limit)).all()
+    ids = [r.run_uuid for r in rows]
+    wanted: dict[str, set[str]] = {"metrics": set(), "params": set(), "tags": {"mlflow.parentRunId"}}
+    for c in columns:
+        kind, key = _split(c, "column")
+        if kind == "attr":
+            if key in _ATTR_TAGS:
+                wanted["tags"].add(_ATTR_TAGS[key])
+        else:
+            wanted[kind].add(key)
+    at = {run_id: i for i, run_id in enumerate(ids)}
+    out: dict[str, Any] = {
+        "total": total, "offset": offset,
+        "runs": {
+            "run_id": ids, "experiment_id": [str(r.experiment_id) for r in rows],
+            "run_name": [r.name for r in rows], "user_id": [r.user_id for r in rows],
+            "status": [r.status for r in rows], "start_time": [r.start_time for r in rows],
+            "end_time": [r.end_time for r in rows], "lifecycle_stage": [r.lifecycle_stage for r in rows],
+        },
+    }
+    for kind, table in (("params", _p), ("tags", _t), ("metrics", _lm)):
+        keys = sorted(wanted[kind])
+        values: dict[str, list[Any]] = {k: [None] * len(ids) for k in keys}
+        if ids and keys:
+            cols = ([table.c.value, table.c.is_nan, table.c.step, table.c.timestamp] if kind == "metrics"
+                    else [table.c.value])
+            found = conn.execute(select(table.c.run_uuid, table.c.key, *cols)
+                                 .where(table.c.run_uuid.in_(ids), table.c.key.in_(keys)))
+            for r in found:
+                if kind == "metrics":
+                    v = metric_value(r.value, r.is_nan)
+                    values[r.key][at[r.run_uuid]] = [_json_number(v), r.step, r.timestamp]
+                else:
+                    values[r.key][at[r.run_uuid]] = r.value
+        out[kind] = values
+    return out
+
+
+def _json_number(v: float) -> float | str:
+    """MLflow's JSON spelling of values JSON has no number for."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
+def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[str, Any]:
+    """Each value of ``q.group`` among the matching runs: its run count and, per metric key, the
+    count, mean, sample std (n - 1; 0 for one run), min and max of the runs' latest values
+    (NaN and missing left out).  Values come as the UI reads them ("" for a missing param).
+    """
+    if not q.group:
+        raise InvalidParameterValue("group is required for group statistics")
+    src, where = _base(conn, TableQuery(q.experiment_ids, q.filter_string, q.view_type))
+    gcol, src = _group_column(q.group, src, "g")
+    value = func.coalesce(cast(gcol, s.params.c.value.type), "")
+    counts = conn.execute(select(value.label("v"), func.count().label("n")).select_from(src).where(*where)
+                          .group_by(value).order_by(value).limit(MAX_GROUPS + 1)).all()
+    out: dict[str, dict[str, Any]] = {r.v: {"value": r.v, "count": r.n, "metrics": {}} for r in counts}
+    keys = list(dict.fromkeys(metric_keys))
+    if keys and out:
+        # Sums are taken around a shift near the data (one value of the key), so the variance
+        # from sums of squares keeps its digits when values sit far from zero.
+        shifts = {k: conn.execute(select(_lm.c.value).where(_lm.c.key == k, _lm.c.is_nan == False)  # noqa: E712
+                                  .limit(1)).scalar() or 0.0 for k in keys}
+        # Each run's group value once (materialized, in run id order), then its metric rows by
+        # the run id: the metric rows are read in index order instead of one random look-up of the
+        # run and its param per metric row (SQLite has no hash join): 3.8 -> 2.3 s CPU at
+        # 100,000 runs x 10 metrics on the 2-core test box.
+        g = (select(_r.c.run_uuid.label("id"), value.label("v")).select_from(src).where(*where)
+             .order_by(_r.c.run_uuid).cte("g").prefix_with("MATERIALIZED"))
+        m = _lm.alias("stat_m")
+        # coalesce(): the key filters the run's rows rather than driving a look-up per key
+        joined = g.join(m, and_(m.c.run_uuid == g.c.id, func.coalesce(m.c.key, "").in_(keys),
+                                m.c.is_nan == False))  # noqa: E712
+        d = m.c.value - case(shifts, value=m.c.key, else_=0.0)
+        stats = conn.execute(select(g.c.v, m.c.key, func.count(m.c.value), func.sum(d), func.sum(d * d),
+                                    func.min(m.c.value), func.max(m.c.value))
+                             .select_from(joined).group_by(g.c.v, m.c.key))
+        for v, k, n, sd, sdd, lo, hi in stats:
+            g = out.get(v)
+            if g is None or not n:
+                continue
+            mean_d = sd / n
+            var = max(0.0, (sdd - n * mean_d * mean_d) / (n - 1)) if n > 1 else 0.0
+            g["metrics"][k] = {"n": n, "mean": _json_number(shifts[k] + mean_d), "std": _json_number(math.sqrt(var)),
+                               "min": _json_number(lo), "max": _json_number(hi)}
+    rows = list(out.values())
+    return {"groups": rows[:MAX_GROUPS], "truncated": len(rows) > MAX_GROUPS}
+
+
+def keys(conn: Connection, q: TableQuery, sample: int | None = None) -> dict[str, list[str]]:
+    """The metric, param and tag keys of the matching runs, each sorted (at most MAX_KEYS each).
+
+    ``sample``: only those of the newest ``sample`` runs (the table's first columns, at once).
+    """
+    src, where = _base(conn, q)
+    runs: Any = select(_r.c.run_uuid).select_from(src).where(*where)
+    if sample is not None:
+        runs = runs.order_by(_r.c.start_time.desc()).limit(sample).scalar_subquery()
+    out: dict[str, list[str]] = {}
+    for kind, table in (("metrics", _lm), ("params", _p), ("tags", _t)):
+        found = conn.execute(select(table.c.key).distinct().where(table.c.run_uuid.in_(runs))
+                             .order_by(table.c.key).limit(MAX_KEYS)).scalars().all()
+        out[kind] = list(found)
+    return out
+
+
+__all__ = ["MAX_WINDOW", "TableQuery", "groups", "keys", "window"]
