@@ -411,6 +411,42 @@ def labelled_lines_of(plot: LivePlot) -> list[Any]:
     return labelled_lines(plot.figure)
 
 
+def test_displayed_widgets_leave_a_static_copy_that_follows_them(tracked: str) -> None:
+    """Issue 20: after a restart a widget output is "model not found"; each display therefore adds
+    a text/html copy (table rows, charts as PNG) that the widget keeps current by its display id."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    ids = _log_runs(3)
+    table = RunTable(experiment=tracked, live=False)
+    plot = LivePlot("loss")
+    try:
+        with capture_output() as cap:
+            display(table)
+            table.select(ids[:2])
+            table.plot("loss")
+            table.update_fallback(force=True)
+            display(plot)
+            for step in range(5):
+                plot.update(step=step, loss=1 / (step + 1))
+            plot.finish()
+        outputs = [(o.data, o.transient, o.update) for o in cap.outputs]
+        widget, copy = outputs[0], outputs[1]
+        assert "application/vnd.jupyter.widget-view+json" in widget[0] and "lt-live" in table._dom_classes
+        table_id = copy[1]["display_id"]
+        assert copy[0]["text/html"].startswith('<div class="lt-fallback">') and not copy[2]
+        assert all(f'data-run-id="{i}"' in copy[0]["text/html"] for i in ids)
+        latest = [o for o in outputs if o[1].get("display_id") == table_id][-1]
+        assert latest[2] and "data:image/png;base64," in latest[0]["text/html"]  # the Plot, inline
+        plot_copies = [o for o in outputs if o[1].get("display_id") not in (None, table_id)]
+        assert plot_copies[-1][2] and "data:image/png;base64," in plot_copies[-1][0]["text/html"]
+        assert "step 4" in plot_copies[-1][0]["text/html"]  # finish() sent the final picture
+    finally:
+        table.close()
+
+
 def test_run_table_without_anywidget_names_the_extra() -> None:
     code = ("import sys; sys.modules['anywidget'] = None\n"
             "from labtrack.widgets.table_view import table_view_class\n"

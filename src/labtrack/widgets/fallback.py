@@ -95,6 +95,16 @@ class StaticFallback:
                 state["timer"] = None
         self._send_fallback()
 
+    def close(self) -> None:
+        """Close the widget; a pending update of the copy is dropped (the copy stays as it is)."""
+        state = self.__dict__.get("_lt_fallback")
+        if state is not None:
+            with state["lock"]:
+                if state["timer"] is not None:
+                    state["timer"].cancel()
+                state["timer"], state["handles"] = None, []
+        super().close()  # type: ignore[misc]
+
     def _send_fallback(self) -> None:
         state = self._fallback_state()
         with state["lock"]:
