@@ -155,6 +155,19 @@ def test_horizontal_scrollbar_visible_at_900px(page_at: Any, wide: Wide) -> None
     assert abs(th["left"] - td["left"]) < 1 and abs(th["width"] - td["width"]) < 1
 
 
+def test_table_height_follows_the_toolbars_as_they_change(page_at: Any, wide: Wide) -> None:
+    page = page_at(900, 700)
+    open_runs(page, wide.exp)
+    # Ranges added after the page is drawn: their chips take a line of their own above the table.
+    for key in ("metric_a_0", "metric_b_1", "metric_c_2"):
+        page.select_option(".range-key", key)
+        page.fill(".range-min", "-10")
+        page.click(".range-form button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('.range-chip').length === 3")
+    page.wait_for_function("() => document.querySelector('.scroller').getBoundingClientRect().bottom <= innerHeight",
+                           timeout=5000)
+
+
 # ---- export (issue 20): the table as CSV or Parquet, histories as one long table
 
 @pytest.fixture

@@ -226,6 +226,10 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     const top = scroller.getBoundingClientRect().top + window.scrollY;
     scroller.style.height = `${Math.max(240, Math.floor(window.innerHeight - top - 12))}px`;
   }
+  // ... and again whenever the page's parts change size (range chips, a dashboard, a wrapped
+  // toolbar); in the next frame, so that a resize never loops within one.
+  const heightWatch = new ResizeObserver(() => requestAnimationFrame(fitHeight));
+  heightWatch.observe(root);
 
   function toggleColumnPicker(): void {
     picker.hidden = !picker.hidden;
@@ -814,6 +818,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       loadSeq++;
       window.clearInterval(timer);
       window.removeEventListener("resize", onResize);
+      heightWatch.disconnect();
       document.removeEventListener("click", closePicker);
       for (const c of charts) c.destroy();
       tools.dispose();
