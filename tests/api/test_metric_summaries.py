@@ -102,3 +102,74 @@ def test_summaries_match_numpy(module_server: ServerProcess, logged: dict[str, A
 def test_bad_requests_are_400(module_server: ServerProcess, body: dict[str, Any], fragment: str) -> None:
     message = _error(module_server.api("POST", S, body), 400, "INVALID_PARAMETER_VALUE")
     assert fragment in message
+
+
+def _search(srv: ServerProcess, exp: str, filt: str = "", order: list[str] | None = None) -> list[str]:
+    reply = srv.api("POST", "runs/search", {"experiment_ids": [exp], "filter": filt, "order_by": order or [],
+                                            "max_results": 1000})
+    assert reply.status_code == 200, reply.text
+    return [r["info"]["run_id"] for r in reply.json().get("runs", [])]
+
+
+def _stat(truth: dict[str, Any], run_id: str, key: str, stat: str) -> float | None:
+    """numpy's min / max / last of one run's metric; None when missing (or only NaN, for min/max)."""
+    if key not in truth[run_id]:
+        return None
+    value = _expected(*truth[run_id][key])[stat]
+    return float("nan") if value == "NaN" else value
+
+
+@pytest.mark.parametrize("filt, key, stat, test", [
+    ("metrics.loss.min < 0.5", "loss", "min", lambda v: v < 0.5),
+    ("metrics.loss.max >= 1.8", "loss", "max", lambda v: v >= 1.8),
+    ("metrics.`val.loss`.min > 0.2", "val.loss", "min", lambda v: v > 0.2),
+    ("metrics.val.loss.max <= 1.9", "val.loss", "max", lambda v: v <= 1.9),
+    ("metrics.acc.last > 1", "acc", "last", lambda v: v > 1),
+    ("metrics.acc.min != 0.5", "acc", "min", lambda v: True),  # only-NaN (no min) counts as unequal
+])
+def test_filters_on_summaries_match_numpy(module_server: ServerProcess, logged: dict[str, Any], filt: str, key: str,
+                                          stat: str, test: Any) -> None:
+    truth = logged["truth"]
+    expected = set()
+    for run_id in truth:
+        v = _stat(truth, run_id, key, stat)
+        if v is None:
+            if stat != "last" and key in truth[run_id] and filt.split()[-2] == "!=":
+                expected.add(run_id)
+            continue
+        if not math.isnan(v) and test(v) and not (filt.split()[-2] == "!=" and v == 0.5):
+            expected.add(run_id)
+    got = set(_search(module_server, logged["experiment_id"], filt))
+    assert got == expected, filt
+
+
+def test_plain_dotted_key_keeps_mlflows_meaning(module_server: ServerProcess, logged: dict[str, Any]) -> None:
+    truth = logged["truth"]
+    # metrics.val.loss is the metric "val.loss" (its latest value), as in MLflow
+    expected = {r for r in truth if "val.loss" in truth[r] and not math.isnan(v := _stat(truth, r, "val.loss", "last"))
+                and v < 1}
+    assert set(_search(module_server, logged["experiment_id"], "metrics.val.loss < 1")) == expected
+    # a metric whose own name ends in .min is reached in backquotes
+    assert _search(module_server, logged["experiment_id"], "metrics.`loss.min` < 100") == []
+
+
+@pytest.mark.parametrize("order", ["metrics.loss.min ASC", "metrics.loss.max DESC", "metrics.`val.loss`.min DESC",
+                                   "metrics.acc.max ASC", "metrics.acc.last DESC"])
+def test_order_by_summaries_matches_numpy(module_server: ServerProcess, logged: dict[str, Any], order: str) -> None:
+    truth = logged["truth"]
+    ident, direction = order.rsplit(" ", 1)
+    key, stat = ("val.loss", ident.rsplit(".", 1)[1]) if "`" in ident else tuple(ident.split(".")[1:])
+    got = _search(module_server, logged["experiment_id"], "", [order])
+    values = [_stat(truth, r, key, stat) for r in got]
+    # numbers first, in order; then NaN / no min or max; then runs without the metric
+    rank = [2 if key not in truth[r] else 1 if v is None or math.isnan(v) else 0 for r, v in zip(got, values)]
+    assert rank == sorted(rank), order
+    numbers = [v for v, k in zip(values, rank) if k == 0]
+    assert numbers == sorted(numbers, reverse=direction == "DESC"), order
+    assert sorted(got) == sorted(truth)
+
+
+@pytest.mark.parametrize("filt", ["metrics.loss.min < 'a'", "metrics.loss.min LIKE '1'"])
+def test_bad_summary_filters_are_400(module_server: ServerProcess, logged: dict[str, Any], filt: str) -> None:
+    reply = module_server.api("POST", "runs/search", {"experiment_ids": [logged["experiment_id"]], "filter": filt})
+    _error(reply, 400, "INVALID_PARAMETER_VALUE")

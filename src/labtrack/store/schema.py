@@ -66,8 +66,12 @@ runs = Table(
     # bumped by logging: that would rewrite the runs table's page on every request
     # for a value nothing reads.
     Column("last_update_time", BigInteger, nullable=False, default=0),
-    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
 )
+# A search's default order (newest first, then run id) read straight from the index, so
+# a page costs its own rows at any offset; status and end_time make the per-experiment
+# counts (experiment_activity) an index-only scan.
+Index("ix_runs_experiment_order", runs.c.experiment_id, runs.c.lifecycle_stage, runs.c.start_time.desc(),
+      runs.c.run_uuid, runs.c.status, runs.c.end_time)
 
 params = Table(
     "params", metadata,
@@ -114,7 +118,8 @@ latest_metrics = Table(
     Column("max_value", Float(precision=53), nullable=True),
     Column("min_step", BigInteger, nullable=True),
     Column("max_step", BigInteger, nullable=True),
-    Index("ix_latest_metrics_key_value", "key", "value"),
+    # Metric filters, and searches sorted by a metric walked in its order (store/run_query.py).
+    Index("ix_latest_metrics_key_nan_value", "key", "is_nan", "value", "run_uuid"),
 )
 
 # Min/max pyramid over metric histories for downsampled charts (store/downsample.py).

@@ -25,6 +25,9 @@ Rules that are easy to get wrong:
   alike; ``%`` and ``_`` are wildcards and a backslash escapes them.
 * Strings are '...' or "..."; a doubled quote inside stands for itself.
 * In order_by, missing keys and NaN sort last in both directions.
+* ``metrics.<key>.min|max|last`` (labtrack's extension, runs only) compare or sort by
+  the history's min / max (NaN ignored; a metric of only NaN has none and sorts after
+  the numbers) or its latest value; which keys read so is search_syntax.METRIC_STATS'.
 """
 
 from __future__ import annotations
@@ -368,11 +371,26 @@ def _key_value(spec: _Spec, clause: Clause) -> ColumnElement[bool]:
     return _exists(spec, child, has_key, _text_compare(child.c.value, clause.op, value))
 
 
+def _summary_column(spec: _Spec, child: Table, stat: str | None, fail: Callable[[str], Exception]) -> Any:
+    """The column of ``metrics.<key>.min|max``: latest_metrics' min_value / max_value (None: value)."""
+    if stat in (None, "last"):
+        return None
+    if child is not s.latest_metrics:
+        raise fail(f"metric summaries (.{stat}) are kept for runs only, not for {spec.noun}")
+    return child.c.min_value if stat == "min" else child.c.max_value
+
+
 def _metric(spec: _Spec, clause: Clause, scope: Sequence[Any]) -> ColumnElement[bool]:
     child = spec.children.get("metric")
     if child is None:
         raise clause.fail(f"metrics cannot be searched for {spec.noun}")
     _ops(clause, NUMERIC_OPS, "metrics")
+    summary = _summary_column(spec, child, clause.stat, clause.fail)
+    if summary is not None:
+        # min and max ignore NaN; a metric with only NaN has none (NULL): unequal to everything.
+        compare = _COMPARE[clause.op](summary, float(_number(clause)))
+        compare = or_(summary.is_(None), compare) if clause.op == "!=" else and_(summary.is_not(None), compare)
+        return _exists(spec, child, _linked(spec, child), child.c.key == clause.key, compare, *scope)
     compare = _COMPARE[clause.op](child.c.value, float(_number(clause)))
     # NaN is stored as 0 with is_nan set: unequal to everything, false otherwise.
     if clause.op == "!=":
@@ -419,9 +437,14 @@ def _conditions(spec: _Spec, filter_string: str | None,
 
 
 def _sorted_column(col: ColumnElement[Any], ascending: bool, nullable: bool) -> list[Any]:
-    """``col`` in the given direction with NULLs last (NULLS LAST is not portable)."""
-    head = [case((col.is_(None), 1), else_=0).asc()] if nullable else []
-    return head + [col.asc() if ascending else col.desc()]
+    """``col`` in the given direction with NULLs last.
+
+    NULLS LAST (SQLite 3.30+, PostgreSQL) rather than a CASE before the column: on
+    SQLite ``DESC NULLS LAST`` is the index's own order, so the default newest-first
+    order of runs is read from ``ix_runs_experiment_order`` without a sort.
+    """
+    ordered = col.asc() if ascending else col.desc()
+    return [ordered.nulls_last()] if nullable else [ordered]
 
 
 def _sorted_child(spec: _Spec, child: Table, order: OrderKey) -> list[Any]:
@@ -439,9 +462,15 @@ def _sorted_child(spec: _Spec, child: Table, order: OrderKey) -> list[Any]:
             query = query.order_by(*spec.latest_metric).limit(1)
         return query.scalar_subquery()
 
-    value = one(child.c.value)
     if not is_metric:
-        return _sorted_column(value, order.ascending, nullable=True)
+        return _sorted_column(one(child.c.value), order.ascending, nullable=True)
+    summary = _summary_column(spec, child, order.stat,
+                              lambda m: InvalidParameterValue(f"Invalid order_by {order.key!r}: {m}"))
+    if summary is not None:  # a min or max: NULL (only NaN) after the numbers, then no row
+        value = one(summary)
+        rank = func.coalesce(one(case((summary.is_(None), 1), else_=0)), 2)
+        return [rank.asc(), value.asc() if order.ascending else value.desc()]
+    value = one(child.c.value)
     # 0 for a number, 1 for NaN, 2 (no row) for a missing key.
     rank = func.coalesce(one(case((child.c.is_nan == true(), 1), else_=0)), 2)
     return [rank.asc(), value.asc() if order.ascending else value.desc()]
@@ -461,7 +490,7 @@ def _order_by(spec: _Spec, entries: Sequence[Any] | None) -> list[ColumnElement[
             mark = ("attribute", col.name)
             clauses = _sorted_column(col, order.ascending, bool(col.nullable))
         elif order.entity in spec.children:
-            mark = (order.entity, order.key)
+            mark = (order.entity, order.key if order.stat in (None, "last") else f"{order.key}\0{order.stat}")
             clauses = _sorted_child(spec, spec.children[order.entity], order)
         else:
             raise InvalidParameterValue(

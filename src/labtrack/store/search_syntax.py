@@ -37,6 +37,17 @@ LIST_OPS = frozenset({"IN", "NOT IN"})
 NULL_OPS = frozenset({"IS NULL", "IS NOT NULL"})
 
 
+# labtrack's extension: ``metrics.<key>.min|max|last`` is a summary of the metric's whole
+# history (min and max ignore NaN; last is the latest value, as plain ``metrics.<key>``).
+# A bare key whose last dotted part is one of these names the summary of the key before it
+# (``metrics.loss.min``, ``metrics.val.loss.max``); a metric whose own name ends so is
+# written in backquotes (metrics.`loss.min`), and backquotes followed by .min|.max|.last
+# name a summary of a key with dots (metrics.`val.loss`.min).  Any other dotted key keeps
+# MLflow's meaning: ``metrics.val.loss`` is the metric "val.loss".
+METRIC_STATS = ("min", "max", "last")
+_STAT_AFTER_QUOTE = re.compile(r"\.(min|max|last)(?![\w.\-/:])", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Clause:
     """One parsed ``<entity>.<key> <op> <value>``; ``text`` is its source, for messages."""
@@ -46,6 +57,7 @@ class Clause:
     op: str  # upper case: "=", "NOT IN", "IS NULL", ...
     value: Value
     text: str
+    stat: str | None = None  # metrics only: "min", "max" or "last" (see METRIC_STATS)
 
     def fail(self, message: str) -> InvalidParameterValue:
         return InvalidParameterValue(f"Invalid filter clause {self.text!r}: {message}")
@@ -119,6 +131,22 @@ class _Scanner:
                             + ", ".join(sorted(set(self.entities))))
         return entity, key
 
+    def metric_identifier(self) -> tuple[str, str, str | None]:
+        """``identifier()`` plus a metric's summary suffix (see METRIC_STATS): (entity, key, stat)."""
+        entity, key = self.identifier()
+        if entity != "metric":
+            return entity, key, None
+        if self.text[self.pos - 1:self.pos] in ("`", '"'):
+            match = _STAT_AFTER_QUOTE.match(self.text, self.pos)
+            if match:
+                self.pos = match.end()
+                return entity, key, match.group(1).lower()
+            return entity, key, None
+        head, dot, last = key.rpartition(".")
+        if dot and head and last.lower() in METRIC_STATS:
+            return entity, head, last.lower()
+        return entity, key, None
+
     def _key(self, key: str) -> str:
         if not key.strip():
             raise self.fail("empty key")
@@ -188,10 +216,10 @@ def parse_filter(text: str | None, entities: Mapping[str, str] | None = None) ->
     clauses = []
     while True:
         start = scan.pos
-        entity, key = scan.identifier()
+        entity, key, stat = scan.metric_identifier()
         op = scan.operator()
         value = None if op in NULL_OPS else scan.value()
-        clauses.append(Clause(entity, key, op, value, scan.text[start:scan.pos].strip()))
+        clauses.append(Clause(entity, key, op, value, scan.text[start:scan.pos].strip(), stat))
         if len(clauses) > MAX_CLAUSES:
             # 3,000 ANDs took 7 s to compile and then failed in SQLAlchemy (issue #19).
             raise InvalidParameterValue(f"Invalid filter: more than {MAX_CLAUSES} clauses")
@@ -212,6 +240,7 @@ class OrderKey:
     ascending: bool
     dataset_name: str | None = None
     dataset_digest: str | None = None
+    stat: str | None = None  # metrics only: "min", "max" or "last" (see METRIC_STATS)
 
 
 def parse_order(entry: Any, entities: Mapping[str, str] | None = None) -> OrderKey:
@@ -229,8 +258,8 @@ def parse_order(entry: Any, entities: Mapping[str, str] | None = None) -> OrderK
     if not isinstance(entry, str):
         raise InvalidParameterValue(f"Invalid order_by clause {entry!r}: expected a string")
     scan = _Scanner(entry, "order_by clause", entities)
-    entity, key = scan.identifier()
+    entity, key, stat = scan.metric_identifier()
     direction = scan.keyword("ASC", "DESC")
     if not scan.at_end():
         raise scan.fail("expected ASC or DESC" if direction is None else "unexpected text")
-    return OrderKey(entity, key, direction != "DESC")
+    return OrderKey(entity, key, direction != "DESC", stat=stat)
