@@ -8,6 +8,7 @@ import { confirmAction, debounce, h, replace } from "../dom";
 import { color, fmtNum } from "../format";
 import { ChartRun, chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
 import { displayName, Experiment, getExperiment, Run, searchExperiments, searchRunsPage, ViewType } from "../model";
+import { GroupStats, RunWindow, tableCount, tableGroups, tableKeys, TableQuery, windowedAbove } from "../runsource";
 import { exportMenu, withRanges } from "../exports";
 import { href, Route, setQuery } from "../router";
 import { viewTools } from "../savedviews";
@@ -24,7 +25,7 @@ const LIVE_MS = 5000;
 
 type Row =
   | { kind: "run"; run: Run; depth: number; children: number; expanded: boolean }
-  | { kind: "group"; key: string; label: string; runs: Run[]; expanded: boolean };
+  | { kind: "group"; key: string; label: string; runs: Run[]; expanded: boolean; stats?: GroupStats };
 
 type Range = [string, number | null, number | null];
 
@@ -349,6 +350,10 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
 
   // ---- rows: filter, sort, tree or groups
   function rebuild(): void {
+    if (windowed) {
+      void rebuildWindowed();
+      return;
+    }
     const [sortId, dir] = sort.split(":");
     const sc = columns.find((c) => c.id === sortId) ?? column(sortId, experiments);
     const sign = dir === "asc" ? 1 : -1;
@@ -407,6 +412,123 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     renderSelBar();
   }
 
+  // ---- windowed: an experiment too large to load whole (runsource.ts). The server filters, sorts,
+  // counts and groups; the table fetches the rows it scrolls to, with only its columns. No tree
+  // of nested runs and no live updates here: those need every run in the browser.
+  let windowed = false;
+  let winSeq = 0;
+  let segments: { header: Row | null; win: RunWindow | null; count: number }[] = [];
+
+  function windowFilter(): string {
+    // Metric ranges become filter clauses, so the server counts and sorts what the table shows.
+    const parts = filter ? [filter] : [];
+    for (const [k, a, b] of ranges) {
+      const key = `metrics.\`${k.replace(/`/g, "")}\``;
+      parts.push(`${key} >= ${a ?? -Number.MAX_VALUE}`);
+      if (b !== null) parts.push(`${key} <= ${b}`);
+    }
+    return parts.join(" and ");
+  }
+
+  function windowQuery(): TableQuery {
+    return { experimentIds, filter: windowFilter(), viewType: showDeleted ? "ALL" : "ACTIVE_ONLY", sort, columns: columns.map((c) => c.id).filter((id) => /^(attr|metrics|params|tags)\./.test(id)) };
+  }
+
+  function onWindowRows(): void {
+    runs = segments.flatMap((s) => (s.win ? s.win.loaded() : []));
+    byId.clear();
+    for (const r of runs) byId.set(r.id, r);
+    renderRows(true);
+  }
+
+  /** Counts the runs; above windowedAbove() the table goes windowed. False: load them whole. */
+  async function openWindowed(seq: number, view: ViewType): Promise<boolean> {
+    const base: TableQuery = { experimentIds, filter, viewType: view, sort, columns: [] };
+    const total = await tableCount(base);
+    if (seq !== loadSeq) return true;
+    windowed = total > windowedAbove();
+    if (!windowed) return false;
+    keysCache = await tableKeys(base, 1000); // the newest runs' keys pick the first columns at once
+    if (seq !== loadSeq) return true;
+    setQuery({ filter: filter || undefined });
+    persist();
+    loading = false;
+    root.dataset.windowed = "1";
+    afterData();
+    void tableKeys(base).then((k) => {
+      if (seq !== loadSeq) return;
+      keysCache = k; // every run's keys, for the column picker, group-by and ranges
+      fillGroupSelect();
+      renderRanges();
+    }, () => undefined);
+    return true;
+  }
+
+  async function rebuildWindowed(): Promise<void> {
+    const seq = ++winSeq;
+    const q = windowQuery();
+    let next: typeof segments;
+    try {
+      if (group) {
+        const stats = await tableGroups({ ...q, group });
+        if (seq !== winSeq) return;
+        const gc = column(group, experiments);
+        const order = (v: string) => asNumber(v) ?? (v || undefined);
+        stats.sort((a, b) => compareValues(order(a.value), order(b.value)));
+        next = stats.map((g) => {
+          const open = !collapsedGroups.has(g.value);
+          const shown = group === "attr.experiment" ? experiments.get(g.value)?.name ?? g.value : g.value;
+          const header: Row = { kind: "group", key: g.value, label: `${gc.label} = ${shown === "" ? "(none)" : shown}`, runs: [], expanded: open, stats: g };
+          return { header, win: open ? new RunWindow({ ...q, group, groupValue: g.value }, onWindowRows) : null, count: open ? g.count : 0 };
+        });
+      } else {
+        const w = new RunWindow(q, onWindowRows);
+        await w.load(0);
+        if (seq !== winSeq) return;
+        next = [{ header: null, win: w, count: w.total }];
+      }
+    } catch (e) {
+      if (seq === winSeq) filterErr.textContent = (e as Error).message;
+      return;
+    }
+    segments = next;
+    rows = [];
+    const total = segments.reduce((n, s) => n + (s.header?.kind === "group" && s.header.stats ? s.header.stats.count : s.count), 0);
+    status.textContent = `${total.toLocaleString()} runs`;
+    root.dataset.rows = String(rowCount());
+    root.dataset.total = String(total);
+    onWindowRows();
+    renderSelBar();
+    root.dataset.ready = String(seq);
+  }
+
+  function rowCount(): number {
+    if (!windowed) return rows.length;
+    let n = 0;
+    for (const s of segments) n += (s.header ? 1 : 0) + s.count;
+    return n;
+  }
+
+  function rowAt(i: number): Row | undefined {
+    if (!windowed) return rows[i];
+    for (const s of segments) {
+      if (s.header) {
+        if (i === 0) return s.header;
+        i--;
+      }
+      if (i < s.count) {
+        const run = s.win?.at(i);
+        return run ? { kind: "run", run, depth: s.header ? 1 : 0, children: 0, expanded: false } : undefined;
+      }
+      i -= s.count;
+    }
+    return undefined;
+  }
+
+  function pendingRow(i: number): HTMLElement {
+    return h("div", { class: "tr pending-row", style: { top: `${i * ROW_H}px`, width: `${totalWidth()}px` } }, h("div", { class: "td muted" }, "…"));
+  }
+
   // ---- header and virtualized body
   function totalWidth(): number {
     return 36 + columns.reduce((a, c) => a + c.width, 0);
@@ -463,14 +585,18 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     const top = scroller.scrollTop;
     const viewH = scroller.clientHeight || 600;
     const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
-    const last = Math.min(rows.length, Math.ceil((top + viewH) / ROW_H) + OVERSCAN);
+    const n = rowCount();
+    const last = Math.min(n, Math.ceil((top + viewH) / ROW_H) + OVERSCAN);
     const key = `${first}:${last}`;
     if (!force && key === lastRange) return;
     lastRange = key;
-    body.style.height = `${rows.length * ROW_H}px`;
+    body.style.height = `${n * ROW_H}px`;
     body.style.width = `${totalWidth()}px`;
     const frag = document.createDocumentFragment();
-    for (let i = first; i < last; i++) frag.appendChild(renderRow(rows[i], i));
+    for (let i = first; i < last; i++) {
+      const row = rowAt(i);
+      frag.appendChild(row ? renderRow(row, i) : pendingRow(i));
+    }
     replace(body, frag);
   }
 
@@ -489,7 +615,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       const gsel = h("input", {
         type: "checkbox",
         "aria-label": `select group ${row.label}`,
-        checked: row.runs.every((r) => selected.has(r.id)),
+        checked: row.runs.length > 0 && row.runs.every((r) => selected.has(r.id)),
         onchange: () => {
           for (const r of row.runs) gsel.checked ? selected.add(r.id) : selected.delete(r.id);
           persist();
@@ -503,10 +629,10 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
         h("div", { class: "td sel" }, gsel),
         columns.map((c) => {
           if (c.id === "attr.name") {
-            return cell(c, h("span", null, h("button", { class: "twisty", "aria-label": row.expanded ? "collapse group" : "expand group", onclick: toggle }, row.expanded ? "▾" : "▸"), h("b", null, row.label), h("span", { class: "muted" }, ` (${row.runs.length})`)));
+            return cell(c, h("span", null, h("button", { class: "twisty", "aria-label": row.expanded ? "collapse group" : "expand group", onclick: toggle }, row.expanded ? "▾" : "▸"), h("b", null, row.label), h("span", { class: "muted" }, ` (${row.stats ? row.stats.count : row.runs.length})`)));
           }
           if (c.kind === "metrics") {
-            const a = aggregate(row.runs.map((r) => r.metrics[c.label]?.value).filter((v): v is number => v !== undefined));
+            const a = row.stats ? row.stats.metrics[c.label] : aggregate(row.runs.map((r) => r.metrics[c.label]?.value).filter((v): v is number => v !== undefined));
             if (!a) return cell(c, "");
             return cell(
               c,
@@ -514,6 +640,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
             );
           }
           if (c.kind === "params" || c.kind === "tags") {
+            if (row.stats) return cell(c, c.id === group ? row.stats.value : "");
             const vals = new Set(row.runs.map((r) => c.text(r)));
             return cell(c, vals.size === 1 ? [...vals][0] : h("span", { class: "muted" }, `${vals.size} values`));
           }
@@ -629,7 +756,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     for (const c of charts) c.destroy();
     charts = [];
     const chosen = [...selected].map((id) => byId.get(id)).filter((r): r is Run => !!r);
-    const shown = chosen.length ? chosen : rows.filter((r): r is Extract<Row, { kind: "run" }> => r.kind === "run").slice(0, 10).map((r) => r.run);
+    const shown = chosen.length ? chosen : windowed ? runs.slice(0, 10) : rows.filter((r): r is Extract<Row, { kind: "run" }> => r.kind === "run").slice(0, 10).map((r) => r.run);
     const cr: ChartRun[] = shown.map((run, i) => ({ run, color: color(i) }));
     const keys = [...new Set(shown.flatMap((r) => Object.keys(r.metrics)))].sort();
     const grid = h("div", { class: "chart-grid" });
@@ -683,6 +810,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
           if (runs.length) renderRows(true);
         });
       }
+      if (await openWindowed(seq, view)) return;
       let page = await searchRunsPage(experimentIds, filter, view, FIRST_PAGE);
       if (seq !== loadSeq) return;
       void names.catch(() => undefined);
@@ -741,7 +869,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
 
   // ---- live updates: re-read running runs and pick up new ones, no full reload
   async function poll(): Promise<void> {
-    if (disposed || loading || document.hidden) return;
+    if (disposed || loading || windowed || document.hidden) return;
     const view: ViewType = showDeleted ? "ALL" : "ACTIVE_ONLY";
     const running = runs.filter((r) => r.status === "RUNNING").map((r) => r.id);
     const fresh: Run[] = [];
