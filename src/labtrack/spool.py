@@ -55,6 +55,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "create_run": ("run_id",),
     "update_run": ("run_id",),
     "log_batch": ("run_id",),
+    "log_series": ("run_id", "series"),  # runs/log-series as sent: columns packed (labtrack.columns)
     "delete_tag": ("run_id", "key"),
     "delete_run": ("run_id",),
     "restore_run": ("run_id",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -126,6 +127,39 @@ def test_a_rejected_record_goes_to_the_sidecar_and_the_rest_lands(db: Path, stor
     rejected = [json.loads(x) for x in Path(str(w.path) + ".rejected").read_text().splitlines()]
     assert ["Changing param values" in r["error"] for r in rejected] == [True, False, False]
     assert "bad key!" in rejected[1]["error"] and "not JSON" in rejected[2]["error"]
+
+
+def test_log_series_records_apply_as_bulk_writes_and_a_bad_column_is_rejected_alone(
+        db: Path, store: TrackingStore) -> None:
+    from labtrack.columns import STEP, VALUE, pack
+
+    w = SpoolWriter(spool_folder(db))
+    run_id = uuid.uuid4().hex
+    steps = list(range(3000))
+    values = [float(s) for s in steps]
+    values[7] = float("nan")
+    series = {"key": "loss", "steps": pack(STEP, steps), "timestamps": pack(STEP, [5] * 3000),
+              "values": pack(VALUE, values)}
+    w.append([{"op": "create_run", "run_id": run_id, "experiment_id": "0", "run_name": "r"},
+              {"op": "log_series", "run_id": run_id, "series": [series], "params": [{"key": "lr", "value": "0.1"}]},
+              {"op": "log_series", "run_id": run_id, "series": [{**series, "key": "acc", "values": "not base64!"}]},
+              {"op": "log_series", "run_id": run_id,  # plain lists are taken too, and a point twice is one
+               "series": [{"key": "acc", "steps": [0, 1, 1], "timestamps": [5, 5, 5], "values": [0.5, 0.25, 0.25]}]}])
+    ingest = SpoolIngest(store, spool_folder(db))
+    report = ingest.run_all()
+    assert (report.records, report.rejected) == (3, 1)
+    assert query(db, "SELECT COUNT(*), SUM(is_nan), MAX(step) FROM metrics WHERE key = 'loss'") == [(3000, 1, 2999)]
+    assert query(db, "SELECT step, value FROM metrics WHERE key = 'acc' ORDER BY step") == [(0, 0.5), (1, 0.25)]
+    assert query(db, "SELECT key, value, step FROM latest_metrics ORDER BY key") == [("acc", 0.25, 1),
+                                                                                      ("loss", 2999.0, 2999)]
+    assert query(db, "SELECT value FROM params") == [("0.1",)]
+    rejected = [json.loads(x) for x in Path(str(w.path) + ".rejected").read_text().splitlines()]
+    assert len(rejected) == 1 and "malformed record" in rejected[0]["error"]
+    # Applying the file again changes nothing: every record is idempotent.
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM spool_progress")
+    SpoolIngest(store, spool_folder(db)).run_all()
+    assert query(db, "SELECT COUNT(*) FROM metrics") == [(3002,)]
 
 
 def test_a_run_created_in_another_file_is_waited_for(db: Path, store: TrackingStore) -> None:

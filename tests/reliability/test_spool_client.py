@@ -44,7 +44,7 @@ def test_a_batch_job_with_no_server_spools_and_never_opens_the_database(
     client.flush()
     assert not (tmp_path / "mlruns.db").exists() and ownership.read_owner(tmp_path / "mlruns.db") is None
     ops = [r["op"] for r in records(tmp_path / "mlruns.db")]
-    assert ops == ["set_experiment", "create_run", "log_batch", "log_batch", "update_run"]
+    assert ops == ["set_experiment", "create_run", "log_batch", "log_series", "update_run"]
     create = records(tmp_path / "mlruns.db")[1]
     assert create["experiment_name"] == "sweep" and create["run_id"] == run.info.run_id
 

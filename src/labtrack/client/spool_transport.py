@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from labtrack.client.transport import LABTRACK_API, MLFLOW_API, Endpoint, Transport
-from labtrack.columns import STEP, VALUE, column
-from labtrack.entities import encode_double as _value
 from labtrack.errors import LabtrackError, ResourceDoesNotExist, SpoolReadError, TransientError
 from labtrack.spool import SpoolWriter, spool_folder
 
@@ -208,16 +206,11 @@ class SpoolTransport:
                              "params": m.get("params") or [], "tags": m.get("tags") or []})
 
     def _log_series(self, m: dict[str, Any]) -> dict[str, Any]:
-        """labtrack's bulk form, spooled as log_batch records of MLflow's size."""
-        run_id = _run_id(m)
-        points = [{"key": s.get("key"), "value": _value(v), "timestamp": ts, "step": step}
-                  for s in m.get("series") or []
-                  for step, ts, v in zip(column(s.get("steps"), STEP), column(s.get("timestamps"), STEP),
-                                         column(s.get("values"), VALUE))]
-        records = [{"op": "log_batch", "run_id": run_id, "metrics": points[i:i + 1000]}
-                   for i in range(0, len(points), 1000)] or [{"op": "log_batch", "run_id": run_id, "metrics": []}]
-        records[0].update(params=m.get("params") or [], tags=m.get("tags") or [])
-        return self._append(*records)
+        """labtrack's bulk form, spooled as ONE ``log_series`` record with the columns as sent
+        (base64-packed): ~30 bytes a point instead of ~70 for MLflow's point objects, and
+        ingest applies it as one bulk write without a Python object per point."""
+        return self._append({"op": "log_series", "run_id": _run_id(m), "series": m.get("series") or [],
+                             "params": m.get("params") or [], "tags": m.get("tags") or []})
 
     def _log_metric(self, m: dict[str, Any]) -> dict[str, Any]:
         point = {"key": m.get("key"), "value": m.get("value"), "timestamp": m.get("timestamp"),

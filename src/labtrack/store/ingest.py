@@ -34,6 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
 from labtrack import file_modes, spool
-from labtrack.entities import Metric, decode_double
+from labtrack.columns import STEP, VALUE, column
+from labtrack.entities import Metric, MetricSeries, decode_double
 from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
 from labtrack.store import schema as s
 from labtrack.store.dialect import upsert
@@ -125,12 +127,17 @@ class SpoolIngest:
 
     def __init__(self, store: TrackingStore, folder: str | os.PathLike, *, defer_s: float = DEFER_S,
                  idle_retire_s: float = IDLE_RETIRE_S,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None, workers: int = 1) -> None:
         self.store = store
         self.folder = Path(folder)
         self.defer_s = defer_s
         self.idle_retire_s = idle_retire_s
         self.on_progress = on_progress
+        # Files applied at once by ``run_once`` (the server's passes).  Each file stays in
+        # order; the single writer commits the records of several files in one transaction
+        # (store/writer.py), instead of one commit per record: a job array's hundreds of
+        # small files are applied many times faster.
+        self.workers = workers
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
         self._host = spool.host_tag()
@@ -151,8 +158,15 @@ class SpoolIngest:
     def run_once(self) -> IngestReport:
         """One pass over the waiting files, as the server does every second."""
         report = IngestReport()
-        for path in spool.waiting_files(self.folder):
-            report.add(self._ingest_file(path, force=False))
+        paths = spool.waiting_files(self.folder)
+        if self.workers <= 1 or len(paths) <= 1:
+            for path in paths:
+                report.add(self._ingest_file(path, force=False))
+            return report
+        self._states()  # loaded once, before the threads share it
+        with ThreadPoolExecutor(min(self.workers, len(paths)), thread_name_prefix="labtrack-ingest") as pool:
+            for step in pool.map(lambda path: self._ingest_file(path, force=False), paths):
+                report.add(step)
         return report
 
     def run_all(self) -> IngestReport:
@@ -339,6 +353,9 @@ class SpoolIngest:
         elif op == "log_batch":
             metrics, params, tags = _batch_of(d)
             _on_run(d, lambda: store.log_batch(d["run_id"], metrics, params, tags))
+        elif op == "log_series":  # the background sender's bulk form: one store call, no per-point objects
+            series, params, tags = _series_of(d)
+            _on_run(d, lambda: store.log_batch(d["run_id"], params=params, tags=tags, series=series))
         elif op == "delete_tag":
             _on_run(d, lambda: store.get_run(d["run_id"]))
             try:
@@ -481,12 +498,15 @@ class IngestThread:
                 else:
                     log.debug("spool ingest failed again: %s", type(e).__name__)
                 report = IngestReport()
-            if report.records or report.rejected or report.retired:
+            busy = bool(report.records or report.rejected or report.retired)
+            if busy:
                 log.info("spool: %d records applied, %d rejected, %d files retired",
                          report.records, report.rejected, report.retired)
                 if self.on_applied is not None:
                     self.on_applied(report)
-            self._stop.wait(self.interval)
+            # After a pass that applied something, the next one starts at once: while a job
+            # array writes, what it wrote meanwhile shows without waiting out the interval.
+            self._stop.wait(0 if busy else self.interval)
 
 
 def _on_run(d: dict[str, Any], fn: Callable[[], Any]) -> None:
@@ -502,6 +522,16 @@ def _batch_of(d: dict[str, Any]) -> tuple[list[Metric], list[tuple[str, str]], l
     params = [(p["key"], p["value"]) for p in d.get("params") or []]
     tags = [(t["key"], t["value"]) for t in d.get("tags") or []]
     return metrics, params, tags
+
+
+def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, str]], list[tuple[str, str]]]:
+    """A log_series record's columns (packed as ``runs/log-series`` sends them, or plain lists)."""
+    series = [MetricSeries(key=s_["key"], steps=column(s_["steps"], STEP),
+                           timestamps=column(s_["timestamps"], STEP), values=column(s_["values"], VALUE))
+              for s_ in d["series"]]
+    params = [(p["key"], p["value"]) for p in d.get("params") or []]
+    tags = [(t["key"], t["value"]) for t in d.get("tags") or []]
+    return series, params, tags
 
 
 def _opt_int(v: Any) -> int | None:
