@@ -72,11 +72,11 @@ def _format(a: Args) -> str:
 class Column:
     """One output column: its name, its Parquet type, how to read it from a run."""
 
-    def __init__(self, name: str, get: Any) -> None:
+    def __init__(self, name: str, get: Any, kind: str | None = None) -> None:
         self.name = name
         self.get = get
-        self.kind = ("time" if name in TIMES else "number" if name.startswith("metrics.") or name == "duration_s"
-                     else "string")
+        self.kind = kind or ("time" if name in TIMES else "number" if name.startswith("metrics.") or name == "duration_s"
+                             else "string")
 
 
 class Summaries:
@@ -126,10 +126,7 @@ def chosen_columns(ids: list[str], sums: Summaries | None = None) -> list[Column
                                         "params.<key>, tags.<key> or summary.<stat>.<key>")
         if name not in seen:
             seen.add(name)
-            column = Column(name, get)
-            if kind == "summary":
-                column.kind = "int" if stat.endswith("_step") else "number"
-            out.append(column)
+            out.append(Column(name, get, ("int" if stat.endswith("_step") else "number") if kind == "summary" else None))
     return out
 
 
@@ -302,9 +299,7 @@ def history_runs(ctx: ServerContext, a: Args) -> tuple[list[Any], list[str] | No
 
 
 HISTORY_COLUMNS = [Column("run_id", None), Column("run_name", None), Column("key", None),
-                   Column("step", None), Column("timestamp", None), Column("value", None)]
-HISTORY_COLUMNS[3].kind = "int"
-HISTORY_COLUMNS[5].kind = "number"
+                   Column("step", None, "int"), Column("timestamp", None), Column("value", None, "number")]
 
 
 def history_pages(ctx: ServerContext, runs: list[Any], keys: list[str] | None) -> Iterator[list[list[Any]]]:
