@@ -110,8 +110,28 @@ def goto(page: Any, hash_route: str) -> None:
     page.evaluate("h => { location.hash = h }", hash_route)
 
 
-def screenshot(page: Any, name: str, locator: Any = None) -> None:
-    (locator or page).screenshot(path=str(screenshot_path(name)))
+DOCS_VIEWPORT = (1280, 800)  # the size of the pictures in README.md and docs/
+
+
+def _settle(page: Any) -> None:
+    """Lets the page lay itself out again after a resize (the runs table refits 100 ms after)."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    page.wait_for_timeout(400)
+
+
+def screenshot(page: Any, name: str, locator: Any = None, viewport: tuple[int, int] | None = None) -> None:
+    """Saves a picture of the page (or of ``locator``); with ``viewport``, taken at that window
+    size and the window's size restored after."""
+    before = page.viewport_size
+    if viewport is not None:
+        page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+        _settle(page)
+    try:
+        (locator or page).screenshot(path=str(screenshot_path(name)))
+    finally:
+        if viewport is not None:
+            page.set_viewport_size(before)
+            _settle(page)
 
 
 # ---- a path-prefix proxy, standing in for jupyter-server-proxy

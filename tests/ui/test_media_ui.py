@@ -19,7 +19,7 @@ import pytest
 
 from tests.client_state import reset_client_state
 from tests.servers import ServerProcess
-from tests.ui.conftest import PageWatch, goto, open_page, screenshot
+from tests.ui.conftest import DOCS_VIEWPORT, PageWatch, goto, open_page, screenshot
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::UserWarning")]
 np = pytest.importorskip("numpy")
@@ -31,8 +31,17 @@ BY_MLFLOW = {0: RED, 1: GREEN, 2: BLUE, 3: YELLOW}
 BY_LT = {0: CYAN, 2: MAGENTA, 4: ORANGE}
 
 
-def solid(rgb: tuple[int, int, int]) -> Any:
-    return np.full((24, 32, 3), rgb, dtype=np.uint8)
+def solid(rgb: tuple[int, int, int], caption: str = "") -> Any:
+    """An image of one colour (what the tests read back at its centre), captioned in its corner."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=18)
+    except (TypeError, ImportError, OSError):  # an older Pillow, or one without FreeType
+        font = ImageFont.load_default()
+    img = Image.new("RGB", (160, 120), rgb)
+    ImageDraw.Draw(img).text((8, 6), caption, fill=(255, 255, 255), font=font)
+    return np.asarray(img)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +60,13 @@ def image_runs(ui_server: ServerProcess) -> Iterator[dict[str, str]]:
         mlflow.set_experiment(name)
         with mlflow.start_run(run_name="by-mlflow") as m:
             for step, rgb in BY_MLFLOW.items():
-                mlflow.log_image(solid(rgb), key="samples", step=step)
-            mlflow.log_image(solid(GREEN), key="val/examples", step=0)
+                mlflow.log_image(solid(rgb, f"mlflow step {step}"), key="samples", step=step)
+            mlflow.log_image(solid(GREEN, "val step 0"), key="val/examples", step=0)
         lt.set_tracking_uri(ui_server.url)
         lt.set_experiment(name)
         with lt.start_run(run_name="by-lt") as r:
             for step, rgb in BY_LT.items():
-                lt.log_image(solid(rgb), key="samples", step=step)
+                lt.log_image(solid(rgb, f"lt step {step}"), key="samples", step=step)
         lt.flush()
         yield {"mlflow": m.info.run_id, "lt": r.info.run_id}
     finally:
@@ -144,7 +153,7 @@ def test_slider_shows_each_runs_image_of_the_step(page: tuple[Any, PageWatch], i
         assert_colour(cols[lt_run]["rgb"], lt_rgb)
         assert ("nearest earlier" in cols[lt_run]["caption"]) == (lt_step != step)
         if step == 1:
-            screenshot(pg, "media-step-slider.png")
+            screenshot(pg, "media-step-slider.png", pg.locator("#app"), viewport=DOCS_VIEWPORT)
     # both clients' smaller copies are what the grid shows; a click opens the full image
     assert cols[ml]["src"].endswith("+compressed.webp") and cols[lt_run]["src"].endswith("+compressed.webp")
     assert pg.locator(f".media-col[data-run='{ml}'] a.media-full").get_attribute("href").endswith(".png")

@@ -5,15 +5,16 @@ executed a logged string as markup."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
 from tests.servers import ServerProcess
-from tests.ui.conftest import PREFIX, PageWatch, PrefixProxy, goto, open_page, screenshot
+from tests.ui.conftest import DOCS_VIEWPORT, PREFIX, PageWatch, PrefixProxy, goto, open_page, screenshot
 from tests.ui.seed import XSS, XSS_SCRIPT, Logger, Seeded
 
 pytestmark = pytest.mark.timeout(180)
@@ -85,7 +86,6 @@ def test_runs_table_columns_sort_and_state_in_url(ui: tuple[Any, PageWatch], dat
     headers = page.locator(".th").all_inner_texts()
     assert any("loss" in h for h in headers) and any("lr" in h for h in headers)
     assert "cnn-adam-lr0.1-b32" in rows(page)
-    screenshot(page, "runs-table.png")
 
     # sort by the loss metric, ascending: the smallest loss comes first
     page.locator(".th[data-col='metrics.loss']").click()
@@ -116,6 +116,21 @@ def test_runs_table_columns_sort_and_state_in_url(ui: tuple[Any, PageWatch], dat
     assert page.locator(".th[data-col='tags.team']").count() == 1
     assert page.locator(".th.sorted").get_attribute("data-col") == "metrics.loss"
     assert page.locator(".sel-count").inner_text() == "2 selected"
+
+    # the README's picture: summary columns of whole histories (min, max, best step), Export open
+    cols = ["attr.name", "summary.min.loss", "summary.best_step.loss", "summary.max.accuracy", "summary.best_step.accuracy",
+            "params.optimizer", "params.lr", "metrics.loss"]
+    state = {"filter": "attributes.run_name LIKE 'cnn-%'", "cols": json.dumps(cols, separators=(",", ":")), "sort": "metrics.loss:asc"}
+    goto(page, f"#/experiments/{data.exp_sweep}/runs?{urlencode(state, quote_via=quote)}")
+    page.wait_for_function("() => { const cells = [...document.querySelectorAll(\".run-row .td[data-col='summary.best_step.accuracy']\")];"
+                           " return cells.length === 12 && cells.every(td => td.textContent !== ''); }")
+    assert page.locator(".th[data-col='summary.best_step.loss']").inner_text().endswith("loss best step")
+    page.set_viewport_size({"width": DOCS_VIEWPORT[0], "height": DOCS_VIEWPORT[1]})
+    page.click(".export-btn")
+    menu = page.locator(".export-menu")
+    menu.wait_for()
+    assert menu.evaluate("m => m.getBoundingClientRect().right") <= DOCS_VIEWPORT[0], "the Export menu runs off the window"
+    screenshot(page, "runs-table.png", viewport=DOCS_VIEWPORT)
 
 
 def test_filter_grammar_and_inline_server_error(ui: tuple[Any, PageWatch], data: Seeded) -> None:
@@ -282,7 +297,11 @@ def test_run_page_overview_params_metrics_and_safe_description(ui: tuple[Any, Pa
     page.click(".parent-link")
     page.wait_for_selector(".child-link")
     assert sorted(page.locator(".child-link").all_inner_texts()) == ["hpo-child-0", "hpo-child-1", "hpo-child-2"]
-    screenshot(page, "run-page.png")
+
+    # the docs' picture: a training run's overview, its params and the summary of its metrics
+    goto(page, f"#/runs/{data.runs['cnn-adam-lr0.01-b64']}")
+    page.wait_for_function("document.querySelector(\".overview-metrics tr[data-metric='loss'] td.points\")?.textContent === '30'")
+    screenshot(page, "run-page.png", viewport=DOCS_VIEWPORT)
 
 
 def test_run_tags_are_editable(ui: tuple[Any, PageWatch], data: Seeded, ui_server: ServerProcess) -> None:
@@ -403,8 +422,8 @@ def test_compare_view(ui: tuple[Any, PageWatch], data: Seeded) -> None:
     painted = page.locator(".plot.scatter canvas").evaluate(
         "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }")
     assert painted > 100
-    page.set_viewport_size({"width": 1400, "height": 1600})
-    screenshot(page, "compare.png")
+    page.evaluate("scrollTo(0, 0)")
+    screenshot(page, "compare.png", viewport=DOCS_VIEWPORT)
 
 
 # ---- serving: prefix, token, origin
