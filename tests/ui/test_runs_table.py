@@ -318,6 +318,10 @@ def test_note_is_editable_in_the_side_panel(page_at: Any, wide: Wide, ui_server:
     panel = page.locator(".run-panel")
     panel.locator(".panel-run-link", has_text="wide-2").wait_for()
     assert "learning_rate" in panel.locator("table.kv").first.inner_text()
+    # It leaves the toolbars above the table in reach.
+    page.click(".export-btn", timeout=5000)
+    assert page.locator(".export-menu").is_visible()
+    page.click(".export-btn")
     note = "## Findings\n\nThe **warm-up** helped; see <b>run 3</b>."  # "##" is drawn as an h3
     panel.locator("button.edit-description").click()
     panel.locator("textarea.description-input").fill(note)

@@ -105,8 +105,9 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   const body = h("div", { class: "tbody" });
   const scroller = h("div", { class: "scroller", tabindex: "0" }, header, body);
   const chartsPane = h("div", { class: "charts-pane" });
-  const tablePane = h("div", { class: "table-pane" }, scroller);
+  // The side panel lies over the table's right side, below the toolbars, so they stay in reach.
   const panel = runPanel(() => setQuery({ panel: undefined }));
+  const tablePane = h("div", { class: "table-pane" }, scroller, panel.el);
   const tools = viewTools(expParam, experiments); // saved views and the dashboard (savedviews.ts)
 
   replace(
@@ -133,7 +134,6 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     tools.pane,
     tablePane,
     chartsPane,
-    panel.el,
   );
 
   // ---- URL persistence
