@@ -387,7 +387,12 @@ class ApiRequest(httputil.HTTPMessageDelegate):
         except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
             self._fail(exc)
             return
-        future.add_done_callback(self._answer)
+        if future.done():
+            # A write the event loop applied itself (an idle writer): answer now, not on
+            # the loop's next turn, which costs a poll and a callback of its own.
+            self._answer(future)
+        else:
+            future.add_done_callback(self._answer)
 
     def on_connection_close(self) -> None:
         self.closed = True
@@ -420,17 +425,20 @@ class ApiRequest(httputil.HTTPMessageDelegate):
 
     def _reply(self, status: int, data: bytes) -> None:
         if not self.closed:
-            headers = httputil.HTTPHeaders({"Content-Type": JSON_TYPE, "Content-Length": str(len(data)),
-                                            "Date": _http_date()})
+            fields = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(data))), ("Date", _http_date())]
             origin = self.request.headers.get("Origin")
             if origin is not None:
-                for name, value in cors_headers(self.ctx.settings, origin):
-                    headers[name] = value
+                fields += cors_headers(self.ctx.settings, origin)
             connection = self.request.connection
             assert connection is not None
-            connection.write_headers(
-                httputil.ResponseStartLine("", status, httputil.responses.get(status, "Unknown")), headers, data)
-            connection.finish()
+            reason = httputil.responses.get(status, "Unknown")
+            respond = getattr(connection, "respond", None)
+            if respond is not None:  # labtrack's own HTTP/1 connection (http1.py): no HTTPHeaders to build
+                respond(status, reason, fields, data)
+            else:
+                connection.write_headers(httputil.ResponseStartLine("", status, reason),
+                                         httputil.HTTPHeaders(fields), data)
+                connection.finish()
         log_access(status, self.request, self.every_request_logged)
 
 

@@ -381,6 +381,37 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
             data += self._frame(m, chunk)
         return self._send(data)
 
+    def respond(self, code: int, reason: str, fields: list[tuple[str, str]], body: bytes) -> None:
+        """``write_headers`` with the whole body, then ``finish``: one answer, written at once.
+
+        For API replies (``base.ApiRequest``), whose headers are a short list: the
+        same bytes as the two calls, without building an ``HTTPHeaders`` first.
+        Anything unusual (a HEAD, a status without a body, a request whose body
+        is unread) takes the general path.
+        """
+        if self._closing:
+            return
+        m = self.messages[0]
+        request = m.start_line
+        if not m.complete or request.method == "HEAD" or code in _NO_BODY_CODES or code < 200:
+            self.write_headers(httputil.ResponseStartLine("", code, reason), httputil.HTTPHeaders(fields), body)
+            self.finish()
+            return
+        m.answered = True
+        lines = [f"HTTP/1.1 {code} {reason}"]
+        lines += [f"{name}: {value}" for name, value in fields]
+        if request.version == "HTTP/1.1":
+            if m.disconnect:
+                lines.append("Connection: close")
+        elif not m.disconnect:
+            lines.append("Connection: Keep-Alive")
+        text = "\r\n".join(lines)
+        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+            raise ValueError("Illegal characters (CR or LF) in a response header")
+        m.remaining = 0
+        self._send(text.encode("latin1") + b"\r\n\r\n" + body)
+        self.finish()
+
     def write(self, chunk: bytes) -> asyncio.Future[None]:
         if self._closing:
             return self._send(b"")
