@@ -48,7 +48,7 @@ from common import machine, quiet_env, scratch, start_labtrack, write_json  # no
 
 SIZES = {  # quick, full
     "ingest_points": (200_000, 2_000_000),
-    "storage": ((2, 5, 5_000), (10, 10, 10_000)),  # runs, keys, points per key
+    "storage": ((2, 5, 5_000), (10, 10, 5_000)),  # runs, keys, points per key
     "spool": ((32, 2_000, 4), (512, 10_000, 64)),  # tasks, points per task, HTTP writers
 }
 MLFLOW_BUDGET_S = 600.0
@@ -168,9 +168,119 @@ def ingest_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     note = (f"{n:,} points a run, {rounds} run(s); raw executemany "
             f"{', '.join(f'{r:,.0f}' for r in raw_runs)} points/s; the loop alone returns at "
             f"{loop_rate:,.0f} calls/s; points lost: {lost}")
-    return [_row("ingest: lt.log_metric loop, end to end into SQLite",
+    rows = [_row("ingest: lt.log_metric loop, end to end into SQLite",
                  "≥ 1,000,000 points/s or ≥ 0.9 × raw executemany", round(anchor), round(measured),
                  "points/s", measured / anchor, note)]
+    costs = stage_costs(min(n, 500_000), work)
+    LAST_RECORD["ingest"] = {"labtrack": [{k: v for k, v in r.items() if k != "ddl"} for r in lt_runs],
+                             "raw_points_per_s": raw_runs, "stage_ns_per_point": costs}
+    raw_ns = costs.pop("anchor: raw executemany of the same rows")
+    client = sum(v for k, v in costs.items() if k.startswith("client"))
+    server = sum(v for k, v in costs.items() if k.startswith("server"))
+    for i, (name, ns) in enumerate(costs.items()):
+        rows.append(_row(f"  profile: {name}", "", round(raw_ns), round(ns), "CPU ns/point", raw_ns / ns,
+                         "" if i else f"where the CPU of the loop goes, stage by stage, {min(n, 500_000):,} "
+                         "points in this process (bench/scale_ingest.py stage_costs); anchor: raw "
+                         "executemany's CPU ns/point"))
+    rows[0]["note"] += (f"; CPU a point: client {client:,.0f} ns (one core), server {server:,.0f} ns (the other), "
+                        f"raw executemany {raw_ns:,.0f} ns: the pipeline's ceiling is 1e9/max(client, server) = "
+                        f"{1e9 / max(client, server):,.0f} points/s with two idle cores")
+    return rows
+
+
+def stage_costs(n: int, work: Path) -> dict[str, float]:
+    """CPU ns per point of each stage of the ingest path, in this process (the profile of a miss).
+
+    Client: the ``lt.log_metric`` call (queued to a stub), packing the queue into
+    ``runs/log-series`` bodies.  Server: unpacking and checking the columns, then, inside one
+    write transaction, the points' insert, the latest values, the min/max summaries.  Raw:
+    ``executemany`` of the same rows into the same table.
+    """
+    import labtrack as lt
+    import labtrack.client.fluent as fluent
+    from labtrack import columns
+    from labtrack.client import sender as snd
+    from labtrack.client.client import Client
+    from labtrack.entities import MetricSeries
+    from labtrack.store import downsample, metrics
+    from labtrack.store.tracking import TrackingStore
+    from labtrack.store.validation import check_series
+
+    class Stub:
+        def __init__(self) -> None:
+            self.items: list[tuple] = []
+
+        def put(self, item: tuple) -> None:
+            self.items.append(item)
+
+    out: dict[str, float] = {}
+    client = Client.__new__(Client)
+    client._sender = stub = Stub()
+    saved = fluent._state.client, getattr(fluent._local, "stack", None)
+
+    class _Info:
+        run_id = "0" * 32
+
+    class _Run:
+        info = _Info()
+
+    fluent._state.client, fluent._local.stack = client, [_Run()]
+    try:
+        t = time.process_time()
+        for i in range(n):
+            lt.log_metric("m", float(i), step=i)
+        out["client: lt.log_metric call (queued)"] = time.process_time() - t
+    finally:
+        fluent._state.client = saved[0]
+        if saved[1] is None:
+            del fluent._local.stack  # as it was: later forks (the spool array) start with no run
+        else:
+            fluent._local.stack = saved[1]
+    t = time.process_time()
+    bodies, batch = [], snd._Batch(_Info.run_id, True)
+    for item in stub.items:
+        if not batch.add(item):
+            bodies.append(batch.body())
+            batch = snd._Batch(_Info.run_id, True)
+            batch.add(item)
+    bodies.append(batch.body())
+    out["client: packing into log-series bodies"] = time.process_time() - t
+    t = time.process_time()
+    series = []
+    for body in bodies:
+        msg = json.loads(body)
+        series += check_series([MetricSeries(x["key"], columns.column(x["steps"], columns.STEP),
+                                              columns.column(x["timestamps"], columns.STEP),
+                                              columns.column(x["values"], columns.VALUE)) for x in msg["series"]])
+    out["server: JSON + unpack + check columns"] = time.process_time() - t
+    folder = work / "stages"
+    folder.mkdir()
+    store = TrackingStore(f"sqlite:///{folder / 'mlruns.db'}")
+    try:
+        run_id = store.create_run(store.create_experiment("stages"), user_id="b", start_time=0,
+                                  run_name="s", tags={}).info.run_id
+        stages = (("server: insert points (block INSERT)", lambda c, s_: metrics._insert_finite(c, run_id, s_)),
+                  ("server: latest value", lambda c, s_: metrics._update_latest(c, run_id, [s_])),
+                  ("server: min/max summaries", lambda c, s_: downsample.update_summaries(c, run_id, [s_])))
+
+        def op(conn: Any) -> None:
+            for name, fn in stages:
+                t = time.process_time()
+                for s_ in series:
+                    fn(conn, s_)
+                out[name] = time.process_time() - t
+        t = time.process_time()
+        store.write(op)
+        out["server: commit and the writer's hand-offs"] = time.process_time() - t - sum(
+            out[name] for name, _ in stages)
+        ddl = store.read(lambda c: c.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").scalar())
+    finally:
+        store.close()
+    t = time.process_time()
+    raw_executemany(ddl, work, run_id, n)
+    out["anchor: raw executemany of the same rows"] = time.process_time() - t
+    return {k: v / n * 1e9 for k, v in out.items()}
 
 
 # -- storage: bytes per point vs MLflow's store --------------------------------------------------
@@ -258,6 +368,32 @@ def mlflow_store(folder: Path, data: list[Any], budget_s: float) -> tuple[Path, 
 METRIC_TABLES = ("metrics", "latest_metrics", "metric_summaries")
 
 
+def series_keyed_bytes(folder: Path, data: list[Any]) -> float:
+    """Bytes per point of the same points in a table keyed by an integer series id instead of
+    (run_uuid, key): what a schema that names each (run, key) once would store (measured, not
+    built into labtrack)."""
+    folder.mkdir(parents=True)
+    db = folder / "series.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE series (id INTEGER PRIMARY KEY, run_uuid VARCHAR(32), key VARCHAR(250))")
+        conn.execute("CREATE TABLE points (series_id INTEGER NOT NULL, step BIGINT NOT NULL, timestamp BIGINT "
+                     "NOT NULL, value FLOAT NOT NULL, is_nan BOOLEAN NOT NULL, PRIMARY KEY (series_id, step, "
+                     "timestamp, value, is_nan)) WITHOUT ROWID")
+        n = 0
+        conn.execute("BEGIN")
+        for sid, (r, key, steps, tss, values) in enumerate(data, 1):
+            conn.execute("INSERT INTO series VALUES (?, ?, ?)", (sid, f"{r:032x}", key))
+            conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?, 0)",
+                             [(sid, st, ts, v) for st, ts, v in zip(steps, tss, values)])
+            n += len(steps)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return table_bytes(db).get("points", 0) / n
+
+
 def storage_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     runs, keys, per_key = SIZES["storage"][0 if quick else 1]
     data = _points(runs, keys, per_key)
@@ -270,6 +406,7 @@ def storage_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     ml = table_bytes(ml_db)
     ml_pp = (ml.get("metrics", 0) + ml.get("latest_metrics", 0)) / ml_n
     per = {t: lt.get(t, 0) / n for t in METRIC_TABLES}
+    keyed = series_keyed_bytes(work / "storage-series", data)
     idx = {t: _index_bytes(lt_db, t) / n for t in METRIC_TABLES}
     got = "all" if ml_n == n else f"{ml_n:,} of {n:,} points in {MLFLOW_BUDGET_S:.0f} s"
     note = (f"{runs} runs × {keys} keys × {per_key:,} steps = {n:,} points; labtrack per point: points "
@@ -278,7 +415,11 @@ def storage_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
             f"{per['latest_metrics']:.2f} B; MLflow's metrics table {ml.get('metrics', 0) / ml_n:.1f} B incl. "
             f"its indexes {_index_bytes(ml_db, 'metrics') / ml_n:.1f} B ({got}); whole files "
             f"{lt_db.stat().st_size / n:.1f} vs {ml_db.stat().st_size / ml_n:.1f} B/point; written at "
-            f"{n / lt_s:,.0f} (labtrack store) vs {ml_n / ml_s:,.0f} (MLflow store) points/s")
+            f"{n / lt_s:,.0f} (labtrack store) vs {ml_n / ml_s:,.0f} (MLflow store) points/s; the same points "
+            f"keyed by an integer series id instead of (run_uuid, key): {keyed:.1f} B/point (measured, "
+            f"not in labtrack's schema) -> with today's summaries and latest values "
+            f"{keyed + per['metric_summaries'] + per['latest_metrics']:.1f} B, "
+            f"{ml_pp / (keyed + per['metric_summaries'] + per['latest_metrics']):.1f}x less than MLflow")
     return [_row("storage: bytes on disk per metric point (tables + indexes)", "≤ ¼ of MLflow's (ratio ≥ 4)",
                  round(ml_pp, 1), round(lt_pp, 1), "bytes/point", ml_pp / lt_pp, note)]
 
@@ -299,6 +440,33 @@ def spool_counts(db: Path, points: int) -> tuple[int, int, list[str]]:
     return len(rows) - len(bad), len(rows), bad
 
 
+def replay_ingest(spool: Path, folder: Path, workers: int) -> tuple[float, int]:
+    """(seconds, points) to apply a copy of the array's spool files to a fresh database, in this
+    process with nothing else running: the server's side of the spool alone."""
+    import shutil
+
+    from labtrack.spool import spool_folder
+    from labtrack.store.ingest import SpoolIngest
+    from labtrack.store.tracking import TrackingStore
+
+    db = folder / "mlruns.db"
+    target = spool_folder(db)
+    target.mkdir(parents=True)
+    for f in spool.rglob("*.jsonl"):
+        shutil.copyfile(f, target / f.name)
+    store = TrackingStore(f"sqlite:///{db}")
+    try:
+        ingest = SpoolIngest(store, target, workers=workers)
+        t = time.perf_counter()
+        while ingest.run_once().records:
+            pass
+        elapsed = time.perf_counter() - t
+        points = store.read(lambda c: c.exec_driver_sql("SELECT COUNT(*) FROM metrics").scalar())
+    finally:
+        store.close()
+    return elapsed, points
+
+
 def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     from spool_array import run_array
 
@@ -311,6 +479,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
         rejected = list((db.parent / "mlruns").rglob("*.rejected"))
     finally:
         server.stop()
+    replay_s, replay_n = replay_ingest(db.parent / "mlruns" / ".labtrack" / "spool", work / "replay", 8)
+    LAST_RECORD["spool"] = res
     n_points = (tasks + http) * points
     seen_s = res["all_seen_s"]
     rate = n_points / seen_s if seen_s else None
@@ -325,6 +495,9 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
         _row("spool: ingest rate (start to every latest value visible)", "≥ 500,000 points/s", 500_000,
              None if rate is None else round(rate), "points/s", None if rate is None else rate / 500_000,
              f"{n_points:,} points; all written after {res['written_s']} s, all visible after {seen_s} s"),
+        _row("spool: the server's ingest alone (a copy of the files, nothing else running)", "≥ 500,000 points/s",
+             500_000, round(replay_n / replay_s), "points/s", replay_n / replay_s / 500_000,
+             f"{replay_n:,} spooled points applied in {replay_s:.1f} s by SpoolIngest(workers=8), as the server does"),
         _row("spool: lag from a task's last write to runs/search showing it", "≤ 5 s (every task)", 5.0,
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
              f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls)"),
@@ -336,13 +509,24 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
 PARTS = {"ingest": ingest_figures, "storage": storage_figures, "spool": spool_figures}
 
 
-def figures(quick: bool, only: tuple[str, ...] = tuple(PARTS)) -> list[dict[str, Any]]:
+LAST_RECORD: dict[str, Any] = {}
+
+
+def figures(quick: bool, only: tuple[str, ...] = tuple(PARTS), mlflow_cap_s: float | None = None) -> list[dict[str, Any]]:
+    """The figures of ``only``'s parts; ``mlflow_cap_s`` bounds MLflow's store build (storage)."""
+    global MLFLOW_BUDGET_S
+    if mlflow_cap_s is not None:
+        MLFLOW_BUDGET_S = mlflow_cap_s
     quiet_env()
     os.environ["LABTRACK_ASYNC_LOGGING"] = "true"  # the loop's default mode (quiet_env turns it off)
     rows: list[dict[str, Any]] = []
+    LAST_RECORD.clear()
+    LAST_RECORD["load_at_start"] = os.getloadavg()[0]
     with scratch("scale-ingest-") as work:
         for name in only:
+            t = time.perf_counter()
             rows += PARTS[name](quick, work)
+            LAST_RECORD[f"{name}_wall_s"] = round(time.perf_counter() - t, 1)
     return rows
 
 
@@ -374,7 +558,7 @@ def main() -> None:
     rows = figures(args.quick, only)
     print_table(rows)
     path = write_json("scale_ingest.json", {"machine": machine(), "load_at_start": load, "quick": args.quick,
-                                            "rows": rows})
+                                            "rows": rows, "raw": LAST_RECORD})
     print(f"\nwritten to {path} (load average at the start: {load:.1f})")
 
 

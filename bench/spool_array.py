@@ -186,6 +186,9 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     for p in procs:
         p.join(max(0.1, deadline - time.monotonic()))
     t_written = time.time()
+    # A task that failed never shows its latest value: wait only for the others.
+    watcher.expected = {run_name(i, tasks): v for i, (p, v) in enumerate(zip(procs, expected.values()))
+                        if p.exitcode == 0}
     watcher.join(max(0.1, deadline - time.monotonic()))
     watcher.stop.set()
     if sampler:

@@ -272,7 +272,8 @@ class Client(RegistryMixin, LoggedModelsMixin):
                    step: int | None = None, synchronous: bool | None = None) -> None:
         """Log one metric point (queued unless synchronous)."""
         value = float(value)
-        ts = int(timestamp) if timestamp is not None else int(time.time() * 1000)
+        # time_ns() // 10**6: the same milliseconds as int(time.time() * 1000), in less time.
+        ts = int(timestamp) if timestamp is not None else time.time_ns() // 1_000_000
         step = int(step) if step else 0
         if synchronous is None and config.ASYNC[0] or synchronous is False:
             # The hot path of a training loop: one tuple appended to the queue.

@@ -337,9 +337,11 @@ def log_metric(key: str, value: float, step: int | None = None,
                synchronous: bool | None = None, timestamp: int | None = None,
                run_id: str | None = None) -> None:
     """Log one metric point; returns at once in the (default) asynchronous mode."""
-    stack = _stack()
-    rid = run_id or (stack[-1].info.run_id if stack else _run_id())
-    (_state.client or _client()).log_metric(rid, key, value, timestamp, step, synchronous)
+    if not run_id:
+        # A training loop's hot path: the thread's run stack read directly (_stack() on a miss).
+        stack = getattr(_local, "stack", None) or _stack()
+        run_id = stack[-1].info.run_id if stack else _run_id()
+    (_state.client or _client()).log_metric(run_id, key, value, timestamp, step, synchronous)
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None,

@@ -128,11 +128,13 @@ class _Batch:
 
     def _columns(self) -> list[tuple[str, Any, Any, Any]]:
         """The metrics as (key, steps, timestamps, values), one per key, in logged order."""
-        if not self.metrics:
+        ms = self.metrics
+        if not ms:
             return []
-        _, _, keys, values, tss, steps = zip(*self.metrics)  # transposed in C
+        keys = [m[2] for m in ms]  # a comprehension a column: faster than zip(*ms) of 50,000 arguments
         if keys.count(keys[0]) == len(keys):
-            return [(keys[0], steps, tss, values)]
+            return [(keys[0], [m[5] for m in ms], [m[4] for m in ms], [m[3] for m in ms])]
+        values, tss, steps = [m[3] for m in ms], [m[4] for m in ms], [m[5] for m in ms]
         by_key: dict[str, tuple[list, list, list]] = {}
         for key, value, ts, step in zip(keys, values, tss, steps):
             cols = by_key.get(key)
