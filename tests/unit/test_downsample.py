@@ -75,3 +75,33 @@ def test_points_logged_without_steps_are_spread_by_order(store: TrackingStore) -
     points, total = store.downsampled_history(run.info.run_id, "t", max_points=100)
     assert total == 1000 and 40 <= len(points) <= 100
     assert {p["value"] for p in points} >= {0.0, 49.0}
+
+
+def test_long_windows_read_finer_levels_at_their_edges_and_stop_counting(store: TrackingStore) -> None:
+    """A window of more than COUNT_CAP points is counted no further (counting 10,000,000 points
+    took longer than drawing them), and the partial buckets at its edges still give their exact
+    min and max, now from finer levels' buckets instead of every raw point there."""
+    import random
+
+    from labtrack.entities import MetricSeries
+    from labtrack.store.downsample import COUNT_CAP
+    from labtrack.store.metrics import insert_series
+
+    run_id = store.create_run("0").info.run_id
+    rng = random.Random(5)
+    n = 3 * COUNT_CAP
+    values = [rng.gauss(0, 1) for _ in range(n)]
+    store.write(lambda conn: insert_series(conn, run_id, [MetricSeries("loss", list(range(n)), list(range(n)), values)]))
+    points, total = store.downsampled_history(run_id, "loss", max_points=2000)
+    assert total == COUNT_CAP + 1
+    assert min(p["value"] for p in points) == min(values) and max(p["value"] for p in points) == max(values)
+    for _ in range(30):
+        a = rng.randrange(0, n - 10)
+        b = min(n - 1, a + rng.choice([50, 3000, 40_000, 150_000]))
+        values_in = values[a:b + 1]
+        points, total = store.downsampled_history(run_id, "loss", max_points=400, min_step=a, max_step=b)
+        assert total == min(b - a + 1, COUNT_CAP + 1)
+        assert all(a <= p["step"] <= b for p in points)
+        assert len(points) <= 400
+        got = [p["value"] for p in points]
+        assert min(got) == min(values_in) and max(got) == max(values_in), (a, b)

@@ -161,12 +161,14 @@ export class MetricChart {
     let total = 0;
     let shown = 0;
     let down = false;
+    let counted = true;
     const errors: string[] = [];
     for (const r of this.runs) {
       const d = this.data.get(r.run.id);
       if (d?.error) errors.push(d.error);
       if (!d?.full) continue;
       total += d.full.total;
+      if (d.full.exact === false) counted = false;
       down = down || d.full.downsampled;
       const pts = this.points(r);
       const fx = this.xOf(r, pts);
@@ -179,7 +181,7 @@ export class MetricChart {
       series.push({ label: displayName(r.run), color: r.color, x, y: s > 0 ? smooth(y, s) : y, raw: s > 0 ? y : undefined });
     }
     this.chart.setData(series, keepView);
-    const parts = [`${total.toLocaleString()} points`];
+    const parts = [counted ? `${total.toLocaleString()} points` : `more than ${(total - 1).toLocaleString()} points`];
     if (down) parts.push(`${shown.toLocaleString()} drawn (downsampled, min/max kept)`);
     if (errors.length) parts.push(`error: ${errors[0]}`);
     this.info.textContent = parts.join(" · ");

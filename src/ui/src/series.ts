@@ -9,6 +9,8 @@ export interface Downsampled {
   points: SeriesPoint[];
   total: number;
   downsampled: boolean;
+  /** false: the server stopped counting, and total is a lower bound */
+  exact?: boolean;
 }
 
 let serverHasEndpoint = true;
@@ -51,7 +53,7 @@ export async function fetchSeries(
 ): Promise<Downsampled> {
   if (serverHasEndpoint) {
     try {
-      const r = await ltGet<{ metrics?: unknown; total?: unknown; downsampled?: unknown }>("metrics/history-downsampled", {
+      const r = await ltGet<{ metrics?: unknown; total?: unknown; total_exact?: unknown; downsampled?: unknown }>("metrics/history-downsampled", {
         run_id: runId,
         metric_key: key,
         max_points: maxPoints,
@@ -59,7 +61,7 @@ export async function fetchSeries(
         max_step: maxStep === undefined ? undefined : Math.ceil(maxStep),
       });
       const points = parsePoints(r.metrics);
-      return { points, total: num(r.total) || points.length, downsampled: Boolean(r.downsampled) };
+      return { points, total: num(r.total) || points.length, downsampled: Boolean(r.downsampled), exact: r.total_exact !== false };
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 404 || e.code === "RESOURCE_DOES_NOT_EXIST") throw e;
       serverHasEndpoint = false;
