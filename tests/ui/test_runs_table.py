@@ -91,7 +91,7 @@ def page_at(browser_with_scrollbars: Any, ui_server: ServerProcess) -> Iterator[
 def open_runs(page: Any, exp: str, query: str = "") -> None:
     page.evaluate("h => { location.hash = h }", f"#/experiments/{exp}/runs{query}")
     page.wait_for_selector(".run-row")
-    page.wait_for_function("() => document.querySelector('.view').dataset.loaded !== undefined")
+    page.wait_for_function("() => { const d = document.querySelector('.view').dataset; return d.loaded !== undefined || d.ready !== undefined }")
 
 
 def box(page: Any, selector: str) -> dict[str, float]:
@@ -416,3 +416,28 @@ def test_metric_summaries_filtered_ordered_and_exported_by_the_server(page_at: A
         values = [metric_a_0(s, k) for s in range(5)]
         assert row[2] == pytest.approx(min(values)) and row[3] == values.index(max(values))
         assert row[4] == 2 and row[5] == pytest.approx(k / 10)
+
+
+@pytest.mark.parametrize("windowed", [False, True], ids=["whole", "windowed"])
+def test_summary_column_sort_from_the_url(page_at: Any, wide: Wide, windowed: bool) -> None:
+    """A link or saved view sorted by a summary column opens sorted, whole or windowed (the
+    server then sorts, issue 21's runs/table), with the summary values shown."""
+    page = page_at(1400, 900)
+    if windowed:
+        page.evaluate("localStorage.setItem('labtrack.windowedAbove', '2')")
+    try:
+        cols = json.dumps(["attr.name", "summary.min.metric_a_0", "summary.best_step.val_loss"])
+        for sort, key in (("summary.min.metric_a_0:asc", lambda k: min(metric_a_0(s, k) for s in range(5))),
+                          ("summary.best_step.val_loss:desc", lambda k: -k)):  # all 2: ties newest first
+            page.evaluate("h => { location.hash = h }", "#/")
+            page.wait_for_selector(".exp-table")
+            open_runs(page, wide.exp, "?cols=" + quote(cols) + "&sort=" + quote(sort))
+            if windowed:
+                assert page.evaluate("document.querySelector('.view').dataset.windowed") == "1"
+            page.wait_for_function("() => document.querySelectorAll('.tbody .run-row').length === 4")
+            page.wait_for_function("() => [...document.querySelectorAll(\".run-row .td[data-col='summary.best_step.val_loss']\")].every(e => e.textContent === '2')")
+            order = page.locator(".tbody .run-row .run-link").all_inner_texts()
+            assert order == [f"wide-{k}" for k in sorted(range(4), key=key)], sort
+            assert page.locator(".filter-error").inner_text() == ""
+    finally:
+        page.evaluate("localStorage.removeItem('labtrack.windowedAbove')")

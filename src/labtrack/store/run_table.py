@@ -58,11 +58,18 @@ class TableQuery:
     group_value: str | None = None  # only runs whose group column reads this ("" = missing)
 
 
+# The web UI's metric summary columns, summary.<stat>.<key> (issue 20, summaries.ts; a best
+# step arrives as the min's or the max's step): latest_metrics keeps each per run and key.
+_SUMMARY_STATS = ("min", "max", "last", "min_step", "max_step")
+
+
 def _split(column_id: str, what: str) -> tuple[str, str]:
     kind, dot, key = column_id.partition(".")
+    if kind == "summary" and key.partition(".")[0] in _SUMMARY_STATS and key.partition(".")[2]:
+        return kind, key
     if not dot or not key or kind not in ("attr", "metrics", "params", "tags"):
         raise InvalidParameterValue(f"Invalid {what} {column_id!r}: expected attr.<name>, metrics.<key>, "
-                                    "params.<key> or tags.<key>")
+                                    "params.<key>, tags.<key> or summary.<stat>.<key>")
     return kind, key
 
 
@@ -128,6 +135,13 @@ def _order(conn: Connection, sort: str, src: Any) -> tuple[list[Any], Any]:
         else:
             raise InvalidParameterValue(f"Invalid sort {sort!r}: unknown attribute {key!r}")
         out += [case((col.is_(None), 1), else_=0).asc(), col.asc() if ascending else col.desc()]
+    elif kind == "summary":
+        stat, _, key = key.partition(".")
+        m = _lm.alias("sort_m")
+        src = src.outerjoin(m, and_(m.c.run_uuid == _r.c.run_uuid, m.c.key == key))
+        col = {"min": m.c.min_value, "max": m.c.max_value, "min_step": m.c.min_step, "max_step": m.c.max_step,
+               "last": case((m.c.is_nan == False, m.c.value), else_=None)}[stat]  # noqa: E712
+        out += [case((col.is_(None), 1), else_=0).asc(), col.asc() if ascending else col.desc()]
     elif kind == "metrics":
         m = _lm.alias("sort_m")
         src = src.outerjoin(m, and_(m.c.run_uuid == _r.c.run_uuid, m.c.key == key))
@@ -167,6 +181,8 @@ def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int,
         if kind == "attr":
             if key in _ATTR_TAGS:
                 wanted["tags"].add(_ATTR_TAGS[key])
+        elif kind == "summary":
+            continue  # the UI reads summaries from runs/metric-summaries
         else:
             wanted[kind].add(key)
     at = {run_id: i for i, run_id in enumerate(ids)}

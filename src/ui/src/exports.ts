@@ -4,9 +4,8 @@
 // filter, pyarrow missing) is shown beside the buttons, not saved as a file.
 
 import { ApiError } from "./api";
-import { metricDirection } from "./direction";
 import { h, replace } from "./dom";
-import { parseSummaryId, summaryOrder } from "./summaries";
+import { parseSummaryId, serverId, summaryOrder } from "./summaries";
 
 export interface TableState {
   experimentIds: string[];
@@ -47,13 +46,6 @@ export function withRanges(filter: string, ranges: [string, number | null, numbe
     if (b !== null) parts.push(`${key} <= ${b}`);
   }
   return parts.join(" and ");
-}
-
-/** A column id as the server's export takes it: a best step becomes the step of the min or the max. */
-function exportedId(id: string): string {
-  const summary = parseSummaryId(id);
-  if (!summary || summary[0] !== "best_step") return id;
-  return `summary.${metricDirection(summary[1])}_step.${summary[1]}`;
 }
 
 /** POSTs `body` to api/2.0/labtrack/<path> and saves the answer under the server's file name. */
@@ -101,7 +93,7 @@ export function exportMenu(state: () => TableState): HTMLElement {
   const table = (format: "csv" | "parquet", shown: boolean) => {
     const s = state();
     const body = shown
-      ? { experiment_ids: s.experimentIds, filter: s.filter, order_by: orderBy(s.sort), columns: s.columns.map(exportedId), run_view_type: s.viewType, format }
+      ? { experiment_ids: s.experimentIds, filter: s.filter, order_by: orderBy(s.sort), columns: s.columns.map(serverId), run_view_type: s.viewType, format }
       : { experiment_ids: s.experimentIds, run_view_type: s.viewType, format };
     void run(`${format.toUpperCase()}`, "runs/export", body);
   };

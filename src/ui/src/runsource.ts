@@ -6,6 +6,7 @@
 import { ltPost } from "./api";
 import type { Agg } from "./columns";
 import { MetricValue, num, Run, ViewType } from "./model";
+import { serverSort } from "./summaries";
 
 /** Experiments with more runs than this are windowed; fewer load whole (tree, live updates). */
 export function windowedAbove(): number {
@@ -51,7 +52,7 @@ function body(q: TableQuery, extra: Record<string, unknown>): Record<string, unk
     experiment_ids: q.experimentIds,
     filter: q.filter,
     run_view_type: q.viewType,
-    sort: q.sort,
+    sort: serverSort(q.sort), // a best step sorts as the step of the min or the max
     columns: q.columns,
     group: q.group || undefined,
     group_value: q.groupValue,

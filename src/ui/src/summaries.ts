@@ -88,6 +88,22 @@ export async function ensureSummaries(runs: Run[], keys: string[]): Promise<bool
   return true;
 }
 
+/**
+ * A column id as the server takes it (the export, the windowed table): a best step becomes
+ * the step of the min or of the max, by the metric's direction; other ids stay as they are.
+ */
+export function serverId(id: string): string {
+  const summary = parseSummaryId(id);
+  if (!summary || summary[0] !== "best_step") return id;
+  return `summary.${metricDirection(summary[1])}_step.${summary[1]}`;
+}
+
+/** A sort ("<column id>:asc|desc") as the server takes it (see serverId). */
+export function serverSort(sort: string): string {
+  const i = sort.lastIndexOf(":");
+  return i < 0 ? sort : `${serverId(sort.slice(0, i))}${sort.slice(i)}`;
+}
+
 /** The order_by entry of a summary column (none for the best step: the server has no such order). */
 export function summaryOrder(stat: Stat, key: string, dir: "ASC" | "DESC"): string[] {
   return stat === "best_step" ? [] : [`metrics.\`${key.replace(/`/g, "")}\`.${stat} ${dir}`];

@@ -197,7 +197,8 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     if (!fresh || disposed) return;
     fitColumns();
     renderHeader();
-    rebuild();
+    if (windowed) renderRows(true); // the server sorted these rows; a rebuild would fetch them again
+    else rebuild();
   }
 
   // Widths fitted to the headers and values, stretched to the table's width (columns.fitWidths).
@@ -439,6 +440,7 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
     byId.clear();
     for (const r of runs) byId.set(r.id, r);
     renderRows(true);
+    void loadSummaries(); // for the rows just fetched, when summary columns are shown
   }
 
   /** Counts the runs; above windowedAbove() the table goes windowed. False: load them whole. */
