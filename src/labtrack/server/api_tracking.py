@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from labtrack import columns
 from labtrack.entities import DatasetInput, Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.args import Args
-from labtrack.server.base import RawJson, ServerContext, on_writer
+from labtrack.server.base import RawJson, ServerContext, StreamedJson, on_writer
 from labtrack.store.artifact_locations import check_artifact_location
 
 
@@ -249,11 +250,38 @@ def _points_json(key: str, rows: Sequence[Any], run_id: str | None = None) -> li
     return out
 
 
-def get_metric_history(ctx: ServerContext, a: Args) -> RawJson:
+# Points of a get-history page rendered at a time: a page asked for beyond this (max_results
+# may be up to 10**9) is streamed in slices of it, so the server's memory does not grow with
+# the history's length (issue 21).
+HISTORY_SLICE = 25000
+
+
+def get_metric_history(ctx: ServerContext, a: Args) -> RawJson | StreamedJson:
     key = a.req("metric_key")
-    rows, token = ctx.store.get_metric_history_rows(a.run_id(), key, a.int("max_results"), a.str("page_token"))
+    max_results = a.int("max_results")
+    if max_results is not None and max_results > HISTORY_SLICE:
+        return _streamed_history(ctx, a, key, max_results)
+    rows, token = ctx.store.get_metric_history_rows(a.run_id(), key, max_results, a.str("page_token"))
     more = ',"next_page_token":' + json.dumps(token) if token else ""
     return RawJson('{"metrics":[' + ",".join(_points_json(key, rows)) + "]" + more + "}")
+
+
+def _streamed_history(ctx: ServerContext, a: Args, key: str, max_results: int) -> StreamedJson:
+    """The same text as a page read at once, written one slice of ``HISTORY_SLICE`` points at a time."""
+    slices = ctx.store.metric_history_slices(a.run_id(), key, max_results, a.str("page_token"), HISTORY_SLICE)
+    first = next(slices)  # here, not in the stream: a missing run is still MLflow's error reply
+
+    def parts() -> Iterator[str]:
+        item, sep = first, ""
+        while isinstance(item, list):
+            if item:
+                yield sep + ",".join(_points_json(key, item))
+                sep = ","
+            item = next(slices)
+        yield "]" + (',"next_page_token":' + json.dumps(item) if item else "") + "}"
+
+    body = parts()
+    return StreamedJson(itertools.chain(['{"metrics":['], body), close=slices.close)
 
 
 def history_columns(ctx: ServerContext, a: Args) -> RawJson:
@@ -336,10 +364,7 @@ def history_downsampled(ctx: ServerContext, a: Args) -> dict[str, Any]:
         a.int("min_step"), a.int("max_step"))
     for p in points:
         p["value"] = Metric(key="", value=p["value"], timestamp=0).to_json()["value"]
-    from labtrack.store.downsample import COUNT_CAP
-
-    # A window of more than COUNT_CAP points is not counted further: "total" is then a lower bound.
-    return {"metrics": points, "total": total, "total_exact": total <= COUNT_CAP, "downsampled": total > len(points)}
+    return {"metrics": points, "total": total, "downsampled": total > len(points)}
 
 
 def experiment_activity(ctx: ServerContext, a: Args) -> dict[str, Any]:

@@ -24,12 +24,12 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado import httputil, web
+from tornado import httputil, iostream, web
 
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
@@ -75,6 +75,22 @@ def on_writer(fn: Endpoint) -> Endpoint:
 
 class RawJson(str):
     """A reply an endpoint has already rendered to JSON text (long histories)."""
+
+
+class StreamedJson:
+    """A reply sent as it is made: ``parts`` yields its JSON text piece by piece.
+
+    For replies that grow with what is stored (a whole long history in one page):
+    each part is made on the request pool and written (chunked) before the next
+    is made, so the server holds one part at a time, never the whole reply.
+    ``close`` runs when the reply ends, finished or not (the parts may hold a
+    database connection).  Make the first part's errors happen in the endpoint:
+    once the first part is written, a failure can only cut the reply short.
+    """
+
+    def __init__(self, parts: Iterator[str], close: Callable[[], None] | None = None) -> None:
+        self.parts = parts
+        self.close = close or (lambda: None)
 
 
 def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None:
@@ -407,6 +423,9 @@ class ApiRequest(httputil.HTTPMessageDelegate):
     def _answer(self, future: asyncio.Future[Any]) -> None:
         try:
             result = future.result()
+            if isinstance(result, StreamedJson):
+                asyncio.ensure_future(self._stream(result))
+                return
             body = result if isinstance(result, RawJson) else json.dumps(
                 result if result is not None else {}, separators=(",", ":"), allow_nan=False)
         except asyncio.CancelledError:
@@ -416,6 +435,37 @@ class ApiRequest(httputil.HTTPMessageDelegate):
             self._fail(exc)
             return
         self._reply(200, body.encode())
+
+    async def _stream(self, reply: StreamedJson) -> None:
+        """Write ``reply``'s parts as they come (chunked), each made on the request pool."""
+        connection = self.request.connection
+        assert connection is not None
+        status = 200
+        try:
+            if self.closed:
+                return
+            fields = [("Content-Type", JSON_TYPE), ("Date", _http_date())]
+            origin = self.request.headers.get("Origin")
+            if origin is not None:
+                fields += cors_headers(self.ctx.settings, origin)
+            await connection.write_headers(httputil.ResponseStartLine("", 200, "OK"), httputil.HTTPHeaders(fields))
+            while True:
+                part = await on_pool(self.ctx, next, reply.parts, None)
+                if part is None:
+                    break
+                await connection.write(part.encode())
+            connection.finish()
+        except iostream.StreamClosedError:
+            status = 499  # the client went away: nothing to answer
+        except Exception as exc:  # noqa: BLE001 - the reply has begun: it can only be cut short
+            status = 500
+            log_failure(self.request, exc)
+            abort = getattr(connection, "abort", None) or getattr(connection, "close", None)
+            if abort is not None:
+                abort()
+        finally:
+            await on_pool(self.ctx, reply.close)
+        log_access(status, self.request, self.every_request_logged)
 
     def _fail(self, exc: Exception) -> None:
         log_failure(self.request, exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
@@ -467,6 +467,43 @@ class TrackingStore:
             token = search.encode_page_token(offset + limit) if len(rows) > limit else None
             return rows[:limit], token
         return self.read(op)
+
+    def metric_history_slices(self, run_id: Any, key: Any, max_results: Any = None, page_token: str | None = None,
+                              slice_rows: int = 25000) -> Iterator[list[Any] | str | None]:
+        """``get_metric_history_rows``'s page in slices of at most ``slice_rows`` rows.
+
+        Yields the slices (lists of rows) in order, then the page's next token (None
+        when the page holds the history's last point), all read in one transaction:
+        the same points as the page read at once, while only one slice at a time is
+        held in memory.  Bad input raises here, before the first slice.  Close the
+        iterator when not reading it to the end: it holds a reader connection.
+        """
+        run_id = check_run_id(run_id)
+        if not isinstance(key, str) or not key:
+            raise InvalidParameterValue("Missing value for required parameter 'metric_key'")
+        limit = check_max_results(max_results, 25000, 10**9)
+        offset = search.decode_page_token(page_token)
+
+        def slices() -> Iterator[list[Any] | str | None]:
+            with self.engines.reader.connect() as conn:
+                try:
+                    _run_row(conn, run_id)
+                    done = 0
+                    while True:
+                        n = min(slice_rows, limit - done)
+                        rows = metric_rows.history_rows(conn, run_id, key, offset + done, n + 1)
+                        more = len(rows) > n
+                        done += min(n, len(rows))
+                        yield rows[:n]
+                        if not more:
+                            yield None
+                            return
+                        if done >= limit:
+                            yield search.encode_page_token(offset + limit)
+                            return
+                finally:
+                    conn.rollback()
+        return slices()
 
     def get_metric_history_bulk_interval(self, run_ids: Sequence[str], key: str, start_step: int | None,
                                          end_step: int | None, max_results: int) -> list[Metric]:
