@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, case, cast, func, select
+from sqlalchemy import Connection, Float, and_, case, cast, func, null, select, union_all
 
 from labtrack.errors import InvalidParameterValue
 from labtrack.store import schema as s
@@ -232,37 +232,41 @@ def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[
     src, where = _base(conn, TableQuery(q.experiment_ids, q.filter_string, q.view_type))
     gcol, src = _group_column(q.group, src, "g")
     value = func.coalesce(cast(gcol, s.params.c.value.type), "")
-    counts = conn.execute(select(value.label("v"), func.count().label("n")).select_from(src).where(*where)
-                          .group_by(value).order_by(value).limit(MAX_GROUPS + 1)).all()
-    out: dict[str, dict[str, Any]] = {r.v: {"value": r.v, "count": r.n, "metrics": {}} for r in counts}
     keys = list(dict.fromkeys(metric_keys))
-    if keys and out:
-        # Sums are taken around a shift near the data (one value of the key), so the variance
-        # from sums of squares keeps its digits when values sit far from zero.
-        shifts = {k: conn.execute(select(_lm.c.value).where(_lm.c.key == k, _lm.c.is_nan == False)  # noqa: E712
-                                  .limit(1)).scalar() or 0.0 for k in keys}
-        # Each run's group value once (materialized, in run id order), then its metric rows by
-        # the run id: the metric rows are read in index order instead of one random look-up of the
-        # run and its param per metric row (SQLite has no hash join): 3.8 -> 2.3 s CPU at
-        # 100,000 runs x 10 metrics on the 2-core test box.
-        g = (select(_r.c.run_uuid.label("id"), value.label("v")).select_from(src).where(*where)
-             .order_by(_r.c.run_uuid).cte("g").prefix_with("MATERIALIZED"))
+    # Sums are taken around a shift near the data (one value of the key), so the variance
+    # from sums of squares keeps its digits when values sit far from zero.
+    shifts = {k: conn.execute(select(_lm.c.value).where(_lm.c.key == k, _lm.c.is_nan == False)  # noqa: E712
+                              .limit(1)).scalar() or 0.0 for k in keys}
+    # Each run's group value once (materialized, in run id order), then its metric rows by the
+    # run id, in the same statement as the runs per group: the metric rows are read in index
+    # order instead of one random look-up of the run and its param per metric row (SQLite has no
+    # hash join), and the param look-ups are not done twice.
+    g = (select(_r.c.run_uuid.label("id"), value.label("v")).select_from(src).where(*where)
+         .order_by(_r.c.run_uuid).cte("g").prefix_with("MATERIALIZED"))
+    counts = select(g.c.v, null().label("k"), func.count().label("n"), null(), null(), null(), null()).group_by(g.c.v)
+    stmt: Any = counts
+    if keys:
         m = _lm.alias("stat_m")
         # coalesce(): the key filters the run's rows rather than driving a look-up per key
         joined = g.join(m, and_(m.c.run_uuid == g.c.id, func.coalesce(m.c.key, "").in_(keys),
                                 m.c.is_nan == False))  # noqa: E712
         d = m.c.value - case(shifts, value=m.c.key, else_=0.0)
-        stats = conn.execute(select(g.c.v, m.c.key, func.count(m.c.value), func.sum(d), func.sum(d * d),
-                                    func.min(m.c.value), func.max(m.c.value))
-                             .select_from(joined).group_by(g.c.v, m.c.key))
-        for v, k, n, sd, sdd, lo, hi in stats:
-            g = out.get(v)
-            if g is None or not n:
-                continue
-            mean_d = sd / n
-            var = max(0.0, (sdd - n * mean_d * mean_d) / (n - 1)) if n > 1 else 0.0
-            g["metrics"][k] = {"n": n, "mean": _json_number(shifts[k] + mean_d), "std": _json_number(math.sqrt(var)),
-                               "min": _json_number(lo), "max": _json_number(hi)}
+        stmt = union_all(counts, select(g.c.v, m.c.key, func.count(m.c.value), func.sum(d), func.sum(d * d),
+                                        func.min(m.c.value), func.max(m.c.value))
+                         .select_from(joined).group_by(g.c.v, m.c.key))
+    out: dict[str, dict[str, Any]] = {}
+    stats = []
+    for v, k, n, sd, sdd, lo, hi in conn.execute(stmt):
+        if k is None:
+            out[v] = {"value": v, "count": n, "metrics": {}}
+        elif n:
+            stats.append((v, k, n, sd, sdd, lo, hi))
+    for v, k, n, sd, sdd, lo, hi in stats:
+        mean_d = sd / n
+        var = max(0.0, (sdd - n * mean_d * mean_d) / (n - 1)) if n > 1 else 0.0
+        out[v]["metrics"][k] = {"n": n, "mean": _json_number(shifts[k] + mean_d), "std": _json_number(math.sqrt(var)),
+                                "min": _json_number(lo), "max": _json_number(hi)}
+    out = dict(sorted(out.items()))
     rows = list(out.values())
     return {"groups": rows[:MAX_GROUPS], "truncated": len(rows) > MAX_GROUPS}
 
