@@ -4,9 +4,8 @@
 import { mlPost } from "../api";
 import { artifactBrowser, imageStepper } from "../artifacts";
 import { confirmAction, h, replace } from "../dom";
-import { tagEditor } from "../editors";
+import { runNoteEditor, tagEditor } from "../editors";
 import { color, fmtDuration, fmtNum, fmtTime, runDuration } from "../format";
-import { renderMarkdown } from "../markdown";
 import { chartControls, ChartSettings, MetricChart, parseSettings, settingsQuery } from "../metricchart";
 import { displayName, Experiment, getExperiment, getRun, Run, searchRunsPage } from "../model";
 import { href, Route, setQuery } from "../router";
@@ -19,7 +18,6 @@ import { datasetsSection, evaluationSection, slurmSection, splitMetrics } from "
 
 const TABS = ["overview", "params", "metrics", "charts", "images", "artifacts", "tags"] as const;
 type Tab = (typeof TABS)[number];
-const NOTE = "mlflow.note.content";
 const OVERVIEW_MAX = 50; // params and metrics listed on the overview; their tabs list all
 
 export function runView(root: HTMLElement, route: Route): { dispose: () => void } {
@@ -178,32 +176,7 @@ export function runView(root: HTMLElement, route: Route): { dispose: () => void 
     // a row with nothing to say (no git commit, no entry point, no parent...) is left out
     const shown = rows.filter(([, v]) => v !== "" && v !== undefined);
     const childRow = h("tr", { class: "child-runs-row" });
-    const note = h("div", { class: "description" });
-    const drawNote = () => {
-      const text = run.tags[NOTE] ?? "";
-      replace(
-        note,
-        h("div", { class: "section-head" }, h("h2", null, "Description"), h("button", { class: "edit-description", onclick: editNote }, text ? "Edit" : "Add")),
-        text ? renderMarkdown(text) : h("p", { class: "muted" }, "No description."),
-      );
-    };
-    const editNote = () => {
-      const ta = h("textarea", { class: "description-input", rows: "8", "aria-label": "description (markdown)" });
-      ta.value = run.tags[NOTE] ?? "";
-      const err = h("span", { class: "error" });
-      const save = async () => {
-        try {
-          await mlPost("runs/set-tag", { run_id: run.id, key: NOTE, value: ta.value });
-          run.tags[NOTE] = ta.value;
-          drawNote();
-        } catch (e) {
-          err.textContent = (e as Error).message;
-        }
-      };
-      replace(note, h("h2", null, "Description"), ta, h("div", null, h("button", { class: "save-description", onclick: save }, "Save"), h("button", { onclick: drawNote }, "Cancel"), err));
-      ta.focus();
-    };
-    drawNote();
+    const note = runNoteEditor(run);
     const models = h("div", { class: "run-models" }, h("h2", null, "Models"), h("p", { class: "muted" }, "…"));
     const rowOf = ([k, v]: [string, Node | string]) => (v === children ? (replace(childRow, h("th", null, k), h("td", null, v)), childRow) : h("tr", null, h("th", null, k), h("td", null, v)));
     replace(
