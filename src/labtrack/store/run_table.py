@@ -134,7 +134,12 @@ def _order(conn: Connection, sort: str, src: Any) -> tuple[list[Any], Any]:
             col = _ATTR_COLUMNS[key]
         else:
             raise InvalidParameterValue(f"Invalid sort {sort!r}: unknown attribute {key!r}")
-        out += [case((col.is_(None), 1), else_=0).asc(), col.asc() if ascending else col.desc()]
+        if key == "start" and not ascending and conn.dialect.name == "sqlite":
+            # SQLite sorts NULL last in DESC by itself: the plain column lets a window walk
+            # ix_runs_experiment_start instead of sorting every run (the table's default order).
+            out.append(col.desc())
+        else:
+            out += [case((col.is_(None), 1), else_=0).asc(), col.asc() if ascending else col.desc()]
     elif kind == "summary":
         stat, _, key = key.partition(".")
         m = _lm.alias("sort_m")
