@@ -143,23 +143,33 @@ def test_log_series_records_apply_as_bulk_writes_and_a_bad_column_is_rejected_al
     w.append([{"op": "create_run", "run_id": run_id, "experiment_id": "0", "run_name": "r"},
               {"op": "log_series", "run_id": run_id, "series": [series], "params": [{"key": "lr", "value": "0.1"}]},
               {"op": "log_series", "run_id": run_id, "series": [{**series, "key": "acc", "values": "not base64!"}]},
+              # Consecutive metric records of a run are applied as one write; when one of them
+              # is refused (steps not a list), the others still land and it alone is rejected.
               {"op": "log_series", "run_id": run_id,  # plain lists are taken too, and a point twice is one
-               "series": [{"key": "acc", "steps": [0, 1, 1], "timestamps": [5, 5, 5], "values": [0.5, 0.25, 0.25]}]}])
+               "series": [{"key": "acc", "steps": [0, 1, 1], "timestamps": [5, 5, 5], "values": [0.5, 0.25, 0.25]}]},
+              {"op": "log_series", "run_id": run_id,
+               "series": [{"key": "acc", "steps": [2, 3], "timestamps": [5, 5], "values": [0.125, 0.0625]}]},
+              {"op": "log_series", "run_id": run_id,
+               "series": [{"key": "acc", "steps": 7, "timestamps": [5], "values": [9.0]}]},
+              {"op": "log_series", "run_id": run_id,
+               "series": [{"key": "acc", "steps": [4], "timestamps": [5], "values": [0.03125]}]}])
     ingest = SpoolIngest(store, spool_folder(db))
     report = ingest.run_all()
-    assert (report.records, report.rejected) == (3, 1)
+    assert (report.records, report.rejected) == (5, 2)
     assert query(db, "SELECT COUNT(*), SUM(is_nan), MAX(step) FROM metrics WHERE key = 'loss'") == [(3000, 1, 2999)]
-    assert query(db, "SELECT step, value FROM metrics WHERE key = 'acc' ORDER BY step") == [(0, 0.5), (1, 0.25)]
-    assert query(db, "SELECT key, value, step FROM latest_metrics ORDER BY key") == [("acc", 0.25, 1),
+    assert query(db, "SELECT step, value FROM metrics WHERE key = 'acc' ORDER BY step") == [
+        (0, 0.5), (1, 0.25), (2, 0.125), (3, 0.0625), (4, 0.03125)]
+    assert query(db, "SELECT key, value, step FROM latest_metrics ORDER BY key") == [("acc", 0.03125, 4),
                                                                                       ("loss", 2999.0, 2999)]
     assert query(db, "SELECT value FROM params") == [("0.1",)]
     rejected = [json.loads(x) for x in Path(str(w.path) + ".rejected").read_text().splitlines()]
-    assert len(rejected) == 1 and "malformed record" in rejected[0]["error"]
+    assert len(rejected) == 2 and "malformed record" in rejected[0]["error"]
+    assert "'steps' must be a list" in rejected[1]["error"]
     # Applying the file again changes nothing: every record is idempotent.
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM spool_progress")
     SpoolIngest(store, spool_folder(db)).run_all()
-    assert query(db, "SELECT COUNT(*) FROM metrics") == [(3002,)]
+    assert query(db, "SELECT COUNT(*) FROM metrics") == [(3005,)]
 
 
 def test_a_run_created_in_another_file_is_waited_for(db: Path, store: TrackingStore) -> None:

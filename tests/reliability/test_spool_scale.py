@@ -52,8 +52,9 @@ def test_a_job_array_through_the_spool_and_http_writers_at_once_lands_every_poin
         names = [f"task-{i}" for i in range(TASKS)] + [f"http-{j}" for j in range(HTTP)]
         # Task i logged values i * 1e6 + step for steps 0..POINTS-1.
         want = {name: (POINTS, POINTS, 0, POINTS - 1, i * 1e6 * POINTS) for i, name in enumerate(names)}
-        got = wait_until(lambda: (c := points_by_run(db)) == want and c, timeout=120, interval=1.0)
-        assert got == want, {k: v for k, v in points_by_run(db).items() if want.get(k) != v}
+        wait_until(lambda: points_by_run(db) == want, timeout=120, interval=1.0)
+        got = points_by_run(db)
+        assert got == want, {name: (n, want.get(name)) for name, n in got.items() if want.get(name) != n}
         # Every task's latest value showed in runs/search, as the UI reads it.
         assert result["seen"] == TASKS + HTTP
     finally:

@@ -225,8 +225,7 @@ class Server:
         def touch(_report: object) -> None:
             ctx.last_activity = time.monotonic()  # type: ignore[attr-defined]  # ingesting is not idle
 
-        # 8 files at once: their records commit together (a job array's files are many and small).
-        return IngestThread(SpoolIngest(store, spool_folder(db_path), workers=8),  # type: ignore[arg-type]
+        return IngestThread(SpoolIngest(store, spool_folder(db_path)),  # type: ignore[arg-type]
                             on_applied=touch).start()
 
     async def _watch(self, ctx: object) -> None:

@@ -34,7 +34,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,18 +90,33 @@ class _FileState:
 
 @dataclass
 class _Group:
-    """Consecutive log_batch records of one run, applied as one store call."""
+    """Consecutive log_batch records of one run, or consecutive log_series records of one run
+    (metrics only), applied as one store call."""
 
     run_id: str
     records: list[spool.SpoolRecord] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    series: list[MetricSeries] = field(default_factory=list)
+    points: int = 0
+
+    def try_add_series(self, rec: spool.SpoolRecord, series: list[MetricSeries]) -> bool:
+        """Add a log_series record without params or tags, within one log-series request's limit."""
+        if rec.data["run_id"] != self.run_id or self.metrics or self.params or self.tags:
+            return False
+        n = sum(len(s_.values) for s_ in series)
+        if self.records and self.points + n > LIMITS["series_points"]:
+            return False
+        self.records.append(rec)
+        self.series += series
+        self.points += n
+        return True
 
     def try_add(self, rec: spool.SpoolRecord, batch: tuple[list[Metric], list[tuple[str, str]],
                                                           list[tuple[str, str]]]) -> bool:
         metrics, params, tags = batch
-        if rec.data["run_id"] != self.run_id:
+        if rec.data["run_id"] != self.run_id or self.series:
             return False
         if any(k in self.params and self.params[k] != v for k, v in params):
             return False  # let the store judge the second value against the first, alone
@@ -127,17 +141,12 @@ class SpoolIngest:
 
     def __init__(self, store: TrackingStore, folder: str | os.PathLike, *, defer_s: float = DEFER_S,
                  idle_retire_s: float = IDLE_RETIRE_S,
-                 on_progress: Callable[[int], None] | None = None, workers: int = 1) -> None:
+                 on_progress: Callable[[int], None] | None = None) -> None:
         self.store = store
         self.folder = Path(folder)
         self.defer_s = defer_s
         self.idle_retire_s = idle_retire_s
         self.on_progress = on_progress
-        # Files applied at once by ``run_once`` (the server's passes).  Each file stays in
-        # order; the single writer commits the records of several files in one transaction
-        # (store/writer.py), instead of one commit per record: a job array's hundreds of
-        # small files are applied many times faster.
-        self.workers = workers
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
         self._host = spool.host_tag()
@@ -158,15 +167,8 @@ class SpoolIngest:
     def run_once(self) -> IngestReport:
         """One pass over the waiting files, as the server does every second."""
         report = IngestReport()
-        paths = spool.waiting_files(self.folder)
-        if self.workers <= 1 or len(paths) <= 1:
-            for path in paths:
-                report.add(self._ingest_file(path, force=False))
-            return report
-        self._states()  # loaded once, before the threads share it
-        with ThreadPoolExecutor(min(self.workers, len(paths)), thread_name_prefix="labtrack-ingest") as pool:
-            for step in pool.map(lambda path: self._ingest_file(path, force=False), paths):
-                report.add(step)
+        for path in spool.waiting_files(self.folder):
+            report.add(self._ingest_file(path, force=False))
         return report
 
     def run_all(self) -> IngestReport:
@@ -248,6 +250,27 @@ class SpoolIngest:
                 self._reject(path, item.offset, item.text, item.error, report)
                 continue
             rec: spool.SpoolRecord = item
+            if rec.op == "log_series" and not rec.data.get("params") and not rec.data.get("tags"):
+                # The sender's metric records: several of one run become one bulk write.
+                try:
+                    series = _series_of(rec.data)[0]
+                except _TRANSIENT:
+                    raise
+                except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
+                    stop = self._flush(path, group, state, report, force)
+                    if stop is not None:
+                        return stop
+                    group = None
+                    self._reject(path, rec.offset, rec.data, _message(e), report)
+                    continue
+                if group is not None and group.try_add_series(rec, series):
+                    continue
+                stop = self._flush(path, group, state, report, force)
+                if stop is not None:
+                    return stop
+                group = _Group(rec.data["run_id"])
+                group.try_add_series(rec, series)
+                continue
             if rec.op == "log_batch":
                 try:
                     batch = _batch_of(rec.data)
@@ -289,7 +312,7 @@ class SpoolIngest:
         if len(group.records) > 1:
             try:
                 self.store.log_batch(group.run_id, group.metrics, list(group.params.items()),
-                                     list(group.tags.items()))
+                                     list(group.tags.items()), series=group.series)
             except ResourceDoesNotExist:
                 pass  # decided record by record below (defer or reject)
             except _TRANSIENT:
