@@ -163,6 +163,36 @@ def _order(conn: Connection, sort: str, src: Any) -> tuple[list[Any], Any]:
     return out, src
 
 
+_RUN_ROW = (_r.c.run_uuid, _r.c.experiment_id, _r.c.name, _r.c.user_id, _r.c.status, _r.c.start_time, _r.c.end_time,
+            _r.c.lifecycle_stage)
+
+
+def _by_metric(conn: Connection, src: Any, where: list[Any], key: str, ascending: bool, offset: int,
+               limit: int) -> list[Any]:
+    """A window in a metric's order on SQLite, which has no hash join: the runs with a number
+    for the metric come from the (key, value) index in its order, so a window reads about
+    offset + limit index entries instead of joining and sorting every run; the runs without one
+    (missing or NaN) follow, newest first.  Ties in value go by run id."""
+    ids = select(_r.c.run_uuid).select_from(src).where(*where)
+    m = _lm.alias("sort_m")
+    has = [m.c.key == key, m.c.is_nan == False, m.c.run_uuid.in_(ids)]  # noqa: E712
+    found = list(conn.execute(select(m.c.run_uuid).where(*has)
+                              .order_by(m.c.value.asc() if ascending else m.c.value.desc(), m.c.run_uuid)
+                              .offset(offset).limit(limit)).scalars())
+    if len(found) < limit:
+        n_have = offset + len(found) if found else conn.execute(select(func.count()).where(*has)).scalar_one()
+        m2 = _lm.alias("has_m")
+        lacking = ~select(m2.c.run_uuid).where(m2.c.run_uuid == _r.c.run_uuid, m2.c.key == key,
+                                               m2.c.is_nan == False).correlate(_r).exists()  # noqa: E712
+        order, src2 = _order(conn, "attr.start:desc", src)
+        found += conn.execute(select(_r.c.run_uuid).select_from(src2).where(*where, lacking).order_by(*order)
+                              .offset(max(0, offset - n_have)).limit(limit - len(found))).scalars()
+    if not found:
+        return []
+    by_id = {r.run_uuid: r for r in conn.execute(select(*_RUN_ROW).where(_r.c.run_uuid.in_(found)))}
+    return [by_id[i] for i in found]
+
+
 def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int, limit: int) -> dict[str, Any]:
     """One window of the table: ``total`` runs match; rows ``offset`` .. ``offset + limit``.
 
@@ -175,10 +205,13 @@ def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int,
         raise InvalidParameterValue(f"Invalid offset {offset}")
     src, where = _base(conn, q)
     total = conn.execute(select(func.count()).select_from(src).where(*where)).scalar_one()
-    order, src = _order(conn, q.sort, src)
-    rows = conn.execute(select(_r.c.run_uuid, _r.c.experiment_id, _r.c.name, _r.c.user_id, _r.c.status,
-                               _r.c.start_time, _r.c.end_time, _r.c.lifecycle_stage)
-                        .select_from(src).where(*where).order_by(*order).offset(offset).limit(limit)).all()
+    sort_id, _, direction = q.sort.rpartition(":")
+    if sort_id.startswith("metrics.") and direction in ("asc", "desc") and conn.dialect.name == "sqlite":
+        rows = _by_metric(conn, src, where, sort_id[len("metrics."):], direction == "asc", offset, limit)
+    else:
+        order, src = _order(conn, q.sort, src)
+        rows = conn.execute(select(*_RUN_ROW).select_from(src).where(*where).order_by(*order)
+                            .offset(offset).limit(limit)).all()
     ids = [r.run_uuid for r in rows]
     wanted: dict[str, set[str]] = {"metrics": set(), "params": set(), "tags": {"mlflow.parentRunId"}}
     for c in columns:
