@@ -270,6 +270,7 @@ def run(quick: bool = False, mlflow: bool = True, mlflow_cap_s: float | None = N
                 peak = Peak(lt.pid)
                 record["labtrack_table"] = measure_table(browser, lt, exp, reps, windowed_above)
                 rss.append(peak.stop())
+                _save(record)
             finally:
                 lt.stop()
             lt = _server_on(long_folder / "mlruns.db", work / "long")
@@ -281,21 +282,33 @@ def run(quick: bool = False, mlflow: bool = True, mlflow_cap_s: float | None = N
                 lt.stop()
             shutil.rmtree(work / "runs", ignore_errors=True)
             shutil.rmtree(work / "long", ignore_errors=True)
+            _save(record)
             if mlflow and shutil.which("mlflow"):
                 mw = work / "mlflow"
                 mw.mkdir()
-                shutil.copyfile(folder / MLFLOW_DB, mw / "mlflow.db")
-                ml = start_mlflow(mw)
                 try:
-                    peak = Peak(ml.pid)
-                    record["mlflow_table"] = measure_mlflow_table(browser, ml, exp, cap)
-                    record["mlflow_rss_peak_mb"] = round(peak.stop(), 1)
-                finally:
-                    ml.stop()
+                    shutil.copyfile(folder / MLFLOW_DB, mw / "mlflow.db")
+                    ml = start_mlflow(mw)
+                except (OSError, RuntimeError) as e:  # say why MLflow has no figure, keep labtrack's
+                    record["mlflow_table"] = {"error": f"MLflow not started: {e}"[:300]}
+                else:
+                    try:
+                        peak = Peak(ml.pid)
+                        record["mlflow_table"] = measure_mlflow_table(browser, ml, exp, cap)
+                        record["mlflow_rss_peak_mb"] = round(peak.stop(), 1)
+                    finally:
+                        ml.stop()
         finally:
             browser.close()
     record["labtrack_rss_peak_mb"] = round(max(rss), 1) if rss else None
     return figures_from(record)
+
+
+def _save(record: dict[str, Any]) -> None:
+    """The raw record so far, so a run cut short keeps what it measured."""
+    out = BENCH_DIR / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale_ui.partial.json").write_text(json.dumps(record, indent=2))
 
 
 def figures_from(r: dict[str, Any]) -> list[dict[str, Any]]:
