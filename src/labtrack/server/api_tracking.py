@@ -364,7 +364,10 @@ def history_downsampled(ctx: ServerContext, a: Args) -> dict[str, Any]:
         a.int("min_step"), a.int("max_step"))
     for p in points:
         p["value"] = Metric(key="", value=p["value"], timestamp=0).to_json()["value"]
-    return {"metrics": points, "total": total, "downsampled": total > len(points)}
+    from labtrack.store.downsample import COUNT_CAP
+
+    # A window of more than COUNT_CAP points is not counted further: "total" is then a lower bound.
+    return {"metrics": points, "total": total, "total_exact": total <= COUNT_CAP, "downsampled": total > len(points)}
 
 
 def experiment_activity(ctx: ServerContext, a: Args) -> dict[str, Any]:
