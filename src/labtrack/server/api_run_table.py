@@ -8,7 +8,7 @@ through ``runs/search`` (see store/run_table.py).  Request fields:
 - ``sort``: ``"<column id>:asc|desc"`` (default ``attr.start:desc``); column ids are ``attr.<name>``,
   ``metrics.<key>``, ``params.<key>``, ``tags.<key>``
 - ``columns``: the column ids whose values the rows carry
-- ``offset``, ``limit`` (at most 1,000): the window
+- ``offset``, ``limit`` (at most 1,000): the window; ``count``: false to skip counting (``total`` null)
 - ``group`` (a column id) with ``group_value``: the window holds only that group's runs
 - ``stats``: true for ``{"groups": [{"value", "count", "metrics": {key: {n, mean, std, min,
   max}}}]}`` of ``group`` over the metric columns instead of rows
@@ -48,7 +48,8 @@ def run_table(ctx: ServerContext, a: Args) -> dict[str, Any]:
     offset = a.int("offset") or 0
     limit = a.int("limit", default=100)
     assert limit is not None
-    return ctx.store.read(lambda conn: rt.window(conn, q, columns, offset, limit))
+    count = a.bool("count", default=True)
+    return ctx.store.read(lambda conn: rt.window(conn, q, columns, offset, limit, count))
 
 
 ROUTES: list[tuple[str, dict[str, Any]]] = [

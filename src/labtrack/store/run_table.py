@@ -193,10 +193,11 @@ def _by_metric(conn: Connection, src: Any, where: list[Any], key: str, ascending
     return [by_id[i] for i in found]
 
 
-def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int, limit: int) -> dict[str, Any]:
+def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int, limit: int,
+           count: bool = True) -> dict[str, Any]:
     """One window of the table: ``total`` runs match; rows ``offset`` .. ``offset + limit``.
 
-    Returns {"total", "offset", "runs": {attribute: [...]}, "metrics": {key: [[value, step,
+    ``count=False``: no count, "total" is None.  Returns {"total", "offset", "runs": {attribute: [...]}, "metrics": {key: [[value, step,
     timestamp] | None, ...]}, "params": {key: [...]}, "tags": {key: [...]}}, every list in row order.
     """
     if not 0 <= limit <= MAX_WINDOW:
@@ -204,7 +205,9 @@ def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int,
     if not 0 <= offset < 2**62:
         raise InvalidParameterValue(f"Invalid offset {offset}")
     src, where = _base(conn, q)
-    total = conn.execute(select(func.count()).select_from(src).where(*where)).scalar_one()
+    # A group's window needs no count: the group statistics gave it (counting a group's runs
+    # looked up every run's param, half a second of CPU at 100,000 runs).
+    total = conn.execute(select(func.count()).select_from(src).where(*where)).scalar_one() if count else None
     sort_id, _, direction = q.sort.rpartition(":")
     if sort_id.startswith("metrics.") and direction in ("asc", "desc") and conn.dialect.name == "sqlite":
         rows = _by_metric(conn, src, where, sort_id[len("metrics."):], direction == "asc", offset, limit)

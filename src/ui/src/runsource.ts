@@ -39,7 +39,7 @@ export interface GroupStats {
 }
 
 interface WindowReply {
-  total: number;
+  total: number | null;
   offset: number;
   runs: Record<string, unknown[]>;
   metrics: Record<string, ([unknown, unknown, unknown] | null)[]>;
@@ -137,9 +137,11 @@ export class RunWindow {
     const have = this.blocks.get(b);
     if (have instanceof Promise) return have;
     if (have) return Promise.resolve();
-    const p = ltPost<WindowReply>("runs/table", body(this.q, { offset: b * BLOCK, limit: BLOCK })).then(
+    // A group's window is not counted: the group statistics gave its size.
+    const count = this.q.groupValue === undefined;
+    const p = ltPost<WindowReply>("runs/table", body(this.q, { offset: b * BLOCK, limit: BLOCK, count })).then(
       (r) => {
-        this.total = r.total;
+        if (r.total !== null) this.total = r.total;
         const runs = toRuns(r);
         this.blocks.set(b, runs);
         this.onRows(runs);
@@ -176,5 +178,5 @@ export class RunWindow {
 /** How many runs the query matches (one count in the database, no rows). */
 export async function tableCount(q: TableQuery): Promise<number> {
   const r = await ltPost<WindowReply>("runs/table", body(q, { offset: 0, limit: 0 }));
-  return r.total;
+  return r.total ?? 0;
 }
