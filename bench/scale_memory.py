@@ -49,6 +49,7 @@ from common import Server, machine, quiet_env, scratch, start_labtrack, tree_rss
 
 SIZES = {False: (100_000, 1_000_000), True: (100_000, 400_000)}  # quick -> (small, big)
 TARGET = 1.10
+TOKEN_VARS = ("MLFLOW_TRACKING_TOKEN", "LABTRACK_TRACKING_TOKEN")
 SERIES_PAGE = 100_000  # points per runs/log-series request (labtrack's sender sends up to this many)
 # The first few 100,000-point requests settle the allocator's arenas (peaks of 87, 97, 105 MB
 # measured, then 105 MB flat to 2,000,000 points): the anchor is the peak over these.
@@ -191,7 +192,20 @@ def figures(quick: bool) -> list[dict[str, Any]]:
     """One row per way of reading or writing a history: the long one's peak RSS against the short one's."""
     quiet_env()
     # One token for every server: the mlflow client sends it from MLFLOW_TRACKING_TOKEN, lt too.
-    os.environ["MLFLOW_TRACKING_TOKEN"] = os.environ["LABTRACK_TRACKING_TOKEN"] = secrets.token_hex(16)
+    # Put back afterwards: bench_scale.py runs other figures in this process.
+    saved = {k: os.environ.get(k) for k in TOKEN_VARS}
+    os.environ.update(dict.fromkeys(TOKEN_VARS, secrets.token_hex(16)))
+    try:
+        return _figures(quick)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _figures(quick: bool) -> list[dict[str, Any]]:
     small, big = SIZES[quick]
     rows = []
     with scratch("scale-memory-") as work:
