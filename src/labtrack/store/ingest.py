@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
@@ -250,10 +250,12 @@ class SpoolIngest:
                 self._reject(path, item.offset, item.text, item.error, report)
                 continue
             rec: spool.SpoolRecord = item
-            if rec.op == "log_series" and not rec.data.get("params") and not rec.data.get("tags"):
-                # The sender's metric records: several of one run become one bulk write.
+            grouping = _grouping(rec)
+            if grouping is not None:
+                # Metric records of one run (the sender's): consecutive ones become one bulk write.
+                parse, add = grouping
                 try:
-                    series = _series_of(rec.data)[0]
+                    parsed = parse(rec.data)
                 except _TRANSIENT:
                     raise
                 except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
@@ -263,33 +265,13 @@ class SpoolIngest:
                     group = None
                     self._reject(path, rec.offset, rec.data, _message(e), report)
                     continue
-                if group is not None and group.try_add_series(rec, series):
+                if group is not None and add(group, rec, parsed):
                     continue
                 stop = self._flush(path, group, state, report, force)
                 if stop is not None:
                     return stop
                 group = _Group(rec.data["run_id"])
-                group.try_add_series(rec, series)
-                continue
-            if rec.op == "log_batch":
-                try:
-                    batch = _batch_of(rec.data)
-                except _TRANSIENT:
-                    raise
-                except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
-                    stop = self._flush(path, group, state, report, force)
-                    if stop is not None:
-                        return stop
-                    group = None
-                    self._reject(path, rec.offset, rec.data, _message(e), report)
-                    continue
-                if group is not None and group.try_add(rec, batch):
-                    continue
-                stop = self._flush(path, group, state, report, force)
-                if stop is not None:
-                    return stop
-                group = _Group(rec.data["run_id"])
-                group.try_add(rec, batch)
+                add(group, rec, parsed)
                 continue
             stop = self._flush(path, group, state, report, force)
             if stop is not None:
@@ -538,6 +520,15 @@ def _on_run(d: dict[str, Any], fn: Callable[[], Any]) -> None:
     except ResourceDoesNotExist as e:
         raise _MissingRun(e.message) from e
 
+
+
+def _grouping(rec: spool.SpoolRecord) -> tuple[Callable[[dict[str, Any]], Any], Callable[..., bool]] | None:
+    """How a record joins a bulk write of its run (its parser and _Group's adder), or None if it can't."""
+    if rec.op == "log_series" and not rec.data.get("params") and not rec.data.get("tags"):
+        return (lambda data: _series_of(data)[0]), _Group.try_add_series
+    if rec.op == "log_batch":
+        return _batch_of, _Group.try_add
+    return None
 
 def _batch_of(d: dict[str, Any]) -> tuple[list[Metric], list[tuple[str, str]], list[tuple[str, str]]]:
     metrics = [Metric(key=m["key"], value=decode_double(m["value"]), timestamp=int(m["timestamp"]),
