@@ -62,13 +62,20 @@ class OwnerRecord:
         return f"pid {self.pid} on host {self.host} ({where})"
 
 
-PRIVATE_FOLDER = ".labtrack"  # the spool's parent too (labtrack.spool.spool_folder)
+# labtrack's own files of a SQLite database (the ownership record, the spool) live in
+# one hidden folder inside its artifact folder, out of the user's sight.
+PRIVATE_FOLDER = ".labtrack"
+
+
+def private_folder(db_path: str | os.PathLike) -> Path:
+    """``mlruns.db`` -> ``mlruns/.labtrack``."""
+    db = Path(db_path)
+    return db.parent / db.stem / PRIVATE_FOLDER
 
 
 def lock_path(db_path: str | os.PathLike) -> Path:
-    """``mlruns.db`` -> ``mlruns/.labtrack/mlruns.db.lock``: out of the user's sight."""
-    db = Path(db_path)
-    return db.parent / db.stem / PRIVATE_FOLDER / (db.name + ".lock")
+    """``mlruns.db`` -> ``mlruns/.labtrack/mlruns.db.lock``."""
+    return private_folder(db_path) / (Path(db_path).name + ".lock")
 
 
 def legacy_lock_path(db_path: str | os.PathLike) -> Path:

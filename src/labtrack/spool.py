@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from labtrack import file_modes
+from labtrack.ownership import PRIVATE_FOLDER, private_folder
 
 VERSION = 1
 SUFFIX = ".jsonl"
@@ -67,14 +68,12 @@ _MAX_HOST = 64  # keeps a spool id within the 128 characters spool_progress stor
 
 # Names at the top of the artifact folder that belong to labtrack, not to artifacts:
 # the artifact API refuses them (artifacts.local.RESERVED_NAMES).
-PRIVATE_FOLDER = ".labtrack"
 LEGACY_FOLDER = ".spool"
 
 
 def spool_folder(db_path: str | os.PathLike) -> Path:
     """The spool folder of a SQLite database: ``mlruns.db`` -> ``mlruns/.labtrack/spool``."""
-    db = Path(db_path)
-    return db.parent / db.stem / PRIVATE_FOLDER / "spool"
+    return private_folder(db_path) / "spool"
 
 
 def legacy_folder(folder: str | os.PathLike) -> Path | None:
