@@ -1,10 +1,12 @@
-"""labtrack's own read endpoints keep a team server's permissions.
+"""labtrack's own endpoints and the trace endpoints keep a team server's permissions.
 
 Bob holds DENY on alice's experiment.  Every labtrack endpoint that reads a run or an
 experiment (downsampled and packed histories, metric summaries, media, the runs table,
-exports, saved views, spans) must refuse him with 403 and MLflow's error JSON, as
-``runs/get`` does, while alice reads them all.  A rule that names a wrong path, or an
-endpoint whose route the permission check never learned, would let him through.
+exports, saved views, spans) and every trace endpoint (get, search, batch, info, tags,
+assessments, delete, the OTLP export) must refuse him with 403 and MLflow's error JSON, as
+``runs/get`` does (and as ``mlflow server --app-name basic-auth`` refuses trace reads),
+while alice may do each.  A rule that names a wrong path, or an endpoint whose route the
+permission check never learned, would let him through.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.api.test_traces import otlp_body
 from tests.client.conftest import stop, wait_healthy
 from tests.servers import free_port
 from tests.team.conftest import labtrack_cmd, launch
@@ -54,16 +57,23 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "run_id": run, "metrics": [{"key": "loss", "value": 1.0 / (s + 1), "timestamp": 1, "step": s}
                                        for s in range(10)]})
         assert r.ok, r.text
+        trace = "tr-" + uuid.uuid4().hex
+        span = {"span_id": "a1b2c3d4e5f60718", "name": "root", "start_time_ns": 1_790_000_000_000_000_000,
+                "end_time_ns": 1_790_000_000_500_000_000, "status": "OK", "inputs": {"q": "secret plan"}}
+        r = requests.post(f"{url}/api/2.0/labtrack/traces/log", auth=ALICE, timeout=30,
+                          json={"experiment_id": exp, "trace_id": trace, "spans": [span]})
+        assert r.ok, r.text
         r = requests.post(api + "users/permissions/grant", auth=ALICE, timeout=30, json={
             "username": "bob", "resource_type": "experiment", "resource_id": exp, "permission": "DENY"})
         assert r.ok, r.text
-        yield {"url": url, "exp": exp, "run": run}
+        yield {"url": url, "exp": exp, "run": run, "trace": trace}
     finally:
         stop(proc)
 
 
-def _probes(exp: str, run: str) -> list[tuple[str, str, dict[str, Any]]]:
-    lt = "/api/2.0/labtrack/"
+def _probes(exp: str, run: str, trace: str) -> list[tuple[str, str, dict[str, Any]]]:
+    lt, v3 = "/api/2.0/labtrack/", "/api/3.0/mlflow/"
+    where = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}]
     return [
         ("GET", "/api/2.0/mlflow/runs/get", {"run_id": run}),  # the reference: MLflow's own endpoint
         ("GET", lt + "metrics/history-downsampled", {"run_id": run, "metric_key": "loss"}),
@@ -74,13 +84,28 @@ def _probes(exp: str, run: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", lt + "runs/export-histories", {"run_ids": [run], "format": "csv"}),
         ("GET", lt + "views/list", {"experiment_id": exp}),
         ("POST", lt + "runs/table", {"experiment_ids": [exp]}),
+        ("GET", v3 + "traces/get", {"trace_id": trace}),
+        ("POST", v3 + "traces/search", {"locations": where}),
+        ("GET", "/api/2.0/mlflow/traces/search", {"experiment_ids": exp}),
+        ("GET", v3 + "traces/batchGet", {"trace_ids": trace}),
+        ("POST", v3 + "traces/batchGetInfos", {"trace_ids": [trace]}),
+        ("GET", v3 + f"traces/{trace}/info", {}),
+        ("GET", lt + "traces/spans", {"trace_id": trace}),
+        ("PATCH", v3 + f"traces/{trace}/tags", {"key": "k", "value": "v"}),
+        ("POST", v3 + f"traces/{trace}/assessments", {"assessment": {
+            "assessment_name": "good", "trace_id": trace, "source": {"source_type": "HUMAN", "source_id": "x"},
+            "feedback": {"value": 1.0}}}),
+        ("POST", lt + "traces/log", {"experiment_id": exp, "spans": [{
+            "span_id": "0102030405060708", "name": "more", "start_time_ns": 1_790_000_000_000_000_000,
+            "end_time_ns": 1_790_000_000_100_000_000, "status": "OK"}]}),
+        ("POST", v3 + "traces/delete-traces", {"experiment_id": exp, "request_ids": ["tr-" + "0" * 32]}),
     ]
 
 
 @pytest.mark.timeout(600)
 def test_denied_user_is_refused_by_every_labtrack_read_endpoint(team: dict[str, Any]) -> None:
     leaks, refusals = [], []
-    for method, path, params in _probes(team["exp"], team["run"]):
+    for method, path, params in _probes(team["exp"], team["run"], team["trace"]):
         kw: dict[str, Any] = {"params": params} if method == "GET" else {"json": params}
         alice = requests.request(method, team["url"] + path, auth=ALICE, timeout=60, **kw)
         if alice.status_code == 404 and "No such endpoint" in alice.text:
@@ -93,3 +118,13 @@ def test_denied_user_is_refused_by_every_labtrack_read_endpoint(team: dict[str, 
             refusals.append(bob.json())
     assert not leaks, leaks
     assert refusals and all(r["error_code"] == "PERMISSION_DENIED" for r in refusals), refusals
+
+
+@pytest.mark.timeout(300)
+def test_denied_user_cannot_export_spans_over_otlp(team: dict[str, Any]) -> None:
+    body = otlp_body(uuid.uuid4().hex, [("0a0b0c0d0e0f1011", None, "root", 1)])
+    headers = {"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": team["exp"]}
+    bob = requests.post(team["url"] + "/v1/traces", data=body, headers=headers, auth=BOB, timeout=60)
+    assert bob.status_code == 403 and bob.json()["error_code"] == "PERMISSION_DENIED", bob.text
+    alice = requests.post(team["url"] + "/v1/traces", data=body, headers=headers, auth=ALICE, timeout=60)
+    assert alice.status_code == 200, alice.text

@@ -153,6 +153,9 @@ class OtlpTracesHandler(BaseHandler):
         exp_id = self.request.headers.get(EXPERIMENT_HEADER)
         if not exp_id:
             raise BadRequest(f"The {EXPERIMENT_HEADER} header is required")
+        auth = self.ctx.extra.get("auth")
+        if auth is not None:  # a team server: writing spans needs EDIT on the experiment
+            auth.check_trace_export(self.request, exp_id)
         body = self.request.body or b""
         encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
         if encoding == "gzip":  # OpenTelemetry's own exporters compress; the mlflow client does not

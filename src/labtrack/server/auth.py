@@ -60,6 +60,15 @@ for _path in ("runs/create", "runs/update", "runs/log-metric", "runs/log-paramet
     RULES[_path] = (EXPERIMENT, "can_update")
 for _path in ("experiments/delete", "experiments/restore", "runs/delete", "runs/restore"):
     RULES[_path] = (EXPERIMENT, "can_delete")
+# Traces: each resolves to its experiment (by trace id, the search's locations, the new trace's location).
+_TRACE = "([^/]+)"  # api_traces' path parameter
+for _path in ("traces/search", "traces/get", "traces/batchGet", "traces/batchGetInfos", f"traces/{_TRACE}/info",
+              f"GET traces/{_TRACE}/assessments/{_TRACE}", "traces/spans", "traces/link-to-run"):
+    RULES[_path] = (EXPERIMENT, "can_read")
+for _path in ("traces", "traces/log", f"traces/{_TRACE}/tags", f"traces/{_TRACE}/assessments",
+              f"traces/{_TRACE}/assessments/{_TRACE}", "v1/traces"):
+    RULES[_path] = (EXPERIMENT, "can_update")
+RULES["traces/delete-traces"] = (EXPERIMENT, "can_delete")
 for _path in ("registered-models/get", "registered-models/get-latest-versions", "model-versions/get",
               "model-versions/get-download-uri", "registered-models/alias"):
     RULES[_path] = (MODEL, "can_read")
@@ -123,6 +132,7 @@ class BasicAuth:
         self._lock = threading.Lock()
         self._wrapped: dict[Any, Any] = {}
         self._paths: dict[Any, str] = {}
+        self._methods: dict[Any, str] = {}
 
     # -- who -----------------------------------------------------------------
 
@@ -191,24 +201,26 @@ class BasicAuth:
     # -- may they --------------------------------------------------------------
 
     def learn_routes(self, tables: list[list[tuple[str, dict[str, Any]]]]) -> None:
-        """Remember each endpoint function's path, so that ``authorize`` finds its rule."""
+        """Remember each endpoint function's path (and method), so that ``authorize`` finds its rule."""
         for table in tables:
             for path, methods in table:
-                for fn in methods.values():
+                for method, fn in methods.items():
                     self._paths.setdefault(fn, path)
+                    self._methods.setdefault(fn, method)
 
     def wrap(self, fn: Any) -> Any:
         """``fn`` with the permission check before it (and MANAGE for creators, filtered searches)."""
         wrapped = self._wrapped.get(fn)
         if wrapped is None:
             path = self._paths.get(fn, "")
+            method = self._methods.get(fn, "")
 
             def wrapped(ctx: Any, args: Any, *rest: Any) -> Any:
                 user = getattr(args, "user", None)
                 if user is None:
                     raise Unauthenticated("You are not authenticated.")
                 if not user.is_admin:
-                    self.authorize(user, path, args)
+                    self.authorize(user, path, args, rest, method)
                 reply = fn(ctx, args, *rest)
                 return self.after(user, path, args, reply)
             wrapped.__name__ = getattr(fn, "__name__", "endpoint")
@@ -221,12 +233,17 @@ class BasicAuth:
             return PERMISSIONS["MANAGE"]
         return self.users.granted(user.id, resource_type, resource_id) or self.default
 
-    def authorize(self, user: User, path: str, args: Any) -> None:
-        rule = RULES.get(path)
+    def authorize(self, user: User, path: str, args: Any, path_args: tuple[Any, ...] = (), method: str = "") -> None:
+        rule = RULES.get(f"{method} {path}") or RULES.get(path)
         if rule is None:
             return  # creating, searching and the rest: any signed-in user (searches are filtered)
         resource_type, capability = rule
-        ids = self._experiments(args) if resource_type == EXPERIMENT else self._models(args)
+        if resource_type != EXPERIMENT:
+            ids = self._models(args)
+        elif path.startswith(("traces", "v1/traces")):
+            ids = self._trace_experiments(args, path_args)
+        else:
+            ids = self._experiments(args)
         for rid in ids:
             if not getattr(self.permission(user, resource_type, rid), capability):
                 raise PermissionDenied("Permission denied")
@@ -270,6 +287,33 @@ class BasicAuth:
             return [str(exp.experiment_id)]
         return []
 
+    def _trace_experiments(self, args: Any, path_args: tuple[Any, ...]) -> list[str]:
+        """The experiments a trace request touches: its traces', its search's, its new trace's."""
+        ids = {str(loc.get("mlflow_experiment", {}).get("experiment_id"))
+               for loc in (args.data.get("locations") or []) if isinstance(loc, dict)}
+        trace = args.data.get("trace")
+        if isinstance(trace, dict):  # StartTraceV3: where the new trace goes
+            loc = ((trace.get("trace_info") or {}).get("trace_location") or {}).get("mlflow_experiment") or {}
+            if loc.get("experiment_id") is not None:
+                ids.add(str(loc["experiment_id"]))
+        trace_ids = [str(t) for t in path_args[:1]]
+        trace_ids += [t for t in (args.str("trace_id"), args.str("request_id")) if t]
+        trace_ids += [str(t) for t in args.list("trace_ids")]
+        ids.update(self._trace_experiment(t) for t in trace_ids)
+        ids.update(self._experiments(args))  # experiment_id(s), run_id (link-to-run)
+        ids.discard("None")
+        ids.discard("")
+        return sorted(ids)
+
+    def _trace_experiment(self, trace_id: str) -> str:
+        from sqlalchemy import select
+
+        from labtrack.store.schema import traces
+
+        exp = self.tracking.read(lambda conn: conn.execute(
+            select(traces.c.experiment_id).where(traces.c.trace_id == trace_id)).scalar())
+        return "" if exp is None else str(exp)  # an unknown trace: the endpoint answers 404 itself
+
     def _run_experiment(self, run_id: str) -> str:
         with self._lock:
             known = self._run_experiments.get(run_id)
@@ -281,6 +325,16 @@ class BasicAuth:
             while len(self._run_experiments) > 100_000:
                 self._run_experiments.popitem(last=False)
         return exp_id
+
+    def check_trace_export(self, request: httputil.HTTPServerRequest, experiment_id: str) -> None:
+        """``POST /v1/traces`` (OTLP spans): EDIT on the experiment its header names, as StartTrace."""
+        user = getattr(request, USER_ATTR, None)
+        if user is None:
+            raise Unauthenticated("You are not authenticated.")
+        if not user.is_admin:
+            from labtrack.server.args import Args
+
+            self.authorize(user, "v1/traces", Args({"experiment_id": experiment_id}))
 
     def check_artifact(self, request: httputil.HTTPServerRequest, rel: str = "", run_id: str = "") -> None:
         """The proxied artifact service's check: ``<experiment id>/...`` paths, or a run's artifacts.
