@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Float, and_, case, cast, func, null, select, union_all
 
+from labtrack.entities import encode_double
 from labtrack.errors import InvalidParameterValue
 from labtrack.store import schema as s
 from labtrack.store import search
@@ -247,20 +248,11 @@ def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int,
             for r in found:
                 if kind == "metrics":
                     v = metric_value(r.value, r.is_nan)
-                    values[r.key][at[r.run_uuid]] = [_json_number(v), r.step, r.timestamp]
+                    values[r.key][at[r.run_uuid]] = [encode_double(v), r.step, r.timestamp]
                 else:
                     values[r.key][at[r.run_uuid]] = r.value
         out[kind] = values
     return out
-
-
-def _json_number(v: float) -> float | str:
-    """MLflow's JSON spelling of values JSON has no number for."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Infinity" if v > 0 else "-Infinity"
-    return v
 
 
 def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[str, Any]:
@@ -305,8 +297,8 @@ def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[
     for v, k, n, sd, sdd, lo, hi in stats:
         mean_d = sd / n
         var = max(0.0, (sdd - n * mean_d * mean_d) / (n - 1)) if n > 1 else 0.0
-        out[v]["metrics"][k] = {"n": n, "mean": _json_number(shifts[k] + mean_d), "std": _json_number(math.sqrt(var)),
-                                "min": _json_number(lo), "max": _json_number(hi)}
+        out[v]["metrics"][k] = {"n": n, "mean": encode_double(shifts[k] + mean_d), "std": encode_double(math.sqrt(var)),
+                                "min": encode_double(lo), "max": encode_double(hi)}
     out = dict(sorted(out.items()))
     rows = list(out.values())
     return {"groups": rows[:MAX_GROUPS], "truncated": len(rows) > MAX_GROUPS}
