@@ -37,12 +37,13 @@ export function orderBy(sort: string): string[] {
   return [];
 }
 
-/** Metric ranges [key, min, max] as filter clauses joined to `filter`. */
+/** Metric ranges [key, min, max] as filter clauses joined to `filter`: the server then counts, sorts,
+ * windows and exports what the table shows. */
 export function withRanges(filter: string, ranges: [string, number | null, number | null][]): string {
   const parts = filter ? [filter] : [];
   for (const [k, a, b] of ranges) {
     const key = `metrics.\`${k.replace(/`/g, "")}\``;
-    parts.push(a !== null ? `${key} >= ${a}` : `${key} >= ${-Number.MAX_VALUE}`);
+    parts.push(`${key} >= ${a ?? -Number.MAX_VALUE}`);
     if (b !== null) parts.push(`${key} <= ${b}`);
   }
   return parts.join(" and ");

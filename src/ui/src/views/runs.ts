@@ -420,19 +420,8 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
   let winSeq = 0;
   let segments: { header: Row | null; win: RunWindow | null; count: number }[] = [];
 
-  function windowFilter(): string {
-    // Metric ranges become filter clauses, so the server counts and sorts what the table shows.
-    const parts = filter ? [filter] : [];
-    for (const [k, a, b] of ranges) {
-      const key = `metrics.\`${k.replace(/`/g, "")}\``;
-      parts.push(`${key} >= ${a ?? -Number.MAX_VALUE}`);
-      if (b !== null) parts.push(`${key} <= ${b}`);
-    }
-    return parts.join(" and ");
-  }
-
   function windowQuery(): TableQuery {
-    return { experimentIds, filter: windowFilter(), viewType: showDeleted ? "ALL" : "ACTIVE_ONLY", sort, columns: columns.map((c) => c.id).filter((id) => /^(attr|metrics|params|tags)\./.test(id)) };
+    return { experimentIds, filter: withRanges(filter, ranges), viewType: showDeleted ? "ALL" : "ACTIVE_ONLY", sort, columns: columns.map((c) => c.id).filter((id) => /^(attr|metrics|params|tags)\./.test(id)) };
   }
 
   function onWindowRows(): void {
