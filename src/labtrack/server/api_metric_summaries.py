@@ -16,7 +16,7 @@ from typing import Any
 
 from labtrack.entities import encode_double
 from labtrack.server.args import Args
-from labtrack.server.auth import EXPERIMENT, PermissionDenied
+from labtrack.server.auth import EXPERIMENT
 from labtrack.server.base import ServerContext
 from labtrack.store.metric_summaries import check_request, summaries
 
@@ -24,11 +24,9 @@ from labtrack.store.metric_summaries import check_request, summaries
 def metric_summaries(ctx: ServerContext, a: Args) -> dict[str, Any]:
     run_ids, keys = check_request(a.data.get("run_ids"), a.data.get("keys"))
     found, experiments = ctx.store.read(lambda conn: summaries(conn, run_ids, keys))
-    auth, user = ctx.extra.get("auth"), a.user
-    if auth is not None and user is not None and not user.is_admin:
-        for exp_id in set(experiments.values()):
-            if not auth.permission(user, EXPERIMENT, exp_id).can_read:
-                raise PermissionDenied("Permission denied")
+    auth = ctx.extra.get("auth")
+    if auth is not None and a.user is not None:  # a team server: READ on each run's experiment
+        auth.require(a.user, EXPERIMENT, set(experiments.values()), "can_read")
     for per_key in found.values():
         for item in per_key.values():
             for field in ("min", "max", "last"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from labtrack.server.args import Args
-from labtrack.server.auth import EXPERIMENT, PermissionDenied
+from labtrack.server.auth import EXPERIMENT
 from labtrack.server.base import ServerContext
 from labtrack.store.validation import check_experiment_id
 from labtrack.store.views import ViewStore
@@ -26,11 +26,8 @@ def view_store(ctx: ServerContext) -> ViewStore:
 def _may(ctx: ServerContext, a: Args, experiment_id: str, capability: str) -> None:
     """Refuse unless the signed-in user has ``capability`` on the experiment (basic-auth only)."""
     auth = ctx.extra.get("auth")
-    user = a.user
-    if auth is None or user is None or user.is_admin:
-        return
-    if not getattr(auth.permission(user, EXPERIMENT, experiment_id), capability):
-        raise PermissionDenied("Permission denied")
+    if auth is not None and a.user is not None:
+        auth.require(a.user, EXPERIMENT, [experiment_id], capability)
 
 
 def _experiment_id(a: Args) -> str:

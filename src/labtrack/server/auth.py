@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from typing import Any
 
 from tornado import httputil
@@ -244,8 +245,14 @@ class BasicAuth:
             ids = self._trace_experiments(args, path_args)
         else:
             ids = self._experiments(args)
+        self.require(user, resource_type, ids, capability)
+
+    def require(self, user: User, resource_type: str, ids: Iterable[str], capability: str) -> None:
+        """Refuse unless ``user`` has ``capability`` on every resource of ``ids`` (admins always may)."""
+        if user.is_admin:
+            return
         for rid in ids:
-            if not getattr(self.permission(user, resource_type, rid), capability):
+            if not getattr(self.permission(user, resource_type, str(rid)), capability):
                 raise PermissionDenied("Permission denied")
 
     def after(self, user: User, path: str, args: Any, reply: Any) -> Any:
