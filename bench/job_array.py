@@ -79,6 +79,18 @@ def _warm(client: str) -> None:
         import labtrack.client.fluent  # noqa: F401
 
 
+def reap(procs: list[Any]) -> list[int]:
+    """Kill the tasks still running; the indexes of those that did not exit with 0."""
+    failed = []
+    for i, p in enumerate(procs):
+        if p.is_alive():
+            p.kill()
+            p.join(10)
+        if p.exitcode != 0:
+            failed.append(i)
+    return failed
+
+
 def run_tasks(client: str, uri: str, n: int, experiment: str = EXPERIMENT,
               timeout: float = 300.0) -> list[int]:
     """Fork N tasks that start together; the indexes of those that failed."""
@@ -91,14 +103,7 @@ def run_tasks(client: str, uri: str, n: int, experiment: str = EXPERIMENT,
     deadline = time.monotonic() + timeout
     for p in procs:
         p.join(max(0.1, deadline - time.monotonic()))
-    failed = []
-    for i, p in enumerate(procs):
-        if p.is_alive():
-            p.kill()
-            p.join(10)
-        if p.exitcode != 0:
-            failed.append(i)
-    return failed
+    return reap(procs)
 
 
 def _api(uri: str, token: str | None, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -35,6 +35,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from job_array import reap  # bench/ is on sys.path: run as a script or imported beside it
+
 EXPERIMENT = "scale-spool"
 BARRIER_TIMEOUT_S = 900.0
 
@@ -194,13 +196,7 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     if sampler:
         sampler.stop.set()
         sampler.join()
-    failed = []
-    for i, p in enumerate(procs):
-        if p.is_alive():
-            p.kill()
-            p.join(10)
-        if p.exitcode != 0:
-            failed.append(i)
+    failed = reap(procs)
     lags = {}
     for f in out.glob("*.json"):
         rec = json.loads(f.read_text())
