@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
+import time
 import uuid
 
 import pytest
 
 import labtrack as lt
 from labtrack.client import fluent
-from labtrack.client.sender import MAX_METRICS, MAX_PARAMS, MAX_TAGS, SERIES_POINTS, _Batch
+from labtrack.client.sender import MAX_METRICS, MAX_PARAMS, MAX_TAGS, METRIC, SERIES_POINTS, TAG, Sender, _Batch
 from labtrack.entities import Metric
 from labtrack.errors import InvalidParameterValue, LabtrackError
 
@@ -176,3 +178,59 @@ def test_series_batches_respect_limits() -> None:
     parts = batch.as_log_batches()
     assert [len(p.metrics) for p in parts] == [MAX_METRICS - 2] + [MAX_METRICS] * 49 + [2]
     assert parts[0].params == [{"key": "p", "value": "v"}] and parts[0].tags == {"t": "v"}
+
+
+class _Overlapping:
+    """A transport that passes calls on and holds the first write until a second one is in
+    flight beside it (or 20 s have passed): with one request at a time it never is."""
+
+    max_in_flight = 2
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.both = threading.Barrier(2, timeout=20)
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+        self.order: list[str] = []
+
+    def call(self, method: str, endpoint: str, *args: object, **kw: object) -> object:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.order.append(endpoint)
+            first = self.order.count(endpoint) <= 2 and endpoint in ("runs/log-series", "runs/log-batch")
+        try:
+            if first:
+                try:
+                    self.both.wait()
+                except threading.BrokenBarrierError:
+                    pass
+            return self.inner.call(method, endpoint, *args, **kw)  # type: ignore[attr-defined]
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_two_batches_of_points_are_in_flight_at_once_and_tags_keep_their_place(server) -> None:
+    # While the server stores one request the next is already there: on labtrack its writer
+    # never idles waiting for a reply to travel back and the next request to come.
+    n = 3 * SERIES_POINTS
+    with lt.start_run() as run:
+        lt.flush()
+        run_id = run.info.run_id
+        wire = _Overlapping(fluent._client().sender._transport)
+        sender = Sender(wire)
+        ts = int(time.time() * 1000)
+        sender.put((TAG, run_id, "phase", "before"))
+        for i in range(n):
+            sender.put((METRIC, run_id, "loss", 1.0 / (i + 1), ts, i))
+        sender.put((TAG, run_id, "phase", "after"))
+        sender.put((METRIC, run_id, "loss", 0.0, ts, n))
+        sender.flush(timeout=120)
+        assert wire.peak == 2, wire.order
+        history = lt.get_metric_history(run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(n + 1))
+        got = lt.get_run(run_id).data
+        assert got.tags["phase"] == "after"
+        # MLflow's latest value: the highest step, whichever request arrived last.
+        assert got.metrics["loss"] == 0.0

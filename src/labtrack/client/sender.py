@@ -56,6 +56,9 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)
 
+    def metrics_only(self) -> bool:
+        return not self.params and not self.tags
+
     def add(self, item: tuple) -> bool:
         """Add ``item`` if it fits; False means "send what you have first"."""
         kind = item[0]
@@ -167,6 +170,46 @@ class _Batch:
                 out.append(_Batch(self.run_id))
                 out[-1].add(it)
         return out
+
+
+class _Lanes:
+    """Up to ``width`` batches of metrics alone in flight at once, each on its own thread (and so
+    its own connection): the server decodes and checks the next request while it stores the
+    one before, instead of idling for a reply to reach the client and the next request to
+    come back.  Points may then land out of order, which changes nothing: the history is a
+    set, and the latest value is MLflow's max by (step, timestamp, value), not the last to
+    arrive.  Everything else (params, tags, calls, flushes) waits for the lanes to drain, so
+    it keeps its place in the order.
+    """
+
+    def __init__(self, deliver: Any, width: int) -> None:
+        self.width = width
+        self._deliver = deliver
+        self._free = threading.Semaphore(width)
+        self._work: queue.SimpleQueue[tuple[_Batch, bytes]] = queue.SimpleQueue()
+        self._threads = 0
+
+    def submit(self, batch: _Batch, body: bytes) -> None:
+        self._free.acquire()
+        if self._threads < self.width:
+            self._threads += 1
+            threading.Thread(target=self._lane, name="labtrack-poster-lane", daemon=True).start()
+        self._work.put((batch, body))
+
+    def drain(self) -> None:
+        """Wait until every batch submitted so far has been delivered (or rejected)."""
+        for _ in range(self.width):
+            self._free.acquire()
+        for _ in range(self.width):
+            self._free.release()
+
+    def _lane(self) -> None:
+        while True:
+            batch, body = self._work.get()
+            try:
+                self._deliver(batch, body)
+            finally:
+                self._free.release()
 
 
 class _Marker:
@@ -322,9 +365,15 @@ class Sender:
                     self._room.notify_all()
 
     def _post(self, ready: queue.Queue[tuple[_Batch | _Marker, bytes]]) -> None:
-        """The poster: sends what the packer readied, one request at a time."""
+        """The poster: sends what the packer readied, in order; batches of metrics alone go
+        through ``_Lanes``, two at a time where the transport allows it (HTTP, not the spool)."""
+        lanes = _Lanes(self._deliver, max(1, getattr(self._transport, "max_in_flight", 1)))
         while True:
             item, body = ready.get()
+            if lanes.width > 1 and type(item) is _Batch and item.metrics_only():
+                lanes.submit(item, body)
+                continue
+            lanes.drain()
             if type(item) is _Marker:
                 item.done.set()
             elif type(item) is _Call:

@@ -142,6 +142,9 @@ class Transport:
     fresh (Endpoint, Authorization header).
     """
 
+    # Requests the background sender may have in flight at once (one connection per thread).
+    max_in_flight = 2
+
     def __init__(self, endpoint: Endpoint, auth: str | None = None,
                  retry: RetryPolicy | None = None, timeout: float | None = None,
                  resolver: Callable[[], tuple[Endpoint, str | None]] | None = None) -> None:
