@@ -20,7 +20,8 @@ export interface ChartOptions {
   xKind: XKind;
   logY: boolean;
   height?: number;
-  onView?: (x0: number, x1: number) => void; // user zoomed or panned
+  // user zoomed or panned; `settled` when the gesture is over (a drag's mouse-up), not one of a wheel's many steps
+  onView?: (x0: number, x1: number, settled: boolean) => void;
   onReset?: () => void;
 }
 
@@ -339,7 +340,7 @@ export class LineChart {
     this.drag = null;
     const p = this.local(e);
     if (d.pan) {
-      if (Math.abs(p.x - d.x) > 2) this.opts.onView?.(this.xv().x0, this.xv().x1);
+      if (Math.abs(p.x - d.x) > 2) this.opts.onView?.(this.xv().x0, this.xv().x1, true);
       return;
     }
     const a = Math.min(d.x, p.x);
@@ -351,7 +352,7 @@ export class LineChart {
     if (!(x1 > x0)) return;
     this.view = { x0, x1 };
     this.draw();
-    this.opts.onView?.(x0, x1);
+    this.opts.onView?.(x0, x1, true);
   }
 
   private wheel(e: WheelEvent): void {
@@ -362,7 +363,7 @@ export class LineChart {
     const f = e.deltaY > 0 ? 1.25 : 0.8;
     this.view = { x0: at - (at - v.x0) * f, x1: at + (v.x1 - at) * f };
     this.draw();
-    this.opts.onView?.(this.view.x0, this.view.x1);
+    this.opts.onView?.(this.view.x0, this.view.x1, false);
   }
 
   private clearOverlay(): CanvasRenderingContext2D {

@@ -97,7 +97,7 @@ export class MetricChart {
       xKind: xKind(settings.x),
       logY: settings.logY,
       height,
-      onView: (x0, x1) => this.scheduleZoom(x0, x1),
+      onView: (x0, x1, settled) => this.scheduleZoom(x0, x1, settled),
       onReset: () => this.resetZoom(),
     });
     this.info = h("span", { class: "muted chart-info" }, "loading…");
@@ -189,9 +189,12 @@ export class MetricChart {
     this.el.dataset.shown = String(shown);
   }
 
-  private scheduleZoom(x0: number, x1: number): void {
+  /** A drag's window is fetched at once; a wheel's steps wait until it rests for 150 ms. */
+  private scheduleZoom(x0: number, x1: number, settled: boolean): void {
     if (this.zoomTimer !== undefined) window.clearTimeout(this.zoomTimer);
-    this.zoomTimer = window.setTimeout(() => void this.zoom(x0, x1), 150);
+    this.zoomTimer = undefined;
+    if (settled) void this.zoom(x0, x1);
+    else this.zoomTimer = window.setTimeout(() => void this.zoom(x0, x1), 150);
   }
 
   /** Turns the visible x window into a step window and asks the server for finer points there. */
