@@ -151,3 +151,22 @@ def test_cli_names_the_extra_when_textual_is_missing(tmp_path: Path) -> None:
                          env=env, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip() == "labtrack: labtrack tui needs Textual: pip install 'labtrack[tui]'"
+
+
+def test_a_series_the_server_stopped_counting_says_more_than(seeded: tuple[ServerProcess, lt.Client]) -> None:
+    # The server counts a window up to 100,000 points; the viewer's label said "(100001 points)"
+    # for a metric of 10,000,000.
+    from labtrack.client.charts import downsampled_history
+    from labtrack.store.downsample import COUNT_CAP
+
+    _, client = seeded
+    exp = client.create_experiment("long-metric")
+    run_id = client.create_run(exp).info.run_id
+    n = COUNT_CAP + 5
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[lt.Metric("long", float(i % 91), now, i) for i in range(n)], synchronous=True)
+    series = downsampled_history(client, run_id, "long", 200)
+    assert series.downsampled and not series.total_exact
+    assert series.total_text() == f"more than {COUNT_CAP:,} points"
+    short = downsampled_history(client, run_id, "long", 200, min_step=0, max_step=999)
+    assert short.total_exact and short.total_text() == "1,000 points"

@@ -24,8 +24,13 @@ class Series:
     run_id: str
     key: str
     points: list[Metric]
-    total: int  # points the run really has
+    total: int  # points the run really has (a lower bound when not total_exact)
     downsampled: bool
+    total_exact: bool = True  # the server stops counting a window at 100,000 points
+
+    def total_text(self) -> str:
+        """"1,234 points", or "more than 100,000 points" where the server stopped counting."""
+        return f"{self.total:,} points" if self.total_exact else f"more than {self.total - 1:,} points"
 
 
 def downsampled_history(client: Any, run_id: str, key: str,
@@ -47,7 +52,7 @@ def downsampled_history(client: Any, run_id: str, key: str,
                         min_step, max_step)
     points = [Metric.from_json({"key": key, **p}) for p in reply.get("metrics") or []]
     return Series(run_id, key, points, int(reply.get("total") or len(points)),
-                  bool(reply.get("downsampled")))
+                  bool(reply.get("downsampled")), reply.get("total_exact") is not False)
 
 
 def _thinned(history: list[Metric], run_id: str, key: str, max_points: int,

@@ -242,7 +242,7 @@ class LabtrackTUI(App[None]):
             if not values:
                 continue
             label = Text(f"{key}  last {_fmt(values[-1])}  min {_fmt(min(values))}  max {_fmt(max(values))}"
-                         f"  ({s.total} points)")
+                         f"  ({s.total_text()})")
             widgets += [Static(label, classes="spark-label"), Sparkline(values, summary_function=max)]
         if not widgets:
             widgets = [Static(Text("no metrics"), classes="spark-label")]
