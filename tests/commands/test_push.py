@@ -26,6 +26,7 @@ from tests.servers import ServerProcess, start_server
 
 EXPERIMENT = "push-exp"
 MODEL = "push-model"
+PROMPT = "push-prompt"
 HISTORY = 2000
 MAPPING_TAGS = ("labtrack.push.source_run_id",)
 
@@ -36,7 +37,21 @@ SOURCE_SCRIPT = textwrap.dedent("""
     from sklearn.linear_model import LinearRegression
 
     mlflow.set_experiment(sys.argv[1])
+    mlflow.genai.register_prompt(sys.argv[3], "Answer {{question}}", commit_message="first", tags={"team": "nlp"})
+    mlflow.genai.register_prompt(sys.argv[3], [{"role": "user", "content": "Answer {{question}} well"}],
+                                 commit_message="chat form")
+    mlflow.genai.set_prompt_alias(sys.argv[3], "production", 1)
     with mlflow.start_run(run_name="parent") as parent:
+        mlflow.genai.load_prompt(f"prompts:/{sys.argv[3]}/1")  # links the prompt to the run
+        with mlflow.start_span("answer", span_type="CHAIN") as span:
+            span.set_inputs({"question": "why?"})
+            with mlflow.start_span("llm", span_type="LLM") as llm:
+                llm.set_attribute("model", "tiny")
+                llm.set_outputs({"text": "because"})
+            span.set_outputs({"answer": "because"})
+        trace_id = mlflow.get_last_active_trace_id()
+        mlflow.log_feedback(trace_id=trace_id, name="helpful", value=True, rationale="short and right")
+        mlflow.log_expectation(trace_id=trace_id, name="expected", value="because")
         mlflow.log_params({"lr": "0.1", "layers": "3"})
         mlflow.set_tags({"team": "vision", "note": "offline", "publish": "yes"})
         for step in range(%(history)d):
@@ -60,6 +75,8 @@ SOURCE_SCRIPT = textwrap.dedent("""
             mlflow.log_metric("acc", 0.8, step=1)
     with mlflow.start_run(run_name="other"):
         mlflow.log_param("lr", "0.5")  # the filter below leaves this run out
+        with mlflow.start_span("not-pushed"):
+            pass
     client = MlflowClient()
     client.transition_model_version_stage(sys.argv[2], "1", "Staging")
     client.set_registered_model_alias(sys.argv[2], "champion", "1")
@@ -77,7 +94,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("push-source")
     srv = start_server(f"sqlite:///{folder / 'mlruns.db'}", folder)
     env = _mlflow_env(srv.url, srv.token)
-    out = subprocess.run([sys.executable, "-c", SOURCE_SCRIPT, EXPERIMENT, MODEL], env=env,
+    env["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+    out = subprocess.run([sys.executable, "-c", SOURCE_SCRIPT, EXPERIMENT, MODEL, PROMPT], env=env,
                          capture_output=True, text=True, timeout=300, cwd=folder)
     assert out.returncode == 0, out.stderr[-3000:]
     yield srv
@@ -136,8 +154,8 @@ def _tree(client: Any, run_id: str, path: str | None = None) -> dict[str, int]:
 def _summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     line = out.stdout.strip().splitlines()[-1]
     return {name: int(n) for n, name in re.findall(r"(\d+) (new|completed|unchanged|metric points|"
-                                                   r"artifact files|logged models|model versions)"
-                                                   r"[,; ]", line)}
+                                                   r"artifact files|logged models|model versions|traces|"
+                                                   r"assessments|prompt versions)[,; ]", line)}
 
 
 def _as_stored(histories: dict[str, list[tuple[int, int, str]]], kind: str) -> dict[str, Any]:
@@ -305,3 +323,52 @@ def test_push_signs_in_with_basic_auth(source: ServerProcess, tmp_path: Path) ->
         assert len(found["runs"]) == 2
     finally:
         stop(team.proc)
+
+
+def _genai(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The experiment's traces (spans, assessments, run) and the prompt, as the mlflow client sees them."""
+    import mlflow
+
+    client = _client(url, token, monkeypatch)
+    runs = {r.info.run_id: name for name, r in _runs(client).items()}
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    traces = {}
+    for t in client.search_traces(locations=[exp]):
+        full = client.get_trace(t.info.trace_id)
+        traces[t.info.trace_id] = {
+            "run": runs.get(full.info.trace_metadata.get("mlflow.sourceRun", "")),
+            "state": str(full.info.state), "request_time": full.info.request_time,
+            "spans": sorted((s.name, s.span_type, str(s.inputs), str(s.outputs), s.start_time_ns, s.end_time_ns,
+                             s.parent_id is None, s.attributes.get("model")) for s in full.data.spans),
+            "assessments": sorted((a.name, a.source.source_type, str(a.value), a.rationale, a.create_time_ms)
+                                  for a in full.info.assessments)}
+    mlflow.set_registry_uri(url)
+    try:
+        versions = [mlflow.genai.load_prompt(f"prompts:/{PROMPT}/{v}") for v in (1, 2)]
+        alias = mlflow.genai.load_prompt(f"prompts:/{PROMPT}@production").version
+    finally:
+        mlflow.set_registry_uri(None)
+    prompt = [(v.version, v.template, v.commit_message, v.tags.get("team")) for v in versions]
+    return {"traces": traces, "prompt": prompt, "alias": alias}
+
+
+def test_push_copies_traces_with_their_assessments_and_the_prompts(
+        source: ServerProcess, destination: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What an LLM app logged goes with its runs: traces keep their ids and spans and point at the
+    copied run, feedback and expectations follow, and prompts keep their names and versions."""
+    first = _push(source, destination)
+    assert first.returncode == 0, first.stderr[-3000:]
+    want = _genai(source.url, source.token, monkeypatch)
+    got = _genai(destination.uri, destination.token, monkeypatch)
+    pushed = {tid: t for tid, t in want["traces"].items() if t["run"] != "other"}
+    assert len(pushed) == 1 and len(want["traces"]) == 2  # the filtered-out run's trace stays behind
+    assert got["traces"] == pushed
+    (trace,) = got["traces"].values()
+    assert trace["run"] == "parent" and len(trace["spans"]) == 2 and len(trace["assessments"]) == 2
+    assert got["prompt"] == want["prompt"] and got["alias"] == want["alias"] == 1
+    assert got["prompt"][1][1] == [{"role": "user", "content": "Answer {{question}} well"}]
+    again = _push(source, destination)
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = _summary(again)
+    assert counts["traces"] == counts["assessments"] == counts["prompt versions"] == 0, again.stdout
+    assert _genai(destination.uri, destination.token, monkeypatch) == got

@@ -22,17 +22,20 @@ points, missing artifact files and models are sent, nothing twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from labtrack.client.artifact_repo import file_sizes
 from labtrack.client.client import all_pages
+from labtrack.client.push_genai import push_prompts, push_traces
+from labtrack.client.traces import trace_infos
 from labtrack.entities import Experiment, LoggedModel, Metric, Run
 from labtrack.errors import LabtrackError, ResourceDoesNotExist
 
@@ -40,6 +43,7 @@ SOURCE_RUN_TAG = "labtrack.push.source_run_id"
 SOURCE_MODEL_TAG = "labtrack.push.source_model_id"
 SOURCE_VERSION_TAG = "labtrack.push.source_version"  # "<source model name>/<version>"
 PARENT_TAG = "mlflow.parentRunId"
+LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"  # a run's prompts: [{"name": ..., "version": ...}]
 # Bookkeeping that the destination keeps itself (MLflow sets it when a version is registered).
 _OWN_TAGS = frozenset({"mlflow.modelVersions"})
 _PAGE = 1000
@@ -62,10 +66,20 @@ class PushReport:
     logged_models: int = 0
     registered_models: int = 0
     model_versions: int = 0
+    traces: int = 0
+    assessments: int = 0
+    prompts: int = 0
+    prompt_versions: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def added(self) -> int:
         """Everything the push wrote; 0 on a push that found nothing new."""
-        return sum(getattr(self, f.name) for f in fields(self) if f.name != "runs_unchanged")
+        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("runs_unchanged", "warnings"))
+
+    def count(self, what: str, n: int) -> None:
+        """Add ``n`` to the figure named ``what`` ("prompt versions" -> prompt_versions)."""
+        name = what.replace(" ", "_")
+        setattr(self, name, getattr(self, name) + n)
 
     def summary(self, destination: str) -> str:
         runs = self.runs_created + self.runs_completed + self.runs_unchanged
@@ -74,8 +88,9 @@ class PushReport:
                 f"{self.params} params, {self.tags} tags, {self.metric_points} metric points, "
                 f"{self.dataset_inputs} dataset inputs, "
                 f"{self.artifact_files} artifact files ({_size(self.artifact_bytes)}), "
-                f"{self.logged_models} logged models, {self.model_versions} model versions; "
-                f"created {self.registered_models} registered models and "
+                f"{self.logged_models} logged models, {self.model_versions} model versions, "
+                f"{self.traces} traces, {self.assessments} assessments, {self.prompt_versions} prompt versions; "
+                f"created {self.registered_models} registered models, {self.prompts} prompts and "
                 f"{self.experiments_created} experiments")
 
 
@@ -142,9 +157,11 @@ def _version_key(name: str, version: Any) -> str:
 class Pusher:
     """Copies runs from ``source`` to ``dest`` (two ``lt.Client``s)."""
 
-    def __init__(self, source: Any, dest: Any) -> None:
+    def __init__(self, source: Any, dest: Any, *, filter_string: str = "", every: bool = True) -> None:
         self.source = source
         self.dest = dest
+        self.filter_string = filter_string  # traces of no run go only with every run
+        self.every = every  # every experiment: every prompt goes too
         self.report = PushReport()
         self.run_map: dict[str, str] = {}  # source run id -> destination run id
         self.model_map: dict[str, str] = {}  # source logged model id -> destination id
@@ -169,17 +186,31 @@ class Pusher:
     def push(self, plan: Sequence[tuple[Experiment, list[Run]]],
              on_run: Callable[[int], Any] | None = None) -> PushReport:
         """Copy every run of ``plan`` (as ``experiments``/``runs`` chose them)."""
+        exp_map: dict[str, str] = {}
         for experiment, runs in plan:
-            if not runs:
+            if not runs and (self.filter_string or not self._has_traces(experiment)):
                 continue  # no empty experiments on the destination for a filter that matched nothing
-            dest_exp = self._dest_experiment(experiment)
+            dest_exp = exp_map[experiment.experiment_id] = self._dest_experiment(experiment)
             existing = self._pushed_runs(dest_exp)
             for run in runs:
                 self._push_run(run, dest_exp, existing)
                 if on_run is not None:
                     on_run(1)
-        self._push_registry([run for _, runs in plan for run in runs])
+            push_traces(self.source, self.dest, experiment.experiment_id, dest_exp, self.run_map,
+                        not self.filter_string, self.report.count)
+        pushed = [run for _, runs in plan for run in runs]
+        self._push_registry(pushed)
+        push_prompts(self.source, self.dest, exp_map, self.every and not self.filter_string,
+                     _linked_prompts(pushed), self.report.count, self.report.warnings.append)
         return self.report
+
+    def _has_traces(self, experiment: Experiment) -> bool:
+        try:
+            return next(trace_infos([experiment.experiment_id], max_results=1, client=self.source), None) is not None
+        except LabtrackError as exc:
+            if exc.error_code == "ENDPOINT_NOT_FOUND":
+                return False
+            raise
 
     def _dest_experiment(self, exp: Experiment) -> str:
         dest = self.dest.get_experiment_by_name(exp.name)
@@ -446,6 +477,18 @@ class Pusher:
         return source
 
 
+def _linked_prompts(runs: Iterable[Run]) -> list[tuple[str, str]]:
+    """The (name, version) of the prompts the runs used (MLflow's ``mlflow.linkedPrompts`` tag)."""
+    out = []
+    for run in runs:
+        try:
+            linked = json.loads(run.tags.get(LINKED_PROMPTS_TAG) or "[]")
+        except ValueError:
+            continue
+        out += [(str(p.get("name")), str(p.get("version"))) for p in linked if isinstance(p, dict)]
+    return out
+
+
 def _model_id_of(source: str) -> str | None:
     """The logged model a ``models:/m-...`` source names."""
     if source.startswith("models:/m-") and "/" not in source[len("models:/"):].strip("/"):
@@ -522,7 +565,7 @@ def push(source: Any, dest: Any, experiments: Sequence[str] = (), filter_string:
     may return a progress bar (a context manager with ``update(n)``), as
     ``click.progressbar`` does.
     """
-    pusher = Pusher(source, dest)
+    pusher = Pusher(source, dest, filter_string=filter_string, every=not experiments)
     plan = [(exp, pusher.runs(exp, filter_string)) for exp in pusher.experiments(experiments)]
     total = sum(len(runs) for _, runs in plan)
     with (progress(total) if progress else _no_bar()) as bar:

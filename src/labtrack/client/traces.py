@@ -120,10 +120,7 @@ class Span:
 
     def to_dict(self) -> dict[str, Any]:
         """The plain span form the server's ``traces/log`` takes."""
-        return {"span_id": self.span_id, "parent_span_id": self.parent_id, "name": self.name,
-                "span_type": self.span_type, "start_time_ns": self.start_time_ns, "end_time_ns": self.end_time_ns,
-                "status": self.status, "status_message": self.status_message, "inputs": self.inputs,
-                "outputs": self.outputs, "attributes": self.attributes, "events": self.events}
+        return _span_dict(self)
 
     def __repr__(self) -> str:
         return f"Span(name={self.name!r}, span_id={self.span_id!r}, trace_id={self.trace_id!r})"
@@ -321,6 +318,11 @@ class SpanRecord:
     outputs: Any = None
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    status_message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain span form ``deliver`` sends (``Span.to_dict``'s), to log the span again elsewhere."""
+        return _span_dict(self)
 
 
 @dataclass
@@ -338,6 +340,13 @@ class TraceRecord:
     trace_metadata: dict[str, str]
     assessments: list[dict[str, Any]]
     spans: list[SpanRecord] = field(default_factory=list)
+
+
+def _span_dict(span: Span | SpanRecord) -> dict[str, Any]:
+    return {"span_id": span.span_id, "parent_span_id": span.parent_id, "name": span.name,
+            "span_type": span.span_type, "start_time_ns": span.start_time_ns, "end_time_ns": span.end_time_ns,
+            "status": span.status, "status_message": span.status_message, "inputs": span.inputs,
+            "outputs": span.outputs, "attributes": span.attributes, "events": span.events}
 
 
 def _value(v: dict[str, Any]) -> Any:
@@ -364,6 +373,7 @@ def _b64hex(text: str | None) -> str | None:
 def _span_record(d: dict[str, Any]) -> SpanRecord:
     attrs = {a["key"]: _value(a.get("value", {})) for a in d.get("attributes", [])}
     status = (d.get("status") or {}).get("code", "STATUS_CODE_UNSET")
+    message = (d.get("status") or {}).get("message") or ""
     end = d.get("end_time_unix_nano")
     return SpanRecord(
         span_id=_b64hex(d.get("span_id")) or "", parent_id=_b64hex(d.get("parent_span_id")), name=d.get("name", ""),
@@ -372,7 +382,7 @@ def _span_record(d: dict[str, Any]) -> SpanRecord:
         inputs=attrs.pop("mlflow.spanInputs", None), outputs=attrs.pop("mlflow.spanOutputs", None),
         attributes=attrs, events=[{"name": e.get("name"), "time_ns": int(e.get("time_unix_nano", 0)),
                                    "attributes": {a["key"]: _value(a.get("value", {})) for a in e.get("attributes", [])}}
-                                  for e in d.get("events", [])])
+                                  for e in d.get("events", [])], status_message=str(message))
 
 
 def _trace_record(info: dict[str, Any], spans: list[dict[str, Any]] | None) -> TraceRecord:
@@ -385,18 +395,21 @@ def _trace_record(info: dict[str, Any], spans: list[dict[str, Any]] | None) -> T
         spans=[_span_record(s) for s in spans or []])
 
 
-def _pages(experiment_ids: list[str], filter_string: str | None, max_results: int,
-           order_by: list[str] | None) -> Iterator[dict[str, Any]]:
+def trace_infos(experiment_ids: list[str], filter_string: str | None = None, max_results: int | None = None,
+                order_by: list[str] | None = None, *, client: Any = None) -> Iterator[dict[str, Any]]:
+    """The trace infos (MLflow's TraceInfoV3 JSON) of the experiments, page by page (every one
+    when ``max_results`` is None), from ``client`` (an ``lt.Client``; the active one by default)."""
     from labtrack.client import fluent
 
-    client = fluent._client()
+    client = client or fluent._client()
+    max_results = max_results if max_results is not None else float("inf")  # type: ignore[assignment]
     token = None
     got = 0
     while got < max_results:
         message: dict[str, Any] = {
             "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}
                           for e in experiment_ids],
-            "max_results": min(500, max_results - got), "order_by": order_by or []}
+            "max_results": int(min(500, max_results - got)), "order_by": order_by or []}
         if filter_string:
             message["filter"] = filter_string
         if token:
@@ -423,15 +436,8 @@ def search_traces(experiment_ids: list[str] | None = None, filter_string: str | 
     if return_type not in ("pandas", "list"):
         raise LabtrackError("return_type must be 'pandas' or 'list'", "INVALID_PARAMETER_VALUE")
     exp_ids = [str(e) for e in (experiment_ids or [fluent._experiment_id()])]
-    infos = list(_pages(exp_ids, filter_string, max_results, order_by))
-    spans: dict[str, list[dict[str, Any]]] = {}
-    if include_spans and infos:
-        client = fluent._client()
-        ids = [i["trace_id"] for i in infos]
-        for k in range(0, len(ids), 100):
-            reply = client._read("GET", "traces/batchGet", {"trace_ids": ids[k:k + 100]}, api=V3_API)
-            for t in reply.get("traces", []):
-                spans[t["trace_info"]["trace_id"]] = t.get("spans", [])
+    infos = list(trace_infos(exp_ids, filter_string, max_results, order_by))
+    spans = trace_spans([i["trace_id"] for i in infos]) if include_spans and infos else {}
     records = [_trace_record(i, spans.get(i["trace_id"])) for i in infos]
     if return_type == "list":
         return records
@@ -447,6 +453,24 @@ def search_traces(experiment_ids: list[str] | None = None, filter_string: str | 
         "spans": r.spans} for r in records],
         columns=["trace_id", "state", "request_time", "execution_duration", "request", "response", "tags",
                  "trace_metadata", "assessments", "spans"])
+
+
+def trace_spans(trace_ids: list[str], *, client: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """Each trace's spans (OTLP JSON, as ``traces/batchGet`` gives them), 100 traces a request."""
+    from labtrack.client import fluent
+
+    client = client or fluent._client()
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for k in range(0, len(trace_ids), 100):
+        reply = client._read("GET", "traces/batchGet", {"trace_ids": trace_ids[k:k + 100]}, api=V3_API)
+        for t in reply.get("traces", []):
+            spans[t["trace_info"]["trace_id"]] = t.get("spans", [])
+    return spans
+
+
+def span_records(spans: list[dict[str, Any]]) -> list[SpanRecord]:
+    """``trace_spans``' OTLP JSON spans as ``SpanRecord``s."""
+    return [_span_record(d) for d in spans]
 
 
 def get_trace(trace_id: str) -> TraceRecord:
