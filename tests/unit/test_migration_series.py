@@ -59,6 +59,14 @@ def _observed(store: TrackingStore, runs: list[str]) -> dict[str, Any]:
     return _comparable(out)
 
 
+def _schema_diff(conn: sa.Connection) -> list[Any]:
+    """What differs between the migrated database and schema.metadata (keys, indexes, types)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    return compare_metadata(MigrationContext.configure(conn), s.metadata)
+
+
 def _comparable(x: Any) -> Any:
     """Floats as their repr: NaN equals NaN."""
     if isinstance(x, float):
@@ -116,6 +124,7 @@ def test_0008_points_and_summaries_read_back_identically_after_0009(backend_uri:
     migrated = TrackingStore(backend_uri)  # opening it upgrades it to HEAD
     try:
         assert migrated.read(migrate.current_revision) == migrate.HEAD
+        assert migrated.read(_schema_diff) == []
         assert _observed(migrated, runs) == expected
 
         def key(r: dict[str, Any]) -> tuple[Any, ...]:

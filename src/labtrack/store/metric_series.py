@@ -60,7 +60,9 @@ def series_ids(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str, 
     if not wanted:
         return {}
     found = _lookup(conn, run_id, wanted)
-    missing = [k for k in wanted if k not in found]
+    # Sorted: two PostgreSQL writers creating the same series wait for each other's rows in
+    # one order, never each holding one the other needs.
+    missing = sorted(k for k in wanted if k not in found)
     if missing:
         raw_executemany(conn, cached(conn, "insert_metric_series_sql", _insert),
                         [{"run_uuid": run_id, "key": k} for k in missing])
