@@ -52,8 +52,8 @@ def _observed(store: TrackingStore, runs: list[str]) -> dict[str, Any]:
             "latest": {k: repr(v) for k, v in run.data.metrics.items()},
             "history": {k: [(m.step, m.timestamp, repr(m.value), m.model_id, m.dataset_name, m.dataset_digest)
                             for m in store.get_metric_history(run_id, k, max_results=25_000)[0]] for k in keys},
-            "charts": {k: [store.downsampled_history(run_id, k, 64), store.downsampled_history(run_id, k, 40, 77, 15_011)]
-                       for k in keys},
+            "charts": {k: [store.downsampled_history(run_id, k, 64),
+                           store.downsampled_history(run_id, k, 40, 77, 15_011)] for k in keys},
         }
     out["summaries"] = store.read(lambda conn: summaries(conn, runs))
     return _comparable(out)
