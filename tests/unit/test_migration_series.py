@@ -139,3 +139,32 @@ def test_0008_points_and_summaries_read_back_identically_after_0009(backend_uri:
         assert migrated.get_run(runs[2]).data.metrics["y"] == 1.0
     finally:
         migrated.close()
+
+
+def test_0009_downgrades_to_0008_and_upgrades_back_unchanged(backend_uri: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    store = TrackingStore(backend_uri)
+    try:
+        runs = _write(store)
+        expected = _observed(store, runs)
+    finally:
+        store.close()
+    engine = sa.create_engine(backend_uri)
+    try:
+        with engine.connect() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(migrate.MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0008")
+            conn.commit()
+            assert migrate.current_revision(conn) == "0008"
+            assert not sa.inspect(conn).has_table("metric_series")
+    finally:
+        engine.dispose()
+    store = TrackingStore(backend_uri)
+    try:
+        assert _observed(store, runs) == expected
+    finally:
+        store.close()
