@@ -1,8 +1,9 @@
 """Metric points: idempotent inserts, the latest-value table, history reads.
 
 History is clustered by (series, step) (see schema.metrics; a series is a run's
-metric, store/metric_series.py), so a million-point history is one range scan.  Every insert also folds the points
-into the min/max pyramid that charts read (store/downsample.py).
+metric, store/metric_series.py), so a million-point history is one range scan.
+Every insert also folds the points into the min/max pyramid that charts read
+(store/downsample.py).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> N
     ids = series_ids(conn, run_id, (m.key for m in points))
     plain = [m for m in points if m.model_id is None and m.dataset_name is None and m.dataset_digest is None]
     if plain:
-        _insert_series(conn, run_id, merge_series(to_series(plain)), ids)
+        _insert_series(conn, run_id, to_series(plain), ids)
     if len(plain) < len(points):
         linked = [m for m in points if m.model_id is not None or m.dataset_name is not None
                   or m.dataset_digest is not None]
