@@ -126,7 +126,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def count_points(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM metrics WHERE key = 'loss'").fetchone()[0])
+        # labtrack keys points by a series id (its metric_series table); MLflow by run and key.
+        series = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metric_series'").fetchone()
+        points = "metrics JOIN metric_series USING (series_id)" if series else "metrics"
+        return int(conn.execute(f"SELECT COUNT(*) FROM {points} WHERE key = 'loss'").fetchone()[0])
     finally:
         conn.close()
 

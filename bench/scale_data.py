@@ -90,7 +90,11 @@ def long_metric_dataset(n_points: int = 10_000_000) -> tuple[Path, dict[str, Any
     """
     from bench_ui import _long_value
 
-    return cached_dataset("long-metric", {"points": n_points}, [_long_metric_rows, _long_value],
+    from labtrack.store.migrate import HEAD
+
+    # The rows come from the store's own code: its schema revision is part of the key.
+    return cached_dataset("long-metric", {"points": n_points, "labtrack_schema": HEAD},
+                          [_long_metric_rows, _long_value],
                           lambda folder: _long_metric_rows(folder, n_points))
 
 
@@ -204,6 +208,7 @@ def build_runs(folder: Path, runs: int, params: int, metrics: int, tags: int, ex
 
     plan = [1] * runs + [e for e in range(2, experiments + 1) for _ in range(other_runs)]
     chunk = 2000
+    next_series = 1
     lm_insert = ("INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step, min_value, "
                  "max_value" + (", min_step, max_step" if with_steps else "") + ") VALUES (?, ?, ?, 0, ?, ?, ?, ?"
                  + (", ?, ?" if with_steps else "") + ")")
@@ -211,6 +216,7 @@ def build_runs(folder: Path, runs: int, params: int, metrics: int, tags: int, ex
         items = [_run_rows(rng, i, plan[i], params, metrics, tags, steps)
                  for i in range(c0, min(c0 + chunk, len(plan)))]
         lt_runs, ml_runs, prm, tg, pts_lt, pts_ml, lm_lt, lm_ml = [], [], [], [], [], [], [], []
+        series: list[tuple[int, str, str]] = []
         for r in items:
             rid, e = r["run_id"], r["exp"]
             uri = f"mlflow-artifacts:/{e}/{rid}/artifacts"
@@ -220,8 +226,11 @@ def build_runs(folder: Path, runs: int, params: int, metrics: int, tags: int, ex
             prm += [(rid, k, v) for k, v in r["params"]]
             tg += [(rid, k, v) for k, v in r["tags"]]
             for key, hist in r["metrics"]:
+                sid = next_series
+                next_series += 1
+                series.append((sid, rid, key))
                 for s, t, v in hist:
-                    pts_lt.append((rid, key, s, t, v))
+                    pts_lt.append((sid, s, t, v))
                     pts_ml.append((key, v, t, rid, s))
                 s, t, v = hist[-1]
                 lo = min(hist, key=lambda p: p[2])
@@ -233,8 +242,10 @@ def build_runs(folder: Path, runs: int, params: int, metrics: int, tags: int, ex
                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, NULL, ?)", lt_runs)
         lt.executemany("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", prm)
         lt.executemany("INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)", tg)
-        lt.executemany("INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) "
-                       "VALUES (?, ?, ?, ?, ?, 0)", pts_lt)
+        # labtrack keys a run's metric by an integer series id (schema.metric_series).
+        lt.executemany("INSERT INTO metric_series (series_id, run_uuid, key) VALUES (?, ?, ?)", series)
+        lt.executemany("INSERT INTO metrics (series_id, step, timestamp, value, is_nan) "
+                       "VALUES (?, ?, ?, ?, 0)", pts_lt)
         lt.executemany(lm_insert, lm_lt)
         # Rows of the shape MLflow's create_run, log_batch and update_run_info write.
         ml.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "

@@ -5,14 +5,15 @@
 * **ingest**: ``lt.log_metric`` in a loop in a fresh process, end to end into SQLite
   through the server the client starts itself (zero setup), from the first call until
   ``flush()`` returns; then the points are counted in the database file (nothing lost).
-  The anchor is raw ``sqlite3`` ``executemany`` of the same rows (run id, key, step,
+  The anchor is raw ``sqlite3`` ``executemany`` of the same rows (series id, step,
   timestamp, value, is_nan) into a table of labtrack's own ``metrics`` DDL, with the
   server's pragmas (WAL, synchronous=NORMAL), 1,000 rows a transaction, measured before
   and after labtrack in the same run.  Target: ≥ 1,000,000 points/s, or ≥ 90% of the anchor.
 * **storage**: the same points (runs × keys × steps) written by labtrack's server path
   (``log_batch`` with series) and by MLflow's own ``SqlAlchemyStore.log_batch`` (1,000 a
   call, time-boxed); bytes per point from SQLite's ``dbstat`` (tables and their indexes),
-  with what the latest values and the min/max summaries cost.  Target: ≤ ¼ of MLflow's.
+  with what the series ids, the latest values and the min/max summaries cost.  Target: ≤ ¼ of
+  MLflow's.
 * **spool**: bench/spool_array.py against a ``labtrack server``: N job-array tasks logging
   through the spool and M HTTP writers at once; every point counted in the database
   (exactly once), the time until every task's latest value shows in ``runs/search``,
@@ -87,8 +88,9 @@ def _child_env() -> dict[str, str]:
 
 # -- ingest: lt.log_metric end to end vs raw executemany -------------------------------------
 
-def raw_executemany(ddl: str, folder: Path, run_id: str, n: int, chunk: int = 1000) -> float:
-    """Points/s of sqlite3 executemany of the loop's rows into a fresh table of ``ddl``."""
+def raw_executemany(ddl: str, folder: Path, series_id: int, n: int, chunk: int = 1000) -> float:
+    """Points/s of sqlite3 executemany of the loop's rows (keyed by one series id, as labtrack
+    keys them) into a fresh table of ``ddl``."""
     db = folder / f"raw-{time.monotonic_ns()}.db"
     conn = sqlite3.connect(db, isolation_level=None)
     try:
@@ -96,8 +98,8 @@ def raw_executemany(ddl: str, folder: Path, run_id: str, n: int, chunk: int = 10
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(ddl)
         ts = int(time.time() * 1000)
-        rows = [(run_id, "m", i, ts, float(i), 0) for i in range(n)]
-        sql = "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
+        rows = [(series_id, i, ts, float(i), 0) for i in range(n)]
+        sql = "INSERT INTO metrics (series_id, step, timestamp, value, is_nan) VALUES (?, ?, ?, ?, ?)"
         t0 = time.perf_counter()
         for a in range(0, n, chunk):
             conn.execute("BEGIN IMMEDIATE")
@@ -143,7 +145,8 @@ def lt_loop(folder: Path, n: int) -> dict[str, Any]:
         _stop_owner(db)
     conn = sqlite3.connect(db)
     try:
-        res["stored"] = conn.execute("SELECT COUNT(*) FROM metrics WHERE run_uuid = ?", (res["run_id"],)).fetchone()[0]
+        res["stored"] = conn.execute("SELECT COUNT(*) FROM metrics JOIN metric_series USING (series_id) "
+                                     "WHERE run_uuid = ?", (res["run_id"],)).fetchone()[0]
         res["ddl"] = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").fetchone()[0]
     finally:
         conn.close()
@@ -203,6 +206,7 @@ def stage_costs(n: int, work: Path) -> dict[str, float]:
     from labtrack.client.client import Client
     from labtrack.entities import MetricSeries
     from labtrack.store import downsample, metrics
+    from labtrack.store.metric_series import series_ids
     from labtrack.store.tracking import TrackingStore
     from labtrack.store.validation import check_series
 
@@ -259,9 +263,10 @@ def stage_costs(n: int, work: Path) -> dict[str, float]:
     try:
         run_id = store.create_run(store.create_experiment("stages"), user_id="b", start_time=0,
                                   run_name="s", tags={}).info.run_id
-        stages = (("server: insert points (block INSERT)", lambda c, s_: metrics._insert_finite(c, run_id, s_)),
+        ids = store.write(lambda c: series_ids(c, run_id, ["m"]))
+        stages = (("server: insert points (block INSERT)", lambda c, s_: metrics._insert_finite(c, ids["m"], s_)),
                   ("server: latest value", lambda c, s_: metrics._update_latest(c, run_id, [s_])),
-                  ("server: min/max summaries", lambda c, s_: downsample.update_summaries(c, run_id, [s_])))
+                  ("server: min/max summaries", lambda c, s_: downsample.update_summaries(c, ids, [s_])))
 
         def op(conn: Any) -> None:
             for name, fn in stages:
@@ -278,7 +283,7 @@ def stage_costs(n: int, work: Path) -> dict[str, float]:
     finally:
         store.close()
     t = time.process_time()
-    raw_executemany(ddl, work, run_id, n)
+    raw_executemany(ddl, work, ids["m"], n)
     out["anchor: raw executemany of the same rows"] = time.process_time() - t
     return {k: v / n * 1e9 for k, v in out.items()}
 
@@ -365,33 +370,7 @@ def mlflow_store(folder: Path, data: list[Any], budget_s: float) -> tuple[Path, 
     return db, done, time.perf_counter() - t
 
 
-METRIC_TABLES = ("metrics", "latest_metrics", "metric_summaries")
-
-
-def series_keyed_bytes(folder: Path, data: list[Any]) -> float:
-    """Bytes per point of the same points in a table keyed by an integer series id instead of
-    (run_uuid, key): what a schema that names each (run, key) once would store (measured, not
-    built into labtrack)."""
-    folder.mkdir(parents=True)
-    db = folder / "series.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE series (id INTEGER PRIMARY KEY, run_uuid VARCHAR(32), key VARCHAR(250))")
-        conn.execute("CREATE TABLE points (series_id INTEGER NOT NULL, step BIGINT NOT NULL, timestamp BIGINT "
-                     "NOT NULL, value FLOAT NOT NULL, is_nan BOOLEAN NOT NULL, PRIMARY KEY (series_id, step, "
-                     "timestamp, value, is_nan)) WITHOUT ROWID")
-        n = 0
-        conn.execute("BEGIN")
-        for sid, (r, key, steps, tss, values) in enumerate(data, 1):
-            conn.execute("INSERT INTO series VALUES (?, ?, ?)", (sid, f"{r:032x}", key))
-            conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?, 0)",
-                             [(sid, st, ts, v) for st, ts, v in zip(steps, tss, values)])
-            n += len(steps)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return table_bytes(db).get("points", 0) / n
+METRIC_TABLES = ("metrics", "metric_series", "latest_metrics", "metric_summaries")
 
 
 def storage_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
@@ -406,20 +385,16 @@ def storage_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     ml = table_bytes(ml_db)
     ml_pp = (ml.get("metrics", 0) + ml.get("latest_metrics", 0)) / ml_n
     per = {t: lt.get(t, 0) / n for t in METRIC_TABLES}
-    keyed = series_keyed_bytes(work / "storage-series", data)
     idx = {t: _index_bytes(lt_db, t) / n for t in METRIC_TABLES}
     got = "all" if ml_n == n else f"{ml_n:,} of {n:,} points in {MLFLOW_BUDGET_S:.0f} s"
     note = (f"{runs} runs × {keys} keys × {per_key:,} steps = {n:,} points; labtrack per point: points "
-            f"{per['metrics']:.1f} B (a WITHOUT ROWID table, no separate index), min/max summaries "
+            f"{per['metrics']:.1f} B (keyed by an integer series id; a WITHOUT ROWID table, no separate "
+            f"index), series ids {per['metric_series']:.2f} B, min/max summaries "
             f"{per['metric_summaries']:.1f} B (of which index {idx['metric_summaries']:.1f}), latest values "
             f"{per['latest_metrics']:.2f} B; MLflow's metrics table {ml.get('metrics', 0) / ml_n:.1f} B incl. "
             f"its indexes {_index_bytes(ml_db, 'metrics') / ml_n:.1f} B ({got}); whole files "
             f"{lt_db.stat().st_size / n:.1f} vs {ml_db.stat().st_size / ml_n:.1f} B/point; written at "
-            f"{n / lt_s:,.0f} (labtrack store) vs {ml_n / ml_s:,.0f} (MLflow store) points/s; the same points "
-            f"keyed by an integer series id instead of (run_uuid, key): {keyed:.1f} B/point (measured, "
-            f"not in labtrack's schema) -> with today's summaries and latest values "
-            f"{keyed + per['metric_summaries'] + per['latest_metrics']:.1f} B, "
-            f"{ml_pp / (keyed + per['metric_summaries'] + per['latest_metrics']):.1f}x less than MLflow")
+            f"{n / lt_s:,.0f} (labtrack store) vs {ml_n / ml_s:,.0f} (MLflow store) points/s")
     return [_row("storage: bytes on disk per metric point (tables + indexes)", "≤ ¼ of MLflow's (ratio ≥ 4)",
                  round(ml_pp, 1), round(lt_pp, 1), "bytes/point", ml_pp / lt_pp, note)]
 
@@ -431,7 +406,8 @@ def spool_counts(db: Path, points: int) -> tuple[int, int, list[str]]:
     conn = sqlite3.connect(db)
     try:
         rows = conn.execute("""SELECT r.name, COUNT(m.step), COUNT(DISTINCT m.step), MIN(m.step), MAX(m.step)
-                               FROM runs r LEFT JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'loss'
+                               FROM runs r LEFT JOIN metric_series ms ON ms.run_uuid = r.run_uuid AND ms.key = 'loss'
+                               LEFT JOIN metrics m ON m.series_id = ms.series_id
                                GROUP BY r.run_uuid""").fetchall()
     finally:
         conn.close()

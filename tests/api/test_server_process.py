@@ -215,7 +215,7 @@ def test_sigterm_under_load_keeps_every_acknowledged_batch(server: ServerProcess
     engine = create_engine(server.backend_uri)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT key, step FROM metrics WHERE run_uuid = :r"), {"r": run_id}).all()
+            rows = conn.execute(text("SELECT key, step FROM metrics JOIN metric_series USING (series_id) WHERE run_uuid = :r"), {"r": run_id}).all()
     finally:
         engine.dispose()
     stored: dict[tuple[int, int], int] = {}

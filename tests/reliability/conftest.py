@@ -105,7 +105,8 @@ def metric_counts(db: Path, key: str = "loss") -> dict[str, tuple[int, int]]:
     """run name -> (points, distinct steps) of metric ``key``."""
     rows = query(db, """
         SELECT r.name, COUNT(m.step), COUNT(DISTINCT m.step) FROM runs r
-        LEFT JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = :key
+        LEFT JOIN metric_series ms ON ms.run_uuid = r.run_uuid AND ms.key = :key
+        LEFT JOIN metrics m ON m.series_id = ms.series_id
         GROUP BY r.run_uuid""", key=key)
     out: dict[str, tuple[int, int]] = {}
     for name, n, distinct in rows:

@@ -77,11 +77,11 @@ def test_torn_file_and_a_file_ingested_twice_hold_each_point_once(db: Path, stor
     for p in done.iterdir():
         os.replace(p, spool_folder(db) / p.name)
     store.write(lambda conn: conn.exec_driver_sql("DELETE FROM spool_progress"))
-    before = query(db, "SELECT run_uuid, key, value, timestamp, step FROM metrics ORDER BY 1, 2, 5")
+    before = query(db, "SELECT run_uuid, key, value, timestamp, step FROM metrics JOIN metric_series USING (series_id) ORDER BY 1, 2, 5")
     tags_before = query(db, "SELECT * FROM tags ORDER BY 1, 2")
     report = SpoolIngest(store, spool_folder(db)).run_all()
     assert report.rejected == 0
-    assert query(db, "SELECT run_uuid, key, value, timestamp, step FROM metrics ORDER BY 1, 2, 5") == before
+    assert query(db, "SELECT run_uuid, key, value, timestamp, step FROM metrics JOIN metric_series USING (series_id) ORDER BY 1, 2, 5") == before
     assert query(db, "SELECT * FROM tags ORDER BY 1, 2") == tags_before
     assert query(db, "SELECT COUNT(*) FROM runs") == [(2,)]
     assert query(db, "SELECT COUNT(*) FROM experiments WHERE name = 'array'") == [(1,)]
@@ -122,7 +122,7 @@ def test_a_rejected_record_goes_to_the_sidecar_and_the_rest_lands(db: Path, stor
     report = SpoolIngest(store, spool_folder(db)).run_all()
     assert (report.records, report.rejected) == (4, 3)
     assert query(db, "SELECT key, value FROM params") == [("lr", "0.1")]
-    assert query(db, "SELECT key, value FROM metrics") == [("loss", 2.0)]
+    assert query(db, "SELECT key, value FROM metrics JOIN metric_series USING (series_id)") == [("loss", 2.0)]
     assert query(db, "SELECT status FROM runs") == [("FINISHED",)]
     rejected = [json.loads(x) for x in Path(str(w.path) + ".rejected").read_text().splitlines()]
     assert ["Changing param values" in r["error"] for r in rejected] == [True, False, False]
@@ -156,8 +156,8 @@ def test_log_series_records_apply_as_bulk_writes_and_a_bad_column_is_rejected_al
     ingest = SpoolIngest(store, spool_folder(db))
     report = ingest.run_all()
     assert (report.records, report.rejected) == (5, 2)
-    assert query(db, "SELECT COUNT(*), SUM(is_nan), MAX(step) FROM metrics WHERE key = 'loss'") == [(3000, 1, 2999)]
-    assert query(db, "SELECT step, value FROM metrics WHERE key = 'acc' ORDER BY step") == [
+    assert query(db, "SELECT COUNT(*), SUM(is_nan), MAX(step) FROM metrics JOIN metric_series USING (series_id) WHERE key = 'loss'") == [(3000, 1, 2999)]
+    assert query(db, "SELECT step, value FROM metrics JOIN metric_series USING (series_id) WHERE key = 'acc' ORDER BY step") == [
         (0, 0.5), (1, 0.25), (2, 0.125), (3, 0.0625), (4, 0.03125)]
     assert query(db, "SELECT key, value, step FROM latest_metrics ORDER BY key") == [("acc", 0.03125, 4),
                                                                                       ("loss", 2999.0, 2999)]

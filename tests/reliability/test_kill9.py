@@ -75,7 +75,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         counts = metric_counts(db)
         for i, path in enumerate(acks):
             acked = acked_batches(path) * BATCH
-            present = query(db, """SELECT COUNT(DISTINCT m.step) FROM metrics m JOIN runs r USING (run_uuid)
+            present = query(db, """SELECT COUNT(DISTINCT m.step) FROM metrics m JOIN metric_series USING (series_id) JOIN runs r USING (run_uuid)
                                    WHERE r.name = :name AND m.step < :acked""", name=f"w{i}", acked=acked)[0][0]
             assert present == acked, f"writer {i}: {acked} points acknowledged, {present} stored"
             assert counts[f"w{i}"][0] >= acked

@@ -31,7 +31,8 @@ def points_by_run(db: Path) -> dict[str, tuple[int, int, int, int, float]]:
     """run name -> (points, distinct steps, first step, last step, sum of value - step) of ``loss``."""
     rows = query(db, """SELECT r.name, COUNT(m.step), COUNT(DISTINCT m.step), MIN(m.step), MAX(m.step),
                                SUM(m.value - m.step)
-                        FROM runs r LEFT JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'loss'
+                        FROM runs r LEFT JOIN metric_series ms ON ms.run_uuid = r.run_uuid AND ms.key = 'loss'
+                        LEFT JOIN metrics m ON m.series_id = ms.series_id
                         GROUP BY r.run_uuid""")
     return {name: tuple(rest) for name, *rest in rows}  # type: ignore[misc]
 

@@ -131,3 +131,35 @@ def test_strings_for_special_values_and_ints_are_taken(store: TrackingStore) -> 
     store.log_batch(run_id, series=[MetricSeries("m", [0, 1, 2, 3], [1, 1, 1, 1],
                                                  ["NaN", "Infinity", "-Infinity", 4])])  # type: ignore[list-item]
     assert [v for _, _, v in _history(store, run_id, "m")] == ["nan", "inf", "-inf", "4.0"]
+
+
+def test_two_stores_creating_the_same_series_at_once_make_one_each(backend_uri: str) -> None:
+    """Two writers (two stores on one database, as ``--workers`` processes are) log the same
+    new keys of one run in opposite orders at once: no error, no deadlock, one series a key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from labtrack.store import schema
+
+    stores = [TrackingStore(backend_uri), TrackingStore(backend_uri)]
+    try:
+        run_id = stores[0].create_run("0").info.run_id
+        keys = [f"k{i:02d}" for i in range(40)]
+
+        def write(i: int) -> None:
+            order = keys if i % 2 else keys[::-1]
+            for a in range(0, len(order), 8):
+                stores[i % 2].log_batch(run_id, metrics=[Metric(k, float(i), 1, i) for k in order[a:a + 8]])
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(8)))
+        ser = schema.metric_series
+        count = stores[0].read(lambda c: c.execute(select(func.count()).select_from(ser).where(
+            ser.c.run_uuid == run_id)).scalar_one())
+        assert count == len(keys)
+        for k in keys:
+            assert sorted(m.step for m in stores[1].get_metric_history(run_id, k)[0]) == list(range(8))
+    finally:
+        for st in stores:
+            st.close()

@@ -2,7 +2,8 @@
 
 Charts never need a million points, only the shape: for every bucket of
 steps, the lowest and the highest point.  ``metric_summaries`` keeps, for a
-few bucket widths (16, 128, ... steps), each bucket's min and max point and is
+few bucket widths (16, 128, ... steps), each bucket's min and max point (keyed by the
+metric's series id, store/metric_series.py) and is
 updated in the same transaction as the points themselves.  Reading a window
 then costs one index range over at most ``max_points / 2`` summary rows plus
 the raw points of the two partial buckets at its edges, however long the
@@ -27,6 +28,7 @@ from labtrack.entities import MetricSeries
 from labtrack.store import schema as s
 from labtrack.store.dialect import cached, raw_executemany_columns, raw_executemany_positional, upsert
 from labtrack.store.loading import metric_value
+from labtrack.store.metric_series import find_series
 
 # Windows are counted up to this many points (see downsample).
 COUNT_CAP = 100_000
@@ -36,7 +38,7 @@ LEVELS: tuple[int, ...] = (16, 128, 1024, 8192, 65536, 524288, 4194304)
 
 _ms = s.metric_summaries
 _SIDES = ("value", "step", "timestamp")
-_SUMMARY_FIELDS = ("run_uuid", "key", "level", "bucket", "min_value", "min_step", "min_timestamp",
+_SUMMARY_FIELDS = ("series_id", "level", "bucket", "min_value", "min_step", "min_timestamp",
                    "max_value", "max_step", "max_timestamp")
 
 
@@ -46,7 +48,7 @@ def _upsert_summaries(conn: Connection) -> Any:
     lower = new.min_value < old.min_value
     higher = new.max_value > old.max_value
     return stmt.on_conflict_do_update(
-        index_elements=[old.run_uuid, old.key, old.level, old.bucket],
+        index_elements=[old.series_id, old.level, old.bucket],
         set_={
             **{f"min_{f}": case((lower, new[f"min_{f}"]), else_=old[f"min_{f}"]) for f in _SIDES},
             **{f"max_{f}": case((higher, new[f"max_{f}"]), else_=old[f"max_{f}"]) for f in _SIDES},
@@ -57,12 +59,13 @@ def _upsert_summaries(conn: Connection) -> Any:
     ).compile(dialect=conn.dialect, column_keys=list(_SUMMARY_FIELDS))
 
 
-def update_summaries(conn: Connection, run_id: str, series: Iterable[MetricSeries]) -> None:
-    """Fold new points into every level's buckets."""
+def update_summaries(conn: Connection, ids: dict[str, int], series: Iterable[MetricSeries]) -> None:
+    """Fold new points into every level's buckets (``ids``: each series' id by key)."""
     # Fold each point into its finest bucket only, then each level into the
     # next (widths are multiples): per-point work does not grow with levels.
-    level_acc: dict[tuple[str, int], list[Any]] = {}
+    level_acc: dict[tuple[int, int], list[Any]] = {}
     for s_ in series:
+        sid = ids[s_.key]
         steps, timestamps, values = s_.steps, s_.timestamps, s_.values
         if s_.has_nan():
             kept = [i for i, v in enumerate(values) if v == v]
@@ -70,18 +73,18 @@ def update_summaries(conn: Connection, run_id: str, series: Iterable[MetricSerie
             timestamps = [timestamps[i] for i in kept]
             values = [values[i] for i in kept]
         if all(map(le, steps, islice(steps, 1, None))):
-            _fold_sorted(level_acc, s_.key, steps, timestamps, values)
+            _fold_sorted(level_acc, sid, steps, timestamps, values)
         else:
-            _fold_points(level_acc, s_.key, steps, timestamps, values)
+            _fold_points(level_acc, sid, steps, timestamps, values)
     if not level_acc:
         return
     rows: list[tuple[Any, ...]] = []
     for level in range(len(LEVELS)):
         if level:
             factor = LEVELS[level] // LEVELS[level - 1]
-            coarser: dict[tuple[str, int], list[Any]] = {}
-            for (key, bucket), c in level_acc.items():
-                k = (key, bucket // factor)
+            coarser: dict[tuple[int, int], list[Any]] = {}
+            for (sid, bucket), c in level_acc.items():
+                k = (sid, bucket // factor)
                 cur = coarser.get(k)
                 if cur is None:
                     coarser[k] = list(c)
@@ -91,7 +94,7 @@ def update_summaries(conn: Connection, run_id: str, series: Iterable[MetricSerie
                 if c[3] > cur[3]:
                     cur[3:6] = c[3:6]
             level_acc = coarser
-        rows.extend((run_id, key, level, bucket, *c) for (key, bucket), c in level_acc.items())
+        rows.extend((sid, level, bucket, *c) for (sid, bucket), c in level_acc.items())
     compiled = cached(conn, "upsert_metric_summaries_sql", _upsert_summaries)
     if compiled.positional and tuple(compiled.positiontup) == _SUMMARY_FIELDS:
         # The rows are already in the statement's parameter order: no transposing them
@@ -101,7 +104,7 @@ def update_summaries(conn: Connection, run_id: str, series: Iterable[MetricSerie
         raw_executemany_columns(conn, compiled, dict(zip(_SUMMARY_FIELDS, zip(*rows))))
 
 
-def _fold_sorted(acc: dict[tuple[str, int], list[Any]], key: str, steps: list[int], timestamps: list[int],
+def _fold_sorted(acc: dict[tuple[int, int], list[Any]], sid: int, steps: list[int], timestamps: list[int],
                  values: list[float]) -> None:
     """Points in step order: each bucket is a slice, found by bisection, folded in C."""
     width = LEVELS[0]
@@ -114,18 +117,18 @@ def _fold_sorted(acc: dict[tuple[str, int], list[Any]], key: str, steps: list[in
         # first of equal values, as a running fold keeps.
         lo = i + chunk.index(min(chunk))
         hi = i + chunk.index(max(chunk))
-        _merge(acc, (key, bucket), [values[lo], steps[lo], timestamps[lo], values[hi], steps[hi], timestamps[hi]])
+        _merge(acc, (sid, bucket), [values[lo], steps[lo], timestamps[lo], values[hi], steps[hi], timestamps[hi]])
         i = j
 
 
-def _fold_points(acc: dict[tuple[str, int], list[Any]], key: str, steps: list[int], timestamps: list[int],
+def _fold_points(acc: dict[tuple[int, int], list[Any]], sid: int, steps: list[int], timestamps: list[int],
                  values: list[float]) -> None:
     width = LEVELS[0]
     for v, step, ts in zip(values, steps, timestamps):
-        _merge(acc, (key, step // width), [v, step, ts, v, step, ts])
+        _merge(acc, (sid, step // width), [v, step, ts, v, step, ts])
 
 
-def _merge(acc: dict[tuple[str, int], list[Any]], k: tuple[str, int], new: list[Any]) -> None:
+def _merge(acc: dict[tuple[int, int], list[Any]], k: tuple[int, int], new: list[Any]) -> None:
     cur = acc.get(k)
     if cur is None:
         acc[k] = new
@@ -144,7 +147,10 @@ def downsample(conn: Connection, run_id: str, key: str, max_points: int,
     ``COUNT_CAP`` points is not counted further: its number reads ``COUNT_CAP + 1``.
     """
     m = s.metrics
-    cond = [m.c.run_uuid == run_id, m.c.key == key]
+    sid = find_series(conn, run_id, key)
+    if sid is None:
+        return [], 0
+    cond = [m.c.series_id == sid]
     if min_step is not None:
         cond.append(m.c.step >= min_step)
     if max_step is not None:
@@ -170,7 +176,7 @@ def downsample(conn: Connection, run_id: str, key: str, max_points: int,
     last = (hi + 1) // width - 1     # last bucket wholly inside it
     points: dict[tuple[int, int], dict[str, Any]] = {}
     rows = conn.execute(select(_ms).where(
-        _ms.c.run_uuid == run_id, _ms.c.key == key, _ms.c.level == level,
+        _ms.c.series_id == sid, _ms.c.level == level,
         _ms.c.bucket >= first, _ms.c.bucket <= last))
     for r in rows:
         for side in ("min", "max"):
@@ -180,13 +186,13 @@ def downsample(conn: Connection, run_id: str, key: str, max_points: int,
     # raw points of at most 15 steps at each end (a coarse bucket's edge held up to 65,535 raw
     # points, which cost more than all the rest of a 10,000,000-point chart).
     if lo < first * width:
-        _extremes(_span(conn, run_id, key, cond, lo, first * width - 1, level - 1), points)
+        _extremes(_span(conn, sid, cond, lo, first * width - 1, level - 1), points)
     if hi >= (last + 1) * width:
-        _extremes(_span(conn, run_id, key, cond, (last + 1) * width, hi, level - 1), points)
+        _extremes(_span(conn, sid, cond, (last + 1) * width, hi, level - 1), points)
     return _sorted(points), total
 
 
-def _span(conn: Connection, run_id: str, key: str, cond: list[Any], a: int, b: int,
+def _span(conn: Connection, sid: int, cond: list[Any], a: int, b: int,
           level: int) -> list[dict[str, Any]]:
     """Candidate extremes of steps a..b: the min and max of each bucket of ``level`` wholly
     inside, finer levels for what is left at both ends, raw points below the finest level."""
@@ -200,15 +206,15 @@ def _span(conn: Connection, run_id: str, key: str, cond: list[Any], a: int, b: i
     width = LEVELS[level]
     first, last = -(-a // width), (b + 1) // width - 1
     if first > last:
-        return _span(conn, run_id, key, cond, a, b, level - 1)
+        return _span(conn, sid, cond, a, b, level - 1)
     out: list[dict[str, Any]] = []
-    for r in conn.execute(select(_ms).where(_ms.c.run_uuid == run_id, _ms.c.key == key, _ms.c.level == level,
+    for r in conn.execute(select(_ms).where(_ms.c.series_id == sid, _ms.c.level == level,
                                             _ms.c.bucket >= first, _ms.c.bucket <= last)):
         for side in ("min", "max"):
             out.append({"step": r._mapping[f"{side}_step"], "timestamp": r._mapping[f"{side}_timestamp"],
                         "value": r._mapping[f"{side}_value"]})
-    return (out + _span(conn, run_id, key, cond, a, first * width - 1, level - 1)
-            + _span(conn, run_id, key, cond, (last + 1) * width, b, level - 1))
+    return (out + _span(conn, sid, cond, a, first * width - 1, level - 1)
+            + _span(conn, sid, cond, (last + 1) * width, b, level - 1))
 
 
 def _raw(conn: Connection, cond: list[Any]) -> list[dict[str, Any]]:

@@ -156,7 +156,14 @@ def collect(conn: Connection, older_than_ms: int = 0, experiment_ids: Sequence[A
 
     run_list = list(run_map)
     model_ids = [x.model_id for x in models]
-    # Rows that name a run without a foreign key (inputs' tags, trace links...) first.
+    # Rows keyed by a run's metric series (points, chart summaries), then rows that name a
+    # run without a foreign key (inputs' tags, trace links...), before the runs themselves.
+    ser = s.metric_series
+    for table in s.metadata.sorted_tables:
+        if table is not ser and "series_id" in table.c:
+            for chunk in _chunks(run_list):
+                conn.execute(delete(table).where(table.c.series_id.in_(
+                    select(ser.c.series_id).where(ser.c.run_uuid.in_(chunk)))))
     for table in s.metadata.sorted_tables:
         if table is not r and "run_uuid" in table.c:
             for chunk in _chunks(run_list):

@@ -1,8 +1,9 @@
 """Metric points: idempotent inserts, the latest-value table, history reads.
 
-History is clustered by (run, key, step) (see schema.metrics), so a
-million-point history is one range scan.  Every insert also folds the points
-into the min/max pyramid that charts read (store/downsample.py).
+History is clustered by (series, step) (see schema.metrics; a series is a run's
+metric, store/metric_series.py), so a million-point history is one range scan.
+Every insert also folds the points into the min/max pyramid that charts read
+(store/downsample.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import (BigInteger, Connection, Float, String, bindparam, case, column, false, select, true,
+from sqlalchemy import (BigInteger, Connection, Float, Integer, bindparam, case, column, false, select, true,
                         tuple_, values)
 
 from labtrack.entities import Metric, MetricSeries
@@ -27,12 +28,13 @@ from labtrack.store.dialect import (
 )
 from labtrack.store.downsample import update_summaries
 from labtrack.store.loading import metric_value
+from labtrack.store.metric_series import SERIES_OF, find_series, series_ids
 
 # Statements built once: constructing a Core statement costs more than running it.
 _m, _lm = s.metrics, s.latest_metrics
 _HISTORY_COLUMNS = (_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan, _m.c.model_id, _m.c.dataset_name,
                     _m.c.dataset_digest)
-_OF_METRIC = (_m.c.run_uuid == bindparam("run_id"), _m.c.key == bindparam("key"))
+_OF_METRIC = (_m.c.series_id == SERIES_OF,)
 _HISTORY = (select(*_HISTORY_COLUMNS).where(*_OF_METRIC)
             .order_by(_m.c.step, _m.c.timestamp, _m.c.is_nan, _m.c.value)
             .offset(bindparam("offset")).limit(bindparam("limit")))
@@ -45,9 +47,9 @@ _NAN_AT = select(_m.c.step).where(*_OF_METRIC, _m.c.step == bindparam("step"),
                                   _m.c.timestamp == bindparam("timestamp"), _m.c.is_nan == True).limit(1)  # noqa: E712
 
 
-_POINT_FIELDS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan", "model_id", "dataset_name",
+_POINT_FIELDS = ("series_id", "step", "timestamp", "value", "is_nan", "model_id", "dataset_name",
                  "dataset_digest")
-_SERIES_FIELDS = ("run_uuid", "key", "step", "timestamp", "value")
+_SERIES_FIELDS = ("series_id", "step", "timestamp", "value")
 
 
 def _insert_points(conn: Connection) -> Any:
@@ -61,8 +63,8 @@ def _insert_finite_rows(conn: Connection) -> Any:
 
 
 # Points per statement of the block insert: SQLite binds a multi-row VALUES list
-# of (step, timestamp, value) with the run and key once, in half the time of
-# executemany's five parameters a row.  603 parameters, well under SQLite's limit.
+# of (step, timestamp, value) with the series id once, in half the time of
+# executemany's four parameters a row.  601 parameters, well under SQLite's limit.
 BLOCK = 200
 
 
@@ -70,17 +72,17 @@ def _insert_block(conn: Connection) -> Any:
     points = values(column("step", BigInteger), column("timestamp", BigInteger), column("value", Float),
                     name="points").data([(bindparam(f"s{i}", type_=BigInteger), bindparam(f"t{i}", type_=BigInteger),
                                           bindparam(f"v{i}", type_=Float)) for i in range(BLOCK)]).cte("points")
-    rows = select(bindparam("run_uuid", type_=String), bindparam("key", type_=String),
+    rows = select(bindparam("series_id", type_=Integer),
                   points.c.step, points.c.timestamp, points.c.value, false()).where(true())
-    compiled = (upsert(conn, _m).from_select(["run_uuid", "key", "step", "timestamp", "value", "is_nan"], rows)
+    compiled = (upsert(conn, _m).from_select(["series_id", "step", "timestamp", "value", "is_nan"], rows)
                 .on_conflict_do_nothing().compile(dialect=conn.dialect))
-    expected = [*chain.from_iterable((f"s{i}", f"t{i}", f"v{i}") for i in range(BLOCK)), "run_uuid", "key"]
+    expected = [*chain.from_iterable((f"s{i}", f"t{i}", f"v{i}") for i in range(BLOCK)), "series_id"]
     if list(compiled.positiontup or ()) != expected:
         raise AssertionError("block insert: unexpected parameter order")
     return compiled
 
 
-def _insert_finite(conn: Connection, run_id: str, s_: MetricSeries) -> None:
+def _insert_finite(conn: Connection, sid: int, s_: MetricSeries) -> None:
     """Points without NaN: whole blocks of BLOCK points, then the rest a row at a time."""
     n = len(s_.values)
     full = n - n % BLOCK if conn.dialect.paramstyle == "qmark" else 0
@@ -88,10 +90,10 @@ def _insert_finite(conn: Connection, run_id: str, s_: MetricSeries) -> None:
         flat = list(chain.from_iterable(zip(s_.steps[:full], s_.timestamps[:full], s_.values[:full])))
         width = 3 * BLOCK
         raw_executemany_positional(conn, cached(conn, "insert_metric_block_sql", _insert_block),
-                                   [(*flat[i:i + width], run_id, s_.key) for i in range(0, len(flat), width)])
+                                   [(*flat[i:i + width], sid) for i in range(0, len(flat), width)])
     if full < n:
         raw_executemany_columns(conn, cached(conn, "insert_finite_metrics_sql", _insert_finite_rows), {
-            "run_uuid": repeat(run_id), "key": repeat(s_.key), "step": s_.steps[full:],
+            "series_id": repeat(sid), "step": s_.steps[full:],
             "timestamp": s_.timestamps[full:], "value": s_.values[full:]})
 
 
@@ -124,9 +126,9 @@ def _upsert_latest(conn: Connection) -> Any:
     ).compile(dialect=conn.dialect, column_keys=[c.name for c in _lm.c])
 
 
-def _row(run_id: str, m: Metric) -> dict[str, Any]:
+def _row(sid: int, m: Metric) -> dict[str, Any]:
     nan = math.isnan(m.value)
-    return {"run_uuid": run_id, "key": m.key, "step": m.step, "timestamp": m.timestamp,
+    return {"series_id": sid, "step": m.step, "timestamp": m.timestamp,
             "value": 0.0 if nan else m.value, "is_nan": nan, "model_id": m.model_id,
             "dataset_name": m.dataset_name, "dataset_digest": m.dataset_digest}
 
@@ -162,16 +164,17 @@ def merge_series(series: Sequence[MetricSeries]) -> list[MetricSeries]:
 
 def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> None:
     """Store points (identical ones are one point) and update the latest values."""
+    ids = series_ids(conn, run_id, (m.key for m in points))
     plain = [m for m in points if m.model_id is None and m.dataset_name is None and m.dataset_digest is None]
     if plain:
-        insert_series(conn, run_id, to_series(plain))
+        _insert_series(conn, run_id, to_series(plain), ids)
     if len(plain) < len(points):
         linked = [m for m in points if m.model_id is not None or m.dataset_name is not None
                   or m.dataset_digest is not None]
-        rows = [_row(run_id, m) for m in linked]
+        rows = [_row(ids[m.key], m) for m in linked]
         raw_executemany(conn, cached(conn, "insert_metrics_sql", _insert_points), rows)
-        _fold(conn, run_id, to_series(linked))
-        model_rows = [r for r in rows if r["model_id"]]
+        _fold(conn, run_id, to_series(linked), ids)
+        model_rows = [(m, r) for m, r in zip(linked, rows) if r["model_id"]]
         if model_rows:
             _insert_model_metrics(conn, run_id, model_rows)
 
@@ -179,27 +182,33 @@ def insert_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> N
 def insert_series(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:
     """Store whole series of points (the bulk path) and update the latest values and summaries."""
     series = merge_series(series)
+    _insert_series(conn, run_id, series, series_ids(conn, run_id, (s_.key for s_ in series if s_.values)))
+
+
+def _insert_series(conn: Connection, run_id: str, series: Sequence[MetricSeries], ids: dict[str, int]) -> None:
+    """``insert_series`` with one series per key and their ids looked up."""
     for s_ in series:
         if not s_.values:
             continue
+        sid = ids[s_.key]
         if s_.has_nan():
             nan = [v != v for v in s_.values]
-            rows = [{"run_uuid": run_id, "key": s_.key, "step": step, "timestamp": ts,
+            rows = [{"series_id": sid, "step": step, "timestamp": ts,
                      "value": 0.0 if n else v, "is_nan": n, "model_id": None, "dataset_name": None,
                      "dataset_digest": None}
                     for step, ts, v, n in zip(s_.steps, s_.timestamps, s_.values, nan)]
             raw_executemany(conn, cached(conn, "insert_metrics_sql", _insert_points), rows)
         else:
-            _insert_finite(conn, run_id, s_)
-    _fold(conn, run_id, series)
+            _insert_finite(conn, sid, s_)
+    _fold(conn, run_id, series, ids)
 
 
-def _fold(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:
+def _fold(conn: Connection, run_id: str, series: Sequence[MetricSeries], ids: dict[str, int]) -> None:
     """Fold new points (one series per key) into the latest values and the chart summaries."""
     series = [s_ for s_ in series if s_.values]
     if series:
         _update_latest(conn, run_id, series)
-        update_summaries(conn, run_id, series)
+        update_summaries(conn, ids, series)
 
 
 def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], tuple[float, int] | None,
@@ -240,12 +249,12 @@ def _update_latest(conn: Connection, run_id: str, series: Sequence[MetricSeries]
     raw_executemany(conn, cached(conn, "upsert_latest_metrics_sql", _upsert_latest), rows)
 
 
-def _insert_model_metrics(conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
+def _insert_model_metrics(conn: Connection, run_id: str, rows: list[tuple[Metric, dict[str, Any]]]) -> None:
     lmm = s.logged_model_metrics
     conn.execute(upsert(conn, lmm).on_conflict_do_nothing(), [
-        {"model_id": r["model_id"], "key": r["key"], "step": r["step"], "timestamp": r["timestamp"],
+        {"model_id": r["model_id"], "key": m.key, "step": r["step"], "timestamp": r["timestamp"],
          "run_uuid": run_id, "value": r["value"], "is_nan": r["is_nan"],
-         "dataset_name": r["dataset_name"], "dataset_digest": r["dataset_digest"]} for r in rows])
+         "dataset_name": r["dataset_name"], "dataset_digest": r["dataset_digest"]} for m, r in rows])
 
 
 def history_rows(conn: Connection, run_id: str, key: str, offset: int, limit: int) -> list[Any]:
@@ -292,7 +301,10 @@ def history_interval(conn: Connection, run_ids: Sequence[str], key: str, start_s
     m = s.metrics
     out: list[Metric] = []
     for run_id in run_ids:
-        cond = [m.c.run_uuid == run_id, m.c.key == key]
+        sid = find_series(conn, run_id, key)
+        if sid is None:
+            continue
+        cond = [m.c.series_id == sid]
         if start_step is not None:
             cond.append(m.c.step >= start_step)
         if end_step is not None:

@@ -152,9 +152,10 @@ def runs(conn: Connection, records: Sequence[RunRecord], exp_ids: dict[str, str]
 
 def metric_counts(conn: Connection) -> dict[tuple[str, str], int]:
     """Points per (run, key) already here: an incremental import copies only series that grew."""
-    m = s.metrics
+    m, ser = s.metrics, s.metric_series
     return {(r[0], r[1]): r[2] for r in conn.execute(
-        select(m.c.run_uuid, m.c.key, func.count()).group_by(m.c.run_uuid, m.c.key))}
+        select(ser.c.run_uuid, ser.c.key, func.count()).select_from(ser.join(m, m.c.series_id == ser.c.series_id))
+        .group_by(ser.c.series_id, ser.c.run_uuid, ser.c.key))}
 
 
 def metrics(conn: Connection, run_id: str, series: Sequence[MetricSeries]) -> None:

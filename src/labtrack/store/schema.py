@@ -87,13 +87,23 @@ tags = Table(
     Column("value", Text, nullable=False),
 )
 
+# One row per (run, metric key): the integer id that keys the metric's points and
+# summaries, so the run id and the key are stored once per series, not once per point.
+metric_series = Table(
+    "metric_series", metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), nullable=False),
+    Column("key", String(KEY), nullable=False),
+    UniqueConstraint("run_uuid", "key"),
+)
+
 # Full history.  The primary key is MLflow's de-duplication rule (identical
-# key, step, timestamp and value are one point) and clusters a run's history
-# by key and step, so reading one metric's history is one range scan.
+# key, step, timestamp and value are one point) and clusters a series' history
+# by step, so reading one metric's history is one range scan.
 metrics = Table(
     "metrics", metadata,
-    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(KEY), primary_key=True),
+    Column("series_id", Integer, ForeignKey("metric_series.series_id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
     Column("step", BigInteger, primary_key=True),
     Column("timestamp", BigInteger, primary_key=True),
     Column("value", Float(precision=53), primary_key=True),
@@ -125,8 +135,8 @@ latest_metrics = Table(
 # Min/max pyramid over metric histories for downsampled charts (store/downsample.py).
 metric_summaries = Table(
     "metric_summaries", metadata,
-    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(KEY), primary_key=True),
+    Column("series_id", Integer, ForeignKey("metric_series.series_id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
     Column("level", Integer, primary_key=True, autoincrement=False),
     Column("bucket", BigInteger, primary_key=True, autoincrement=False),
     Column("min_value", Float(precision=53), nullable=False),
@@ -135,6 +145,7 @@ metric_summaries = Table(
     Column("max_value", Float(precision=53), nullable=False),
     Column("max_step", BigInteger, nullable=False),
     Column("max_timestamp", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 datasets = Table(
