@@ -136,8 +136,10 @@ def test_a_window_edges_read_their_own_steps_not_the_whole_window(store: Trackin
         return ticks[0]
 
     def measure(conn):  # type: ignore[no-untyped-def]
+        from labtrack.store.metric_series import find_series
+
         m = s.metrics
-        cond = [m.c.run_uuid == run_id, m.c.key == "loss", m.c.step >= a, m.c.step <= b]
+        cond = [m.c.series_id == find_series(conn, run_id, "loss"), m.c.step >= a, m.c.step <= b]
         count = vm_steps(conn, lambda: conn.execute(select(func.count()).select_from(
             select(m.c.step).where(*cond).limit(COUNT_CAP + 1).subquery())).scalar_one())
         points: list = []

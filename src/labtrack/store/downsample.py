@@ -199,10 +199,10 @@ def _span(conn: Connection, sid: int, cond: list[Any], a: int, b: int,
     if a > b:
         return []
     if level < 0:
-        # The run and key with these steps only: beside the window's own bounds SQLite would
+        # The series with these steps only: beside the window's own bounds SQLite would
         # range over the whole window (1,000,000 steps: 0.2 s) to find a few edge points.
         m = s.metrics
-        return _raw(conn, cond[:2] + [m.c.step >= a, m.c.step <= b])
+        return _raw(conn, [m.c.series_id == sid, m.c.step >= a, m.c.step <= b])
     width = LEVELS[level]
     first, last = -(-a // width), (b + 1) // width - 1
     if first > last:
