@@ -285,9 +285,11 @@ def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[
     # per metric needs no sort of the 1,000,000 (run, metric) rows by group and key, only of
     # the 100,000 runs by group.
     ids = select(_r.c.run_uuid.label("id"), *([_GROUP_ATTRS[key].label("v")] if kind == "attr" else []))
-    ids = ids.select_from(src).where(*where).order_by(_r.c.run_uuid)
+    ids = ids.select_from(src).where(*where)
     if conn.dialect.name == "sqlite":
-        ids = ids.limit(-1)  # with a LIMIT SQLite keeps a subquery's ORDER BY (3.40 drops it otherwise)
+        # With a LIMIT SQLite keeps a subquery's ORDER BY (3.40 drops it otherwise).  PostgreSQL
+        # hash-joins: sorting the run ids there only cost it ~0.3 s at 100,000 runs.
+        ids = ids.order_by(_r.c.run_uuid).limit(-1)
     r = ids.cte("r").prefix_with("MATERIALIZED")
     runs: Any = r
     if kind == "attr":
