@@ -72,12 +72,18 @@ runs = Table(
 # counts (experiment_activity) an index-only scan.
 Index("ix_runs_experiment_order", runs.c.experiment_id, runs.c.lifecycle_stage, runs.c.start_time.desc(),
       runs.c.run_uuid, runs.c.status, runs.c.end_time)
+# An experiment's runs in run id order, for the runs table's group-by (store/run_table.py).
+Index("ix_runs_experiment_run", runs.c.experiment_id, runs.c.lifecycle_stage, runs.c.run_uuid)
 
+# A run's params, tags and latest metric values are stored WITHOUT ROWID on SQLite: each row
+# sits in its (run id, key) primary key's B-tree, so looking them up run after run in run id
+# order (the runs table's group-by) walks one B-tree front to back (migration 0009).
 params = Table(
     "params", metadata,
     Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
     Column("key", String(KEY), primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 tags = Table(
@@ -85,6 +91,7 @@ tags = Table(
     Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
     Column("key", String(KEY), primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # One row per (run, metric key): the integer id that keys the metric's points and
@@ -130,6 +137,7 @@ latest_metrics = Table(
     Column("max_step", BigInteger, nullable=True),
     # Metric filters, and searches sorted by a metric walked in its order (store/run_query.py).
     Index("ix_latest_metrics_key_nan_value", "key", "is_nan", "value", "run_uuid"),
+    sqlite_with_rowid=False,
 )
 
 # Min/max pyramid over metric histories for downsampled charts (store/downsample.py).

@@ -1,0 +1,118 @@
+"""The runs table's group statistics (issue 21) on a real server, SQLite and PostgreSQL, against
+numpy's truth: ``POST /api/2.0/labtrack/runs/table`` with ``stats`` gives, per value of a param,
+a tag or an attribute, the run count and the n, mean, sample std, min and max of each metric
+column's latest values, NaN and missing values left out, "" for runs without the param.
+
+More metric columns than one statement joins (store/run_table.py), a metric far from zero (the
+sums are shifted), a group of one run (std 0), a deleted run, a run of another experiment and
+a filter, so the statistics cover exactly the table's runs.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+from tests.servers import ServerProcess
+
+T = "/api/2.0/labtrack/runs/table"
+OPTS = ("adam", "sgd", "rmsprop", None)  # None: the run has no "opt" param
+KEYS = [f"k{i:02d}" for i in range(30)] + ["loss", "big"]
+
+
+def _error(reply: requests.Response, status: int, code: str) -> str:
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert set(body) == {"error_code", "message"} and body["error_code"] == code, body
+    return str(body["message"])
+
+
+@pytest.fixture(scope="module")
+def logged(module_server: ServerProcess) -> dict[str, Any]:
+    """40 runs with random params, tags and metrics (some missing, some NaN); their truth."""
+    srv = module_server
+    exps = [srv.api("POST", "experiments/create", {"name": f"groups-{uuid.uuid4().hex[:8]}-{i}"}).json()["experiment_id"]
+            for i in range(2)]
+    rng = np.random.default_rng(21)
+    runs: list[dict[str, Any]] = []
+    for i in range(40):
+        exp = exps[1] if i >= 36 else exps[0]  # the last four belong to another experiment
+        run_id = srv.api("POST", "runs/create", {"experiment_id": exp, "run_name": f"g{i}"}).json()["run"]["info"]["run_id"]
+        opt = "solo" if i == 7 else OPTS[int(rng.integers(0, len(OPTS)))]
+        values: dict[str, float | None] = {}
+        for key in KEYS:
+            if rng.random() < 0.15:
+                values[key] = None  # never logged
+                continue
+            v = float(np.round(rng.normal(1e9 if key == "big" else 1.0, 0.5), 3))
+            values[key] = math.nan if rng.random() < 0.1 else v
+        metrics = [{"key": k, "value": "NaN" if math.isnan(v) else v, "timestamp": 1_700_000_000_000, "step": 0}
+                   for k, v in values.items() if v is not None]
+        params = [{"key": "opt", "value": opt}] if opt is not None else []
+        tags = [{"key": "team", "value": "red" if i % 3 else "blue"}]
+        reply = srv.api("POST", "runs/log-batch", {"run_id": run_id, "metrics": metrics, "params": params, "tags": tags})
+        assert reply.status_code == 200, reply.text
+        runs.append({"id": run_id, "exp": exp, "opt": opt or "", "team": tags[0]["value"], "values": values,
+                     "deleted": i == 11})
+    srv.api("POST", "runs/delete", {"run_id": runs[11]["id"]})
+    return {"exp": exps[0], "runs": [r for r in runs if r["exp"] == exps[0] and not r["deleted"]]}
+
+
+def _stats(srv: ServerProcess, exp: str, group: str, keys: list[str], filter_string: str = "") -> dict[str, Any]:
+    body = {"experiment_ids": [exp], "group": group, "stats": True, "filter": filter_string,
+            "columns": ["attr.name"] + [f"metrics.{k}" for k in keys]}
+    reply = srv.api("POST", T, body)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()
+    assert out["truncated"] is False
+    return {g["value"]: g for g in out["groups"]}
+
+
+def _check(got: dict[str, Any], runs: list[dict[str, Any]], field: str, keys: list[str]) -> None:
+    values = sorted({r[field] for r in runs})
+    assert list(got) == values
+    for value in values:
+        members = [r for r in runs if r[field] == value]
+        assert got[value]["count"] == len(members)
+        for key in keys:
+            v = np.array([r["values"][key] for r in members if r["values"][key] is not None])
+            v = v[~np.isnan(v)]
+            if not len(v):
+                assert key not in got[value]["metrics"]
+                continue
+            s = got[value]["metrics"][key]
+            assert s["n"] == len(v)
+            assert s["min"] == v.min() and s["max"] == v.max()
+            assert s["mean"] == pytest.approx(v.mean(), rel=1e-12)
+            assert s["std"] == pytest.approx(v.std(ddof=1) if len(v) > 1 else 0.0, rel=1e-6, abs=1e-12)
+
+
+def test_group_by_a_param_over_more_metric_columns_than_one_statement_joins(module_server: ServerProcess,
+                                                                            logged: dict[str, Any]) -> None:
+    got = _stats(module_server, logged["exp"], "params.opt", KEYS)
+    assert "" in got and got["solo"]["count"] == 1  # runs without the param; a group of one run
+    _check(got, logged["runs"], "opt", KEYS)
+
+
+def test_group_by_a_tag_an_attribute_and_under_a_filter(module_server: ServerProcess, logged: dict[str, Any]) -> None:
+    runs = logged["runs"]
+    _check(_stats(module_server, logged["exp"], "tags.team", ["loss", "big"]), runs, "team", ["loss", "big"])
+    by_status = _stats(module_server, logged["exp"], "attr.status", ["loss"])
+    assert list(by_status) == ["RUNNING"] and by_status["RUNNING"]["count"] == len(runs)
+    kept = [r for r in runs if r["team"] == "red"]
+    _check(_stats(module_server, logged["exp"], "params.opt", ["loss"], "tags.team = 'red'"), kept, "opt", ["loss"])
+    # no metric columns: the counts alone
+    counts = _stats(module_server, logged["exp"], "params.opt", [])
+    assert {v: g["count"] for v, g in counts.items()} == {v: sum(r["opt"] == v for r in runs)
+                                                          for v in {r["opt"] for r in runs}}
+
+
+def test_a_metric_summary_column_is_not_a_group(module_server: ServerProcess, logged: dict[str, Any]) -> None:
+    for group in ("summary.min.loss", "metrics.loss", "attr.name"):
+        reply = module_server.api("POST", T, {"experiment_ids": [logged["exp"]], "group": group, "stats": True})
+        assert "group" in _error(reply, 400, "INVALID_PARAMETER_VALUE")
