@@ -44,7 +44,7 @@ def test_both_paths_build_exactly_the_schema(tmp_path: Path, how: str) -> None:
                                       "AND sql LIKE '%WITHOUT ROWID%'")).scalars().all()
     engine.dispose()
     assert diff == []
-    assert sorted(clustered) == ["latest_metrics", "metrics", "params", "tags"]
+    assert sorted(clustered) == ["latest_metrics", "metric_summaries", "metrics", "params", "tags"]
 
 
 def test_existing_database_is_not_migrated_again(tmp_path: Path) -> None:

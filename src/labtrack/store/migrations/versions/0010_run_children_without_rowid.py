@@ -9,17 +9,17 @@ to write per param, tag and metric).  ``ix_runs_experiment_run`` hands the group
 experiment's runs already in run id order instead of sorting them.
 
 SQLite only: PostgreSQL tables have no rowid (the index is added on both).
-Self-contained: it depends on nothing but 0008's schema.
+It depends on nothing but the schema before it (0008, or 0009 which leaves these tables alone).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 """
 from alembic import op
 
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
