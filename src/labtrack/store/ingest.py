@@ -28,15 +28,17 @@ again after its file was retired notices and starts a new file.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
@@ -44,19 +46,26 @@ from sqlalchemy.exc import OperationalError
 from labtrack import file_modes, spool
 from labtrack.columns import STEP, VALUE, column
 from labtrack.entities import Metric, MetricSeries, decode_double
-from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
+from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist, TransientError
 from labtrack.store import schema as s
 from labtrack.store.dialect import upsert
 from labtrack.store.tracking import TrackingStore
-from labtrack.store.validation import LIMITS
+from labtrack.store.validation import LIMITS, check_series
 
 log = logging.getLogger("labtrack.ingest")
 
 DEFER_S = 300.0
 IDLE_RETIRE_S = 3600.0
 _PROGRESS_EVERY = 5000  # records between progress saves within one large file
+# History applied by one pass of the server's thread before it makes the newest values of
+# the files that grew meanwhile visible again (about 250,000 points of log_series records).
+PASS_BYTES = 8 << 20
+_READ_BYTES = 4 << 20  # records read and parsed at a time
+_HEAD_BYTES = 64 << 10  # read for a new file's leading records (its run)
+_TAIL_BYTES = 256 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
+_TAIL_MAX = 4 << 20
 # Failures of the database or the disk, not of a record: the pass stops and is retried.
-_TRANSIENT = (OperationalError, OSError, MemoryError)
+_TRANSIENT = (OperationalError, OSError, MemoryError, TransientError)
 
 
 @dataclass
@@ -81,11 +90,13 @@ class _MissingRun(Exception):
 
 @dataclass
 class _FileState:
-    offset: int = 0
+    offset: int = 0  # applied, or handed to the writer with the pending group
     seq: int = 0
     closed: bool = False
     tail_checked: bool = False
     deferred_since: float | None = None
+    saved: int = 0  # the offset spool_progress holds
+    previewed: int = 0  # the file's size when its newest values were last made visible
 
 
 @dataclass
@@ -100,6 +111,7 @@ class _Group:
     tags: dict[str, str] = field(default_factory=dict)
     series: list[MetricSeries] = field(default_factory=list)
     points: int = 0
+    end: int = 0  # where the record after the group's last one starts
 
     def try_add_series(self, rec: spool.SpoolRecord, series: list[MetricSeries]) -> bool:
         """Add a log_series record without params or tags, within one log-series request's limit."""
@@ -136,20 +148,48 @@ class _Group:
         return True
 
 
+@dataclass
+class _Pending:
+    """A group handed to the store's writer thread, with its file's progress in the same
+    transaction; the ingest thread reads and checks the next group meanwhile."""
+
+    path: Path
+    state: _FileState
+    group: _Group
+    future: Future[None]
+    report: IngestReport
+    force: bool
+
+
 class SpoolIngest:
-    """Applies the spool files in ``folder`` to ``store``; one instance per database."""
+    """Applies the spool files in ``folder`` to ``store``; one instance per database.
+
+    A pass of the server's thread (``run_once``) first makes every changed file's newest
+    metric values visible (``_preview``: one short transaction that folds the last
+    ``log_series`` record of each file into its run's latest values, never its history),
+    then applies history in file order for about ``pass_bytes`` of records, continuing
+    on the next pass where this one stopped.  So a task's latest value shows within a
+    pass of its being written however large the backlog of history is.  Folding is a
+    maximum by (step, timestamp, value) (and min/max), so folding a record's points early
+    and again with the history ends exactly where folding them once would; a record that
+    is rejected later has its run's latest values recomputed from the stored history.
+    """
 
     def __init__(self, store: TrackingStore, folder: str | os.PathLike, *, defer_s: float = DEFER_S,
                  idle_retire_s: float = IDLE_RETIRE_S,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None,
+                 pass_bytes: int = PASS_BYTES) -> None:
         self.store = store
         self.folder = Path(folder)
         self.defer_s = defer_s
         self.idle_retire_s = idle_retire_s
         self.on_progress = on_progress
+        self.pass_bytes = pass_bytes
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
         self._host = spool.host_tag()
+        self._pending: _Pending | None = None
+        self._cursor = ""  # the file the next pass starts at (passes go round the folder)
 
     # -- passes -------------------------------------------------------------------------
     def pending_bytes(self) -> int:
@@ -165,83 +205,181 @@ class SpoolIngest:
         return total
 
     def run_once(self) -> IngestReport:
-        """One pass over the waiting files, as the server does every second."""
-        report = IngestReport()
-        for path in spool.waiting_files(self.folder):
-            report.add(self._ingest_file(path, force=False))
-        return report
+        """One pass, as the server does every second: the newest values of every file that
+        grew, then about ``pass_bytes`` of history, starting where the last pass stopped."""
+        return self._guarded(self._pass)
 
     def run_all(self) -> IngestReport:
         """Apply everything there is (``labtrack sync``): pass again while passes make
         progress, then reject records whose run no file can create any more."""
+        return self._guarded(self._drain)
+
+    def _guarded(self, fn: Callable[[], IngestReport]) -> IngestReport:
+        try:
+            return fn()
+        except BaseException:
+            # What is known in memory may be ahead of what committed: wait for the writer,
+            # then start again from the progress the database holds.
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                try:
+                    pending.future.result()
+                except BaseException:  # noqa: BLE001 - the error that stopped the pass is raised
+                    pass
+            self._files = None
+            raise
+
+    def _pass(self) -> IngestReport:
+        report = IngestReport()
+        files = spool.waiting_files(self.folder)
+        self._preview(files, report)
+        names = [str(p) for p in files]
+        first = bisect.bisect_left(names, self._cursor)
+        visited = []
+        self._cursor = ""
+        for path in files[first:] + files[:first]:
+            visited.append(path)
+            self._ingest_file(path, False, report, self.pass_bytes)
+            if report.bytes >= self.pass_bytes:
+                self._cursor = str(path)  # it may have more: the next pass starts with it
+                break
+        self._finish(visited, report)
+        return report
+
+    def _drain(self) -> IngestReport:
         report = IngestReport()
         touched: set[str] = set()
 
-        def one(path: Path, force: bool) -> None:
-            step = self._ingest_file(path, force)
-            if step.files:
-                touched.add(path.name)
-            report.add(step)
+        def loop(force: bool) -> None:
+            files = spool.waiting_files(self.folder)
+            for path in files:
+                if self._ingest_file(path, force, report, None):
+                    touched.add(path.name)
+            self._finish(files, report)
 
         while True:
             before = report.records + report.rejected
             deferred = report.deferred
-            for path in spool.waiting_files(self.folder):
-                one(path, False)
+            loop(False)
             if report.deferred == deferred:
                 break
             if report.records + report.rejected == before:
-                for path in spool.waiting_files(self.folder):
-                    one(path, True)
+                loop(True)
                 break
         report.files, report.deferred = len(touched), 0
         return report
 
+    def _finish(self, visited: list[Path], report: IngestReport) -> None:
+        """The end of a pass: the writer's last group confirmed, then finished files retired."""
+        self._settle()
+        for path in visited:
+            state = self._states().get(path.name)
+            if state is not None and state.deferred_since is None:
+                self._maybe_retire(path, state, report)
+        self._settle()
+
+    # -- newest values first --------------------------------------------------------------
+    def _preview(self, files: list[Path], report: IngestReport) -> None:
+        """Make the newest metric values of every file that grew visible, in one short transaction.
+
+        A file nothing of which is applied yet first gets its leading records applied
+        (its experiment and run), so that its run exists to hold them.
+        """
+        latest: dict[str, list[MetricSeries]] = {}
+        for path in files:
+            state = self._states().setdefault(path.name, _FileState())
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size <= state.offset or size <= state.previewed:
+                continue
+            state.previewed = size
+            if state.offset == 0:
+                self._apply_head(path, state, report)
+            newest = _newest_series(path, state.offset, size)
+            if newest is not None:
+                latest.setdefault(newest[0], []).extend(newest[1])
+        if latest:
+            self.store.fold_latest(latest)
+
+    def _apply_head(self, path: Path, state: _FileState, report: IngestReport) -> None:
+        """Apply the file's records before its first metric record (set_experiment, create_run...)."""
+        chunk = spool.read_records(path, state.offset, _HEAD_BYTES)
+        items: list[Any] = sorted([*chunk.records, *chunk.bad], key=lambda r: r.offset)
+        n = 0
+        while n < len(items) and isinstance(items[n], spool.SpoolRecord) and _grouping(items[n]) is None:
+            n += 1
+        if n == 0:
+            return
+        end = items[n].offset if n < len(items) else chunk.end_offset
+        start = state.offset
+        stopped = self._apply_items(path, items[:n], end, state, report, False)
+        state.offset = end if stopped is None else stopped
+        if state.offset != start:
+            self._save(path.name, state.offset, state.seq, state)
+            report.bytes += state.offset - start
+            if self.on_progress is not None:
+                self.on_progress(state.offset - start)
+
     # -- one file ---------------------------------------------------------------------------
-    def _ingest_file(self, path: Path, force: bool) -> IngestReport:
-        report = IngestReport()
+    def _ingest_file(self, path: Path, force: bool, report: IngestReport, budget: int | None) -> bool:
+        """Apply what is new in ``path``; True if there was something."""
         sid = path.name
         state = self._states().setdefault(sid, _FileState())
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            return report
+            return False
         if size > state.offset:
-            report.files = 1
-            self._apply_new(path, state, report, force)
-        elif not state.closed and not state.tail_checked and state.offset == size:
+            report.files += 1
+            self._apply_new(path, state, report, force, budget)
+            return True
+        if not state.closed and not state.tail_checked and state.offset == size:
             # Progress loaded from the database: was the file finished before we restarted?
             state.tail_checked = True
             state.closed = _ends_with_close(path, size)
-        if state.deferred_since is None:
-            self._maybe_retire(path, state, report)
-        return report
+        return False
 
-    def _apply_new(self, path: Path, state: _FileState, report: IngestReport, force: bool) -> None:
+    def _apply_new(self, path: Path, state: _FileState, report: IngestReport, force: bool,
+                   budget: int | None = None) -> None:
         while True:
             start = state.offset
-            chunk = spool.read_records(path, start)
+            chunk = spool.read_records(path, start, _READ_BYTES)
             items: list[Any] = sorted([*chunk.records, *chunk.bad], key=lambda r: r.offset)
-            stopped = self._apply_items(path, items, state, report, force)
+            stopped = self._apply_items(path, items, chunk.end_offset, state, report, force)
             if stopped is None:
                 state.offset = chunk.end_offset
                 state.deferred_since = None
             else:
                 state.offset = stopped
             if state.offset != start:
-                self._save(path.name, state)
                 report.bytes += state.offset - start
                 if self.on_progress is not None:
                     self.on_progress(state.offset - start)
-            if stopped is not None or not chunk.more:
+            pending = self._pending
+            if not (pending is not None and pending.state is state and pending.group.end == state.offset):
+                # The progress is not in the writer's pending transaction: save it now.
+                settled = self._settle_for(state)
+                if settled is not None:
+                    return
+                if state.offset != state.saved:
+                    self._save(path.name, state.offset, state.seq, state)
+            if stopped is not None or not chunk.more or (budget is not None and report.bytes >= budget):
+                return
+            if self._settle_for(state) is not None:  # the next chunk starts after what really landed
                 return
 
-    def _apply_items(self, path: Path, items: list[Any], state: _FileState, report: IngestReport,
-                     force: bool) -> int | None:
-        """Apply in order; return the offset of the first record that must wait, else None."""
+    def _apply_items(self, path: Path, items: list[Any], end_offset: int, state: _FileState,
+                     report: IngestReport, force: bool) -> int | None:
+        """Apply in order; return the offset of the first record that must wait, else None.
+
+        ``end_offset`` is where the last item ends.  Groups of metric records go to the
+        writer thread one at a time (``_pending``) while the next group is parsed.
+        """
         group: _Group | None = None
         since_save = 0
-        for item in items:
+        for i, item in enumerate(items):
             if isinstance(item, spool.BadLine):
                 stop = self._flush(path, group, state, report, force)
                 if stop is not None:
@@ -250,6 +388,7 @@ class SpoolIngest:
                 self._reject(path, item.offset, item.text, item.error, report)
                 continue
             rec: spool.SpoolRecord = item
+            nxt = items[i + 1].offset if i + 1 < len(items) else end_offset
             grouping = _grouping(rec)
             if grouping is not None:
                 # Metric records of one run (the sender's): consecutive ones become one bulk write.
@@ -266,50 +405,95 @@ class SpoolIngest:
                     self._reject(path, rec.offset, rec.data, _message(e), report)
                     continue
                 if group is not None and add(group, rec, parsed):
+                    group.end = nxt
                     continue
                 stop = self._flush(path, group, state, report, force)
                 if stop is not None:
                     return stop
                 group = _Group(rec.data["run_id"])
                 add(group, rec, parsed)
+                group.end = nxt
                 continue
             stop = self._flush(path, group, state, report, force)
             if stop is not None:
                 return stop
             group = None
-            stop = self._apply_one(path, rec, state, report, force)
+            stop = self._settle_for(state)
+            if stop is None:
+                stop = self._apply_one(path, rec, state, report, force)
             if stop is not None:
                 return stop
             since_save += 1
             if since_save >= _PROGRESS_EVERY:
-                state.offset = rec.offset
-                self._save(path.name, state)
+                self._save(path.name, nxt, state.seq, state)
                 since_save = 0
         return self._flush(path, group, state, report, force)
 
     def _flush(self, path: Path, group: _Group | None, state: _FileState, report: IngestReport,
                force: bool) -> int | None:
+        """Hand ``group`` to the writer (after the one before it committed); the offset where
+        this file must stop if that earlier group's records must wait."""
         if group is None or not group.records:
             return None
-        if len(group.records) > 1:
-            try:
-                self.store.log_batch(group.run_id, group.metrics, list(group.params.items()),
-                                     list(group.tags.items()), series=group.series)
-            except ResourceDoesNotExist:
-                pass  # decided record by record below (defer or reject)
-            except _TRANSIENT:
-                raise
-            except Exception:  # noqa: BLE001
-                pass  # find the bad record(s) one by one; the good ones land again harmlessly
-            else:
-                report.records += len(group.records)
-                state.seq = max(state.seq, *(r.seq for r in group.records))
-                return None
-        for rec in group.records:
-            stop = self._apply_one(path, rec, state, report, force)
-            if stop is not None:
-                return stop
+        try:  # the store's checks run here, while the writer stores the previous group
+            op: Callable[[Connection], None] | None = self.store.log_batch_op(
+                group.run_id, group.metrics, list(group.params.items()), list(group.tags.items()),
+                series=group.series)
+        except _TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - find the bad record(s) one by one below
+            op = None
+        stop = self._settle_for(state)
+        if stop is not None:
+            return stop
+        if op is None:
+            for rec in group.records:
+                stop = self._apply_one(path, rec, state, report, force)
+                if stop is not None:
+                    return stop
+            return None
+        seq = max(state.seq, *(r.seq for r in group.records))
+        progress = _progress_op(path.name, group.end, seq)
+
+        def write(conn: Connection) -> None:
+            op(conn)
+            progress(conn)  # the group and the progress past it commit together, or neither
+        state.seq = seq
+        self._pending = _Pending(path, state, group, self.store.writer.submit(write), report, force)
         return None
+
+    def _settle(self) -> tuple[_FileState, int] | None:
+        """Wait for the pending group.  If the store refused it, its records are applied one
+        by one (a bad one rejected alone); returns (its file's state, the offset where that
+        file must stop) if one of them must wait for its run."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        group, state = pending.group, pending.state
+        try:
+            pending.future.result()
+        except _TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - a missing run or a bad record: decided record by record
+            pass
+        else:
+            pending.report.records += len(group.records)
+            state.saved = max(state.saved, group.end)
+            return None
+        for rec in group.records:
+            stop = self._apply_one(pending.path, rec, state, pending.report, pending.force)
+            if stop is not None:
+                # Nothing after this group was handed on for this file, so it resumes here.
+                state.offset = stop
+                self._save(pending.path.name, stop, state.seq, state)
+                return state, stop
+        self._save(pending.path.name, group.end, state.seq, state)
+        return None
+
+    def _settle_for(self, state: _FileState) -> int | None:
+        """``_settle``; the offset where the file of ``state`` must stop, if it must."""
+        settled = self._settle()
+        return settled[1] if settled is not None and settled[0] is state else None
 
     def _apply_one(self, path: Path, rec: spool.SpoolRecord, state: _FileState, report: IngestReport,
                    force: bool) -> int | None:
@@ -328,6 +512,7 @@ class SpoolIngest:
             raise
         except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
             self._reject(path, rec.offset, rec.data, _message(e), report)
+            self._undo_preview(rec)
         else:
             if rec.op == spool.CLOSE_OP:
                 state.closed = True
@@ -335,6 +520,18 @@ class SpoolIngest:
                 report.records += 1
         state.seq = max(state.seq, rec.seq)  # applied or rejected: done with it
         return None
+
+    def _undo_preview(self, rec: spool.SpoolRecord) -> None:
+        """A rejected log_series record's points may have been folded by ``_preview``:
+        its run's latest values of those keys are recomputed from the stored history."""
+        if rec.op != "log_series":
+            return
+        run_id, series = rec.data.get("run_id"), rec.data.get("series")
+        if not isinstance(run_id, str) or not isinstance(series, list):
+            return
+        keys = [s_["key"] for s_ in series if isinstance(s_, dict) and isinstance(s_.get("key"), str)]
+        if keys:
+            self.store.refold_latest(run_id, keys)
 
     # -- one record -------------------------------------------------------------------------
     def _apply(self, d: dict[str, Any]) -> None:
@@ -401,20 +598,13 @@ class SpoolIngest:
         if self._files is None:
             sp = s.spool_progress
             rows = self.store.read(lambda conn: conn.execute(select(sp)).all())
-            self._files = {r.spool_id: _FileState(r.applied_offset, r.applied_seq) for r in rows}
+            self._files = {r.spool_id: _FileState(r.applied_offset, r.applied_seq, saved=r.applied_offset)
+                           for r in rows}
         return self._files
 
-    def _save(self, sid: str, state: _FileState) -> None:
-        offset, seq = state.offset, state.seq
-
-        def op(conn: Connection) -> None:
-            sp = s.spool_progress
-            stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["spool_id"],
-                set_={"applied_offset": stmt.excluded.applied_offset,
-                      "applied_seq": stmt.excluded.applied_seq}))
-        self.store.write(op)
+    def _save(self, sid: str, offset: int, seq: int, state: _FileState) -> None:
+        self.store.write(_progress_op(sid, offset, seq))
+        state.saved = offset
 
     def _reject(self, path: Path, offset: int, record: Any, error: str, report: IngestReport) -> None:
         report.rejected += 1
@@ -546,6 +736,50 @@ def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, s
     params = [(p["key"], p["value"]) for p in d.get("params") or []]
     tags = [(t["key"], t["value"]) for t in d.get("tags") or []]
     return series, params, tags
+
+
+def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[MetricSeries]] | None:
+    """(run id, series) of the last complete log_series record (metrics only) between
+    ``offset`` and ``size``, if it is valid; read from the file's end."""
+    window = _TAIL_BYTES
+    while True:
+        start = max(offset, size - window)
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(size - start)
+        except OSError:
+            return None
+        lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]  # a torn last line is left out
+        if start > offset:
+            lines = lines[1:]  # it may begin inside a line
+        for raw in reversed(lines):
+            if b'"log_series"' not in raw:
+                continue
+            try:
+                rec = json.loads(raw)
+                if (not isinstance(rec, dict) or rec.get("v") != spool.VERSION or rec.get("op") != "log_series"
+                        or rec.get("params") or rec.get("tags") or not isinstance(rec.get("run_id"), str)):
+                    continue
+                return rec["run_id"], check_series(_series_of(rec)[0])
+            except _TRANSIENT:
+                raise
+            except Exception:  # noqa: BLE001 - a record the history pass will reject: nothing to show
+                continue
+        if start <= offset or window >= _TAIL_MAX:
+            return None
+        window *= 4
+
+
+def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
+    """The write that records a file's progress (``spool_progress``)."""
+    def op(conn: Connection) -> None:
+        sp = s.spool_progress
+        stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["spool_id"],
+            set_={"applied_offset": stmt.excluded.applied_offset, "applied_seq": stmt.excluded.applied_seq}))
+    return op
 
 
 def _opt_int(v: Any) -> int | None:
