@@ -494,7 +494,9 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              + (f"; wrong: {bad[:3]}" if bad else "")),
         _row("spool: ingest rate (start to every latest value visible)", "≥ 500,000 points/s", 500_000,
              None if rate is None else round(rate), "points/s", None if rate is None else rate / 500_000,
-             f"{n_points:,} points; all written after {res['written_s']} s, all visible after {seen_s} s"),
+             f"{n_points:,} points; all written after {res['written_s']} s, all visible after {seen_s} s"
+             + (f"; server {res['server_cpu_s']} CPU s ({n_points / res['server_cpu_s']:,.0f} points a CPU-second)"
+                if res.get("server_cpu_s") else "")),
         _row("spool: the server's ingest alone (a copy of the files, nothing else running)", "≥ 500,000 points/s",
              500_000, round(replay_n / replay_s), "points/s", replay_n / replay_s / 500_000,
              f"{replay_n:,} spooled points applied in {replay_s:.1f} s ({replay_cpu:.1f} CPU s: "
@@ -502,7 +504,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              "as the server's ingest thread does"),
         _row("spool: lag from a task's last write to runs/search showing it", "≤ 5 s (every task)", 5.0,
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
-             f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls)"),
+             f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls); "
+             f"load average {os.getloadavg()[0]:.1f} after the array"),
         _row("server RSS under the array (peak)", "≤ 300 MB", 300.0, res["peak_rss_mb"], "MB",
              None if not res["peak_rss_mb"] else 300.0 / res["peak_rss_mb"], "server process tree, sampled every 0.2 s"),
     ]

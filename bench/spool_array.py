@@ -17,7 +17,8 @@ server).  With ``--server-pid`` it also samples the server's RSS.
                                 [--http 64] [--server-pid PID]
 
 prints one JSON line: the tasks that failed, each task's run name and lag, the time from
-the start until every latest value showed (``all_seen_s``), and the peak RSS.  The
+the start until every latest value showed (``all_seen_s``), the peak RSS and the server's CPU
+seconds meanwhile (``server_cpu_s``).  The
 points themselves are counted in the database by whoever runs this
 (tests/reliability/test_spool_scale.py, bench/scale_ingest.py).
 """
@@ -139,17 +140,27 @@ class Watcher(threading.Thread):
 
 
 class RssSampler(threading.Thread):
-    """The peak RSS of a process and its children, sampled every ``interval`` seconds."""
+    """The peak RSS of a process and its children, sampled every ``interval`` seconds, and
+    the CPU seconds the process used while sampled."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         super().__init__(name="rss", daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_mb = 0.0
+        self.cpu_s: float | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
         import psutil
 
+        def cpu() -> float:
+            t = psutil.Process(self.pid).cpu_times()
+            return t.user + t.system
+
+        try:
+            start = cpu()
+        except psutil.Error:
+            start = None
         while not self.stop.is_set():
             try:
                 root = psutil.Process(self.pid)
@@ -158,6 +169,10 @@ class RssSampler(threading.Thread):
             except psutil.Error:
                 pass
             self.stop.wait(self.interval)
+        try:
+            self.cpu_s = None if start is None else cpu() - start
+        except psutil.Error:
+            pass
 
 
 def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int, *,
@@ -208,7 +223,8 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
               "max_lag_s": max(lags.values()) if lags else None,
-              "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None}
+              "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None,
+              "server_cpu_s": round(sampler.cpu_s, 2) if sampler and sampler.cpu_s is not None else None}
     return result
 
 

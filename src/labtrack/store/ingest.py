@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,13 @@ _READ_BYTES = 4 << 20  # records read and parsed at a time
 _HEAD_BYTES = 64 << 10  # read for a new file's leading records (its run)
 _TAIL_BYTES = 256 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
 _TAIL_MAX = 4 << 20
+# A batch for the writer thread (one transaction) is handed over at this many points or units.
+_BATCH_POINTS = 50_000
+_BATCH_UNITS = 256
+# Records applied within a batch on the writer thread; the others resolve or create an
+# experiment (whose id is cached here) and are applied alone, after the batch before them.
+_BATCHED_OPS = frozenset({"log_series", "log_batch", "update_run", "delete_tag", "delete_run", "restore_run",
+                          spool.CLOSE_OP})
 # Failures of the database or the disk, not of a record: the pass stops and is retried.
 _TRANSIENT = (OperationalError, OSError, MemoryError, TransientError)
 
@@ -96,6 +104,7 @@ class _FileState:
     tail_checked: bool = False
     deferred_since: float | None = None
     saved: int = 0  # the offset spool_progress holds
+    queued: int = 0  # the end of the file's last unit handed to the writer
     previewed: int = 0  # the file's size when its newest values were last made visible
 
 
@@ -149,16 +158,26 @@ class _Group:
 
 
 @dataclass
-class _Pending:
-    """A group handed to the store's writer thread, with its file's progress in the same
-    transaction; the ingest thread reads and checks the next group meanwhile."""
+class _Unit:
+    """Records of one file that are one step of a batch: a group, or one record."""
 
     path: Path
     state: _FileState
-    group: _Group
-    future: Future[None]
-    report: IngestReport
+    records: list[spool.SpoolRecord]
+    end: int  # where the record after the last one starts: the file's progress once applied
+    write: Callable[[Connection], Any]
+    points: int
     force: bool
+    report: IngestReport
+
+
+@dataclass
+class _Batch:
+    """Units handed to the store's writer thread as ONE operation (one transaction), each
+    with its file's progress; the ingest thread reads and checks the next batch meanwhile."""
+
+    units: list[_Unit]
+    future: Future[None]
 
 
 class SpoolIngest:
@@ -188,7 +207,9 @@ class SpoolIngest:
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
         self._host = spool.host_tag()
-        self._pending: _Pending | None = None
+        self._building: list[_Unit] = []  # the next batch
+        self._building_points = 0
+        self._inflight: _Batch | None = None  # the batch the writer is storing
         self._cursor = ""  # the file the next pass starts at (passes go round the folder)
 
     # -- passes -------------------------------------------------------------------------
@@ -220,10 +241,11 @@ class SpoolIngest:
         except BaseException:
             # What is known in memory may be ahead of what committed: wait for the writer,
             # then start again from the progress the database holds.
-            pending, self._pending = self._pending, None
-            if pending is not None:
+            batch, self._inflight = self._inflight, None
+            self._building, self._building_points = [], 0
+            if batch is not None:
                 try:
-                    pending.future.result()
+                    batch.future.result()
                 except BaseException:  # noqa: BLE001 - the error that stopped the pass is raised
                     pass
             self._files = None
@@ -270,13 +292,13 @@ class SpoolIngest:
         return report
 
     def _finish(self, visited: list[Path], report: IngestReport) -> None:
-        """The end of a pass: the writer's last group confirmed, then finished files retired."""
-        self._settle()
+        """The end of a pass: every batch committed, then finished files retired."""
+        self._flush_all()
         for path in visited:
             state = self._states().get(path.name)
             if state is not None and state.deferred_since is None:
                 self._maybe_retire(path, state, report)
-        self._settle()
+        self._flush_all()
 
     # -- newest values first --------------------------------------------------------------
     def _preview(self, files: list[Path], report: IngestReport) -> None:
@@ -315,6 +337,8 @@ class SpoolIngest:
         end = items[n].offset if n < len(items) else chunk.end_offset
         start = state.offset
         stopped = self._apply_items(path, items[:n], end, state, report, False)
+        if _stop_for(state, self._flush_all()) is not None:
+            stopped = state.offset
         state.offset = end if stopped is None else stopped
         if state.offset != start:
             self._save(path.name, state.offset, state.seq, state)
@@ -357,25 +381,24 @@ class SpoolIngest:
                 report.bytes += state.offset - start
                 if self.on_progress is not None:
                     self.on_progress(state.offset - start)
-            pending = self._pending
-            if not (pending is not None and pending.state is state and pending.group.end == state.offset):
-                # The progress is not in the writer's pending transaction: save it now.
-                settled = self._settle_for(state)
-                if settled is not None:
+            if state.offset not in (state.queued, state.saved):
+                # The progress is not in a unit handed to the writer: save it once they committed.
+                if _stop_for(state, self._flush_all()) is not None:
                     return
                 if state.offset != state.saved:
                     self._save(path.name, state.offset, state.seq, state)
             if stopped is not None or not chunk.more or (budget is not None and report.bytes >= budget):
                 return
-            if self._settle_for(state) is not None:  # the next chunk starts after what really landed
+            if _stop_for(state, self._flush_all()) is not None:  # the next chunk starts after what landed
                 return
 
     def _apply_items(self, path: Path, items: list[Any], end_offset: int, state: _FileState,
                      report: IngestReport, force: bool) -> int | None:
         """Apply in order; return the offset of the first record that must wait, else None.
 
-        ``end_offset`` is where the last item ends.  Groups of metric records go to the
-        writer thread one at a time (``_pending``) while the next group is parsed.
+        ``end_offset`` is where the last item ends.  Groups of metric records, and the
+        records in ``_BATCHED_OPS``, are queued for the writer thread (``_queue``); the
+        others are applied after everything queued before them committed.
         """
         group: _Group | None = None
         since_save = 0
@@ -418,7 +441,13 @@ class SpoolIngest:
             if stop is not None:
                 return stop
             group = None
-            stop = self._settle_for(state)
+            if rec.op in _BATCHED_OPS:
+                stop = _stop_for(state, self._queue(_Unit(path, state, [rec], nxt, partial(self._apply_batched, rec.data),
+                                                          0, force, report)))
+                if stop is not None:
+                    return stop
+                continue
+            stop = _stop_for(state, self._flush_all())
             if stop is None:
                 stop = self._apply_one(path, rec, state, report, force)
             if stop is not None:
@@ -431,69 +460,98 @@ class SpoolIngest:
 
     def _flush(self, path: Path, group: _Group | None, state: _FileState, report: IngestReport,
                force: bool) -> int | None:
-        """Hand ``group`` to the writer (after the one before it committed); the offset where
-        this file must stop if that earlier group's records must wait."""
+        """Queue ``group`` for the writer; the offset where this file must stop, if it must."""
         if group is None or not group.records:
             return None
-        try:  # the store's checks run here, while the writer stores the previous group
+        try:  # the store's checks run here, while the writer stores the batch before
             op: Callable[[Connection], None] | None = self.store.log_batch_op(
                 group.run_id, group.metrics, list(group.params.items()), list(group.tags.items()),
                 series=group.series)
         except _TRANSIENT:
             raise
-        except Exception:  # noqa: BLE001 - find the bad record(s) one by one below
+        except Exception:  # noqa: BLE001 - find the bad record(s) one by one
             op = None
-        stop = self._settle_for(state)
+        if op is not None:
+            return _stop_for(state, self._queue(_Unit(path, state, group.records, group.end, op,
+                                                      group.points or len(group.metrics), force, report)))
+        stop = _stop_for(state, self._flush_all())
         if stop is not None:
             return stop
-        if op is None:
-            for rec in group.records:
-                stop = self._apply_one(path, rec, state, report, force)
-                if stop is not None:
-                    return stop
-            return None
-        seq = max(state.seq, *(r.seq for r in group.records))
-        progress = _progress_op(path.name, group.end, seq)
-
-        def write(conn: Connection) -> None:
-            op(conn)
-            progress(conn)  # the group and the progress past it commit together, or neither
-        state.seq = seq
-        self._pending = _Pending(path, state, group, self.store.writer.submit(write), report, force)
+        for rec in group.records:
+            stop = self._apply_one(path, rec, state, report, force)
+            if stop is not None:
+                return stop
         return None
 
-    def _settle(self) -> tuple[_FileState, int] | None:
-        """Wait for the pending group.  If the store refused it, its records are applied one
-        by one (a bad one rejected alone); returns (its file's state, the offset where that
-        file must stop) if one of them must wait for its run."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return None
-        group, state = pending.group, pending.state
+    # -- batches for the writer thread -----------------------------------------------------
+    def _queue(self, unit: _Unit) -> list[tuple[_FileState, int]]:
+        """Add ``unit`` to the next batch; hand that over once it is large enough.  Returns
+        the files that must stop (``_settle``)."""
+        self._building.append(unit)
+        self._building_points += unit.points
+        unit.state.queued = unit.end
+        if self._building_points >= _BATCH_POINTS or len(self._building) >= _BATCH_UNITS:
+            return self._cycle()
+        return []
+
+    def _cycle(self) -> list[tuple[_FileState, int]]:
+        """Wait for the batch in flight, then hand over the one built meanwhile."""
+        stops = self._settle()
+        units, self._building, self._building_points = self._building, [], 0
+        if stops:  # a file that must wait for a record: nothing after that record is applied
+            stopped = {id(st) for st, _ in stops}
+            units = [u for u in units if id(u.state) not in stopped]
+        if units:
+            steps = [(u.write, _progress_op(u.path.name, u.end, max(r.seq for r in u.records))) for u in units]
+
+            def write(conn: Connection) -> None:
+                for apply, progress in steps:
+                    apply(conn)
+                    progress(conn)  # the records and the progress past them commit together
+            self._inflight = _Batch(units, self.store.writer.submit(write))
+        return stops
+
+    def _flush_all(self) -> list[tuple[_FileState, int]]:
+        """Everything queued committed (before a record that must be applied alone, in order)."""
+        return self._cycle() + self._settle()
+
+    def _settle(self) -> list[tuple[_FileState, int]]:
+        """Wait for the batch in flight.  If the store refused it, nothing of it is stored:
+        its units are applied again one record at a time (a bad record rejected alone).
+        Returns (file state, offset) for each file that must stop at a record waiting for its run."""
+        batch, self._inflight = self._inflight, None
+        if batch is None:
+            return []
         try:
-            pending.future.result()
+            batch.future.result()
         except _TRANSIENT:
             raise
         except Exception:  # noqa: BLE001 - a missing run or a bad record: decided record by record
             pass
         else:
-            pending.report.records += len(group.records)
-            state.saved = max(state.saved, group.end)
-            return None
-        for rec in group.records:
-            stop = self._apply_one(pending.path, rec, state, pending.report, pending.force)
-            if stop is not None:
-                # Nothing after this group was handed on for this file, so it resumes here.
-                state.offset = stop
-                self._save(pending.path.name, stop, state.seq, state)
-                return state, stop
-        self._save(pending.path.name, group.end, state.seq, state)
-        return None
-
-    def _settle_for(self, state: _FileState) -> int | None:
-        """``_settle``; the offset where the file of ``state`` must stop, if it must."""
-        settled = self._settle()
-        return settled[1] if settled is not None and settled[0] is state else None
+            for u in batch.units:
+                u.state.saved = max(u.state.saved, u.end)
+                u.state.seq = max(u.state.seq, *(r.seq for r in u.records))
+                for rec in u.records:
+                    if rec.op == spool.CLOSE_OP:
+                        u.state.closed = True
+                    else:
+                        u.report.records += 1
+            return []
+        stops: list[tuple[_FileState, int]] = []
+        for u in batch.units:
+            if any(st is u.state for st, _ in stops):
+                continue
+            for rec in u.records:
+                stop = self._apply_one(u.path, rec, u.state, u.report, u.force)
+                if stop is not None:
+                    u.state.offset = stop  # nothing of this file after the record is applied
+                    self._save(u.path.name, stop, u.state.seq, u.state)
+                    stops.append((u.state, stop))
+                    break
+            else:
+                self._save(u.path.name, u.end, u.state.seq, u.state)
+        return stops
 
     def _apply_one(self, path: Path, rec: spool.SpoolRecord, state: _FileState, report: IngestReport,
                    force: bool) -> int | None:
@@ -574,6 +632,13 @@ class SpoolIngest:
             t = d["trace"]
             TraceStore(store).record_trace(self._experiment_id(d), t["spans"], trace_id=t.get("trace_id"),
                                            tags=t.get("tags") or {}, metadata=t.get("trace_metadata") or {})
+
+    def _apply_batched(self, d: dict[str, Any], conn: Connection) -> None:
+        """``_apply`` on the writer thread, inside a batch (its store calls join the batch's transaction)."""
+        try:
+            self._apply(d)
+        except _MissingRun as e:  # an expected refusal: no traceback in the writer's log
+            raise ResourceDoesNotExist(str(e)) from None
 
     def _experiment_id(self, d: dict[str, Any]) -> str:
         """The record's experiment: its id, or its NAME resolved (and created) now."""
@@ -739,8 +804,8 @@ def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, s
 
 
 def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[MetricSeries]] | None:
-    """(run id, series) of the last complete log_series record (metrics only) between
-    ``offset`` and ``size``, if it is valid; read from the file's end."""
+    """(run id, its newest point per key) of the last complete log_series record (metrics
+    only) between ``offset`` and ``size``, if it is valid; read from the file's end."""
     window = _TAIL_BYTES
     while True:
         start = max(offset, size - window)
@@ -761,7 +826,7 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
                 if (not isinstance(rec, dict) or rec.get("v") != spool.VERSION or rec.get("op") != "log_series"
                         or rec.get("params") or rec.get("tags") or not isinstance(rec.get("run_id"), str)):
                     continue
-                return rec["run_id"], check_series(_series_of(rec)[0])
+                return rec["run_id"], [_newest_point(s_) for s_ in check_series(_series_of(rec)[0]) if s_.values]
             except _TRANSIENT:
                 raise
             except Exception:  # noqa: BLE001 - a record the history pass will reject: nothing to show
@@ -769,6 +834,18 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
         if start <= offset or window >= _TAIL_MAX:
             return None
         window *= 4
+
+
+def _stop_for(state: _FileState, stops: list[tuple[_FileState, int]]) -> int | None:
+    """The offset where the file of ``state`` must stop, if ``stops`` names it."""
+    return next((offset for st, offset in stops if st is state), None)
+
+
+def _newest_point(s_: MetricSeries) -> MetricSeries:
+    """The series' point with the largest (step, timestamp): all a preview needs to keep in
+    memory for the file (a subset of the points folds to a value the full history overtakes)."""
+    i = max(zip(s_.steps, s_.timestamps, range(len(s_.values))))[2]
+    return MetricSeries(s_.key, [s_.steps[i]], [s_.timestamps[i]], [s_.values[i]])
 
 
 def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
