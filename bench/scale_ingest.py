@@ -440,6 +440,19 @@ def spool_counts(db: Path, points: int) -> tuple[int, int, list[str]]:
     return len(rows) - len(bad), len(rows), bad
 
 
+def spool_applied(db: Path) -> bool:
+    """Whether every spool file of ``db`` is applied to its end (cheap enough to poll, unlike counting)."""
+    files = {f.name: f.stat().st_size for f in (db.parent / "mlruns" / ".labtrack" / "spool").rglob("*.jsonl")}
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        applied = dict(conn.execute("SELECT spool_id, applied_offset FROM spool_progress").fetchall())
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return bool(files) and all(applied.get(name) == size for name, size in files.items())
+
+
 def replay_ingest(spool: Path, folder: Path) -> tuple[float, float, int]:
     """(seconds, CPU seconds, points) to apply a copy of the array's spool files to a fresh database, in this
     process with nothing else running: the server's side of the spool alone."""
@@ -474,7 +487,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     server = start_labtrack(work / "spool", None)
     try:
         db = server.workdir / "mlruns.db"
-        res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid)
+        res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid,
+                        stored=lambda: spool_applied(db))
         ok, total, bad = spool_counts(db, points)
         rejected = list((db.parent / "mlruns").rglob("*.rejected"))
     finally:
@@ -482,8 +496,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     replay_s, replay_cpu, replay_n = replay_ingest(db.parent / "mlruns" / ".labtrack" / "spool", work / "replay")
     LAST_RECORD["spool"] = res
     n_points = (tasks + http) * points
-    seen_s = res["all_seen_s"]
-    rate = n_points / seen_s if seen_s else None
+    seen_s, stored_s = res["all_seen_s"], res.get("stored_s")
+    rate = n_points / stored_s if stored_s else None
     lags = sorted(res["lags"].values())
     p50 = lags[len(lags) // 2] if lags else None
     size = f"{tasks} spooling tasks + {http} HTTP writers × {points:,} points"
@@ -492,9 +506,10 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              ok / (tasks + http),
              f"{size}; runs found {total}; failed tasks {res['failed']}; rejected files {len(rejected)}"
              + (f"; wrong: {bad[:3]}" if bad else "")),
-        _row("spool: ingest rate (start to every latest value visible)", "≥ 500,000 points/s", 500_000,
+        _row("spool: ingest rate (start to every point stored)", "≥ 500,000 points/s", 500_000,
              None if rate is None else round(rate), "points/s", None if rate is None else rate / 500_000,
-             f"{n_points:,} points; all written after {res['written_s']} s, all visible after {seen_s} s"
+             f"{n_points:,} points; all written after {res['written_s']} s, every latest value visible after "
+             f"{seen_s} s, every point stored after {stored_s} s"
              + (f"; server {res['server_cpu_s']} CPU s ({n_points / res['server_cpu_s']:,.0f} points a CPU-second)"
                 if res.get("server_cpu_s") else "")),
         _row("spool: the server's ingest alone (a copy of the files, nothing else running)", "≥ 500,000 points/s",

@@ -63,15 +63,16 @@ _PROGRESS_EVERY = 5000  # records between progress saves within one large file
 PASS_BYTES = 8 << 20
 _READ_BYTES = 4 << 20  # records read and parsed at a time
 _HEAD_BYTES = 64 << 10  # read for a new file's leading records (its run)
-_TAIL_BYTES = 256 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
+_TAIL_BYTES = 128 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
 _TAIL_MAX = 4 << 20
 # A batch for the writer thread (one transaction) is handed over at this many points or units.
 _BATCH_POINTS = 50_000
 _BATCH_UNITS = 256
-# Records applied within a batch on the writer thread; the others resolve or create an
-# experiment (whose id is cached here) and are applied alone, after the batch before them.
+# Records applied within a batch on the writer thread.  Those that name an experiment join it
+# once the name is resolved (_resolved); the others (log_trace) are applied alone, in order.
 _BATCHED_OPS = frozenset({"log_series", "log_batch", "update_run", "delete_tag", "delete_run", "restore_run",
                           spool.CLOSE_OP})
+_NAMED_OPS = frozenset({"set_experiment", "set_experiment_tag", "create_run"})
 # Failures of the database or the disk, not of a record: the pass stops and is retried.
 _TRANSIENT = (OperationalError, OSError, MemoryError, TransientError)
 
@@ -105,6 +106,7 @@ class _FileState:
     deferred_since: float | None = None
     saved: int = 0  # the offset spool_progress holds
     queued: int = 0  # the end of the file's last unit handed to the writer
+    headed: bool = False  # the records before its first metric record are applied (its run exists)
     previewed: int = 0  # the file's size when its newest values were last made visible
 
 
@@ -304,10 +306,11 @@ class SpoolIngest:
     def _preview(self, files: list[Path], report: IngestReport) -> None:
         """Make the newest metric values of every file that grew visible, in one short transaction.
 
-        A file nothing of which is applied yet first gets its leading records applied
-        (its experiment and run), so that its run exists to hold them.
+        A file whose first metric record is not reached yet first gets the records before
+        it applied (its experiment and run), so that its run exists to hold them.
         """
         latest: dict[str, list[MetricSeries]] = {}
+        headed: list[tuple[Path, _FileState]] = []
         for path in files:
             state = self._states().setdefault(path.name, _FileState())
             try:
@@ -317,34 +320,40 @@ class SpoolIngest:
             if size <= state.offset or size <= state.previewed:
                 continue
             state.previewed = size
-            if state.offset == 0:
-                self._apply_head(path, state, report)
+            if not state.headed and self._apply_head(path, state, report):
+                headed.append((path, state))
             newest = _newest_series(path, state.offset, size)
             if newest is not None:
                 latest.setdefault(newest[0], []).extend(newest[1])
+        if headed:  # the runs first (one batch), then their newest values
+            self._flush_all()
+            for path, state in headed:
+                if state.offset != state.saved:
+                    self._save(path.name, state.offset, state.seq, state)
         if latest:
             self.store.fold_latest(latest)
 
-    def _apply_head(self, path: Path, state: _FileState, report: IngestReport) -> None:
-        """Apply the file's records before its first metric record (set_experiment, create_run...)."""
+    def _apply_head(self, path: Path, state: _FileState, report: IngestReport) -> bool:
+        """Queue the file's records before its first metric record (set_experiment, create_run...);
+        True if there were some."""
         chunk = spool.read_records(path, state.offset, _HEAD_BYTES)
         items: list[Any] = sorted([*chunk.records, *chunk.bad], key=lambda r: r.offset)
         n = 0
         while n < len(items) and isinstance(items[n], spool.SpoolRecord) and _grouping(items[n]) is None:
             n += 1
+        # Done once a metric record (or a bad line) follows, or the head is longer than a read.
+        state.headed = n < len(items) or chunk.more
         if n == 0:
-            return
+            return False
         end = items[n].offset if n < len(items) else chunk.end_offset
         start = state.offset
         stopped = self._apply_items(path, items[:n], end, state, report, False)
-        if _stop_for(state, self._flush_all()) is not None:
-            stopped = state.offset
         state.offset = end if stopped is None else stopped
         if state.offset != start:
-            self._save(path.name, state.offset, state.seq, state)
             report.bytes += state.offset - start
             if self.on_progress is not None:
                 self.on_progress(state.offset - start)
+        return True
 
     # -- one file ---------------------------------------------------------------------------
     def _ingest_file(self, path: Path, force: bool, report: IngestReport, budget: int | None) -> bool:
@@ -441,8 +450,9 @@ class SpoolIngest:
             if stop is not None:
                 return stop
             group = None
-            if rec.op in _BATCHED_OPS:
-                stop = _stop_for(state, self._queue(_Unit(path, state, [rec], nxt, partial(self._apply_batched, rec.data),
+            data = rec.data if rec.op in _BATCHED_OPS else self._resolved(rec)
+            if data is not None:
+                stop = _stop_for(state, self._queue(_Unit(path, state, [rec], nxt, partial(self._apply_batched, data),
                                                           0, force, report)))
                 if stop is not None:
                     return stop
@@ -545,7 +555,7 @@ class SpoolIngest:
             for rec in u.records:
                 stop = self._apply_one(u.path, rec, u.state, u.report, u.force)
                 if stop is not None:
-                    u.state.offset = stop  # nothing of this file after the record is applied
+                    u.state.offset = u.state.queued = stop  # nothing of the file after it is applied
                     self._save(u.path.name, stop, u.state.seq, u.state)
                     stops.append((u.state, stop))
                     break
@@ -632,6 +642,22 @@ class SpoolIngest:
             t = d["trace"]
             TraceStore(store).record_trace(self._experiment_id(d), t["spans"], trace_id=t.get("trace_id"),
                                            tags=t.get("tags") or {}, metadata=t.get("trace_metadata") or {})
+
+    def _resolved(self, rec: spool.SpoolRecord) -> dict[str, Any] | None:
+        """A record that names its experiment, with the experiment's id instead (looked up, or
+        created, now: never inside a batch that may roll back), so that it can join a batch;
+        None for a record to apply alone."""
+        if rec.op not in _NAMED_OPS:
+            return None
+        try:
+            exp_id = self._experiment_id(rec.data)
+        except _TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - applied alone, which rejects it
+            return None
+        data = {k: v for k, v in rec.data.items() if k != "experiment_name"}
+        data["experiment_id"] = exp_id
+        return data
 
     def _apply_batched(self, d: dict[str, Any], conn: Connection) -> None:
         """``_apply`` on the writer thread, inside a batch (its store calls join the batch's transaction)."""
