@@ -442,7 +442,12 @@ def spool_counts(db: Path, points: int) -> tuple[int, int, list[str]]:
 
 def spool_applied(db: Path) -> bool:
     """Whether every spool file of ``db`` is applied to its end (cheap enough to poll, unlike counting)."""
-    files = {f.name: f.stat().st_size for f in (db.parent / "mlruns" / ".labtrack" / "spool").rglob("*.jsonl")}
+    files = {}
+    for f in (db.parent / "mlruns" / ".labtrack" / "spool").rglob("*.jsonl"):
+        try:
+            files[f.name] = f.stat().st_size
+        except FileNotFoundError:  # retired (moved to done/) meanwhile
+            return False
     conn = sqlite3.connect(db, timeout=30)
     try:
         applied = dict(conn.execute("SELECT spool_id, applied_offset FROM spool_progress").fetchall())

@@ -24,6 +24,11 @@ Retirement: a fully applied file whose writer is finished (its last record is
 it is the only copy of what a batch job logged, it costs little, and it can be
 re-ingested by hand (moving it back changes nothing).  A writer that writes
 again after its file was retired notices and starts a new file.
+
+Latency and throughput (``SpoolIngest``): each pass shows every grown file's newest
+value before it stores a bounded amount of history, and the ingest thread reads and
+checks records while the store's writer thread commits the batch before them, each
+batch together with the progress of the files it advances.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from concurrent.futures import Future
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +66,15 @@ _PROGRESS_EVERY = 5000  # records between progress saves within one large file
 # History applied by one pass of the server's thread before it makes the newest values of
 # the files that grew meanwhile visible again (about 250,000 points of log_series records).
 PASS_BYTES = 8 << 20
+# ... or for about this long (at least one file), whichever comes first: on a machine whose
+# cores the writing tasks take, a pass's history can be slow to commit.
+PASS_S = 1.0
 _READ_BYTES = 4 << 20  # records read and parsed at a time
-_HEAD_BYTES = 64 << 10  # read for a new file's leading records (its run)
+_HEAD_BYTES = 4 << 10  # read for a new file's leading records (its run; read_records ends the line)
 _TAIL_BYTES = 128 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
 _TAIL_MAX = 4 << 20
 # A batch for the writer thread (one transaction) is handed over at this many points or units.
-_BATCH_POINTS = 50_000
+_BATCH_POINTS = 25_000
 _BATCH_UNITS = 256
 # Records applied within a batch on the writer thread.  Those that name an experiment join it
 # once the name is resolved (_resolved); the others (log_trace) are applied alone, in order.
@@ -97,9 +105,13 @@ class _MissingRun(Exception):
     """The record's run does not exist (yet)."""
 
 
+class _Refused(LabtrackError):
+    """A record the store refused within a batch (it is applied again alone, and rejected)."""
+
+
 @dataclass
 class _FileState:
-    offset: int = 0  # applied, or handed to the writer with the pending group
+    offset: int = 0  # applied, or queued for the writer
     seq: int = 0
     closed: bool = False
     tail_checked: bool = False
@@ -186,10 +198,10 @@ class SpoolIngest:
     """Applies the spool files in ``folder`` to ``store``; one instance per database.
 
     A pass of the server's thread (``run_once``) first makes every changed file's newest
-    metric values visible (``_preview``: one short transaction that folds the last
-    ``log_series`` record of each file into its run's latest values, never its history),
-    then applies history in file order for about ``pass_bytes`` of records, continuing
-    on the next pass where this one stopped.  So a task's latest value shows within a
+    metric values visible (``_preview``: one short transaction that folds the newest point
+    of each file's last ``log_series`` record into its run's latest values, not its history),
+    then applies history in file order for about ``pass_bytes`` of records or ``pass_s``
+    seconds, continuing on the next pass where this one stopped.  So a task's latest value shows within a
     pass of its being written however large the backlog of history is.  Folding is a
     maximum by (step, timestamp, value) (and min/max), so folding a record's points early
     and again with the history ends exactly where folding them once would; a record that
@@ -199,13 +211,15 @@ class SpoolIngest:
     def __init__(self, store: TrackingStore, folder: str | os.PathLike, *, defer_s: float = DEFER_S,
                  idle_retire_s: float = IDLE_RETIRE_S,
                  on_progress: Callable[[int], None] | None = None,
-                 pass_bytes: int = PASS_BYTES) -> None:
+                 pass_bytes: int = PASS_BYTES, pass_s: float = PASS_S) -> None:
         self.store = store
         self.folder = Path(folder)
         self.defer_s = defer_s
         self.idle_retire_s = idle_retire_s
         self.on_progress = on_progress
         self.pass_bytes = pass_bytes
+        self.pass_s = pass_s
+        self._deadline = 0.0
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
         self._host = spool.host_tag()
@@ -229,7 +243,8 @@ class SpoolIngest:
 
     def run_once(self) -> IngestReport:
         """One pass, as the server does every second: the newest values of every file that
-        grew, then about ``pass_bytes`` of history, starting where the last pass stopped."""
+        grew, then about ``pass_bytes`` (or ``pass_s``) of history, starting where the last
+        pass stopped."""
         return self._guarded(self._pass)
 
     def run_all(self) -> IngestReport:
@@ -261,14 +276,19 @@ class SpoolIngest:
         first = bisect.bisect_left(names, self._cursor)
         visited = []
         self._cursor = ""
+        self._deadline = time.monotonic() + self.pass_s
         for path in files[first:] + files[:first]:
             visited.append(path)
-            self._ingest_file(path, False, report, self.pass_bytes)
-            if report.bytes >= self.pass_bytes:
+            self._ingest_file(path, False, report, True)
+            if self._spent(report):
                 self._cursor = str(path)  # it may have more: the next pass starts with it
                 break
         self._finish(visited, report)
         return report
+
+    def _spent(self, report: IngestReport) -> bool:
+        """Whether this pass has applied its share of history (``pass_bytes`` or ``pass_s``)."""
+        return report.bytes >= self.pass_bytes or time.monotonic() >= self._deadline
 
     def _drain(self) -> IngestReport:
         report = IngestReport()
@@ -277,7 +297,7 @@ class SpoolIngest:
         def loop(force: bool) -> None:
             files = spool.waiting_files(self.folder)
             for path in files:
-                if self._ingest_file(path, force, report, None):
+                if self._ingest_file(path, force, report, False):
                     touched.add(path.name)
             self._finish(files, report)
 
@@ -331,7 +351,12 @@ class SpoolIngest:
                 if state.offset != state.saved:
                     self._save(path.name, state.offset, state.seq, state)
         if latest:
-            self.store.fold_latest(latest)
+            try:
+                self.store.fold_latest(latest)
+            except _TRANSIENT:
+                raise
+            except Exception as e:  # noqa: BLE001 - the history shows them in order; never block it
+                log.warning("spool: newest values not shown ahead of their history: %s", _message(e))
 
     def _apply_head(self, path: Path, state: _FileState, report: IngestReport) -> bool:
         """Queue the file's records before its first metric record (set_experiment, create_run...);
@@ -356,7 +381,7 @@ class SpoolIngest:
         return True
 
     # -- one file ---------------------------------------------------------------------------
-    def _ingest_file(self, path: Path, force: bool, report: IngestReport, budget: int | None) -> bool:
+    def _ingest_file(self, path: Path, force: bool, report: IngestReport, bounded: bool) -> bool:
         """Apply what is new in ``path``; True if there was something."""
         sid = path.name
         state = self._states().setdefault(sid, _FileState())
@@ -366,7 +391,7 @@ class SpoolIngest:
             return False
         if size > state.offset:
             report.files += 1
-            self._apply_new(path, state, report, force, budget)
+            self._apply_new(path, state, report, force, bounded)
             return True
         if not state.closed and not state.tail_checked and state.offset == size:
             # Progress loaded from the database: was the file finished before we restarted?
@@ -375,7 +400,7 @@ class SpoolIngest:
         return False
 
     def _apply_new(self, path: Path, state: _FileState, report: IngestReport, force: bool,
-                   budget: int | None = None) -> None:
+                   bounded: bool = False) -> None:
         while True:
             start = state.offset
             chunk = spool.read_records(path, start, _READ_BYTES)
@@ -396,7 +421,7 @@ class SpoolIngest:
                     return
                 if state.offset != state.saved:
                     self._save(path.name, state.offset, state.seq, state)
-            if stopped is not None or not chunk.more or (budget is not None and report.bytes >= budget):
+            if stopped is not None or not chunk.more or (bounded and self._spent(report)):
                 return
             if _stop_for(state, self._flush_all()) is not None:  # the next chunk starts after what landed
                 return
@@ -663,8 +688,12 @@ class SpoolIngest:
         """``_apply`` on the writer thread, inside a batch (its store calls join the batch's transaction)."""
         try:
             self._apply(d)
-        except _MissingRun as e:  # an expected refusal: no traceback in the writer's log
+        except _MissingRun as e:  # expected refusals: no traceback in the writer's log
             raise ResourceDoesNotExist(str(e)) from None
+        except (LabtrackError, *_TRANSIENT):
+            raise
+        except Exception as e:  # noqa: BLE001 - a malformed record: rejected when applied alone
+            raise _Refused(_message(e)) from None
 
     def _experiment_id(self, d: dict[str, Any]) -> str:
         """The record's experiment: its id, or its NAME resolved (and created) now."""
