@@ -416,6 +416,24 @@ def spool_counts(db: Path, points: int) -> tuple[int, int, list[str]]:
     return len(rows) - len(bad), len(rows), bad
 
 
+def spool_applied(db: Path) -> bool:
+    """Whether every spool file of ``db`` is applied to its end (cheap enough to poll, unlike counting)."""
+    files = {}
+    for f in (db.parent / "mlruns" / ".labtrack" / "spool").rglob("*.jsonl"):
+        try:
+            files[f.name] = f.stat().st_size
+        except FileNotFoundError:  # retired (moved to done/) meanwhile
+            return False
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        applied = dict(conn.execute("SELECT spool_id, applied_offset FROM spool_progress").fetchall())
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return bool(files) and all(applied.get(name) == size for name, size in files.items())
+
+
 def replay_ingest(spool: Path, folder: Path) -> tuple[float, float, int]:
     """(seconds, CPU seconds, points) to apply a copy of the array's spool files to a fresh database, in this
     process with nothing else running: the server's side of the spool alone."""
@@ -450,7 +468,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     server = start_labtrack(work / "spool", None)
     try:
         db = server.workdir / "mlruns.db"
-        res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid)
+        res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid,
+                        stored=lambda: spool_applied(db))
         ok, total, bad = spool_counts(db, points)
         rejected = list((db.parent / "mlruns").rglob("*.rejected"))
     finally:
@@ -458,8 +477,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     replay_s, replay_cpu, replay_n = replay_ingest(db.parent / "mlruns" / ".labtrack" / "spool", work / "replay")
     LAST_RECORD["spool"] = res
     n_points = (tasks + http) * points
-    seen_s = res["all_seen_s"]
-    rate = n_points / seen_s if seen_s else None
+    seen_s, stored_s = res["all_seen_s"], res.get("stored_s")
+    rate = n_points / stored_s if stored_s else None
     lags = sorted(res["lags"].values())
     p50 = lags[len(lags) // 2] if lags else None
     size = f"{tasks} spooling tasks + {http} HTTP writers × {points:,} points"
@@ -468,9 +487,12 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              ok / (tasks + http),
              f"{size}; runs found {total}; failed tasks {res['failed']}; rejected files {len(rejected)}"
              + (f"; wrong: {bad[:3]}" if bad else "")),
-        _row("spool: ingest rate (start to every latest value visible)", "≥ 500,000 points/s", 500_000,
+        _row("spool: ingest rate (start to every point stored)", "≥ 500,000 points/s", 500_000,
              None if rate is None else round(rate), "points/s", None if rate is None else rate / 500_000,
-             f"{n_points:,} points; all written after {res['written_s']} s, all visible after {seen_s} s"),
+             f"{n_points:,} points; all written after {res['written_s']} s, every latest value visible after "
+             f"{seen_s} s, every point stored after {stored_s} s"
+             + (f"; server {res['server_cpu_s']} CPU s ({n_points / res['server_cpu_s']:,.0f} points a CPU-second)"
+                if res.get("server_cpu_s") else "")),
         _row("spool: the server's ingest alone (a copy of the files, nothing else running)", "≥ 500,000 points/s",
              500_000, round(replay_n / replay_s), "points/s", replay_n / replay_s / 500_000,
              f"{replay_n:,} spooled points applied in {replay_s:.1f} s ({replay_cpu:.1f} CPU s: "
@@ -478,7 +500,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              "as the server's ingest thread does"),
         _row("spool: lag from a task's last write to runs/search showing it", "≤ 5 s (every task)", 5.0,
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
-             f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls)"),
+             f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls); "
+             f"load average {os.getloadavg()[0]:.1f} after the array"),
         _row("server RSS under the array (peak)", "≤ 300 MB", 300.0, res["peak_rss_mb"], "MB",
              None if not res["peak_rss_mb"] else 300.0 / res["peak_rss_mb"], "server process tree, sampled every 0.2 s"),
     ]

@@ -17,7 +17,9 @@ server).  With ``--server-pid`` it also samples the server's RSS.
                                 [--http 64] [--server-pid PID]
 
 prints one JSON line: the tasks that failed, each task's run name and lag, the time from
-the start until every latest value showed (``all_seen_s``), and the peak RSS.  The
+the start until every latest value showed (``all_seen_s``), until every point was stored
+(``stored_s``, when the caller can tell), the peak RSS and the server's CPU seconds meanwhile
+(``server_cpu_s``).  The
 points themselves are counted in the database by whoever runs this
 (tests/reliability/test_spool_scale.py, bench/scale_ingest.py).
 """
@@ -33,6 +35,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from job_array import reap  # bench/ is on sys.path: run as a script or imported beside it
@@ -139,17 +142,27 @@ class Watcher(threading.Thread):
 
 
 class RssSampler(threading.Thread):
-    """The peak RSS of a process and its children, sampled every ``interval`` seconds."""
+    """The peak RSS of a process and its children, sampled every ``interval`` seconds, and
+    the CPU seconds the process used while sampled."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         super().__init__(name="rss", daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_mb = 0.0
+        self.cpu_s: float | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
         import psutil
 
+        def cpu() -> float:
+            root = psutil.Process(self.pid)
+            return sum(t.user + t.system for t in (p.cpu_times() for p in [root, *root.children(recursive=True)]))
+
+        try:
+            start = cpu()
+        except psutil.Error:
+            start = None
         while not self.stop.is_set():
             try:
                 root = psutil.Process(self.pid)
@@ -158,12 +171,20 @@ class RssSampler(threading.Thread):
             except psutil.Error:
                 pass
             self.stop.wait(self.interval)
+        try:
+            self.cpu_s = None if start is None else cpu() - start
+        except psutil.Error:
+            pass
 
 
 def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int, *,
               server_pid: int | None = None, watch_interval: float = 0.5,
-              timeout: float = 1800.0) -> dict[str, Any]:
-    """Run the workload; returns what the module docstring describes."""
+              timeout: float = 1800.0, stored: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run the workload; returns what the module docstring describes.
+
+    ``stored()`` (given by whoever counts the points) tells when every point is in the
+    database; the time until then is ``stored_s`` (a task's latest value shows before its
+    history is stored in full), and the server's CPU is measured until then."""
     _warm()
     total = tasks + http
     expected = {run_name(i, tasks): value(i, points - 1) for i in range(total)}
@@ -193,6 +214,12 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
                         if p.exitcode == 0}
     watcher.join(max(0.1, deadline - time.monotonic()))
     watcher.stop.set()
+    stored_at = None
+    while stored is not None and time.monotonic() < deadline:
+        if stored():
+            stored_at = time.time()
+            break
+        time.sleep(0.5)
     if sampler:
         sampler.stop.set()
         sampler.join()
@@ -207,8 +234,10 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
               "written_s": round(t_written - t_go, 2),
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
+              "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
               "max_lag_s": max(lags.values()) if lags else None,
-              "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None}
+              "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None,
+              "server_cpu_s": round(sampler.cpu_s, 2) if sampler and sampler.cpu_s is not None else None}
     return result
 
 

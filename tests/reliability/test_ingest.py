@@ -179,10 +179,11 @@ def test_a_run_created_in_another_file_is_waited_for(db: Path, store: TrackingSt
     # The file read first logs to a run that the file read second creates (a forked worker).
     write_records(folder / f"h-{os.getpid()}-000000.jsonl", [{"op": "log_batch", "run_id": run_id, "metrics": [
         {"key": "loss", "value": 1, "timestamp": 1, "step": 1}]}])
-    write_records(folder / f"h-{os.getpid()}-ffffff.jsonl",
-                  [{"op": "create_run", "run_id": run_id, "experiment_id": "0", "run_name": "p"}])
     ingest = SpoolIngest(store, folder, defer_s=600)
     assert ingest.run_once().deferred == 1
+    # (Written after that pass: a pass applies a new file's leading records, its run, first.)
+    write_records(folder / f"h-{os.getpid()}-ffffff.jsonl",
+                  [{"op": "create_run", "run_id": run_id, "experiment_id": "0", "run_name": "p"}])
     assert ingest.run_once().deferred == 0
     assert metric_counts(db) == {"p": (1, 1)}
     assert not list(folder.glob("*.rejected"))

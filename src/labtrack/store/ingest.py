@@ -24,19 +24,27 @@ Retirement: a fully applied file whose writer is finished (its last record is
 it is the only copy of what a batch job logged, it costs little, and it can be
 re-ingested by hand (moving it back changes nothing).  A writer that writes
 again after its file was retired notices and starts a new file.
+
+Latency and throughput (``SpoolIngest``): each pass shows every grown file's newest
+value before it stores a bounded amount of history, and the ingest thread reads and
+checks records while the store's writer thread commits the batch before them, each
+batch together with the progress of the files it advances.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
@@ -44,19 +52,37 @@ from sqlalchemy.exc import OperationalError
 from labtrack import file_modes, spool
 from labtrack.columns import STEP, VALUE, column
 from labtrack.entities import Metric, MetricSeries, decode_double
-from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
+from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist, TransientError
 from labtrack.store import schema as s
 from labtrack.store.dialect import upsert
 from labtrack.store.tracking import TrackingStore
-from labtrack.store.validation import LIMITS
+from labtrack.store.validation import LIMITS, check_series
 
 log = logging.getLogger("labtrack.ingest")
 
 DEFER_S = 300.0
 IDLE_RETIRE_S = 3600.0
 _PROGRESS_EVERY = 5000  # records between progress saves within one large file
+# History applied by one pass of the server's thread before it makes the newest values of
+# the files that grew meanwhile visible again (about 250,000 points of log_series records).
+PASS_BYTES = 8 << 20
+# ... or for about this long (at least one file), whichever comes first: on a machine whose
+# cores the writing tasks take, a pass's history can be slow to commit.
+PASS_S = 1.0
+_READ_BYTES = 4 << 20  # records read and parsed at a time
+_HEAD_BYTES = 4 << 10  # read for a new file's leading records (its run; read_records ends the line)
+_TAIL_BYTES = 128 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
+_TAIL_MAX = 4 << 20
+# A batch for the writer thread (one transaction) is handed over at this many points or units.
+_BATCH_POINTS = 25_000
+_BATCH_UNITS = 256
+# Records applied within a batch on the writer thread.  Those that name an experiment join it
+# once the name is resolved (_resolved); the others (log_trace) are applied alone, in order.
+_BATCHED_OPS = frozenset({"log_series", "log_batch", "update_run", "delete_tag", "delete_run", "restore_run",
+                          spool.CLOSE_OP})
+_NAMED_OPS = frozenset({"set_experiment", "set_experiment_tag", "create_run"})
 # Failures of the database or the disk, not of a record: the pass stops and is retried.
-_TRANSIENT = (OperationalError, OSError, MemoryError)
+_TRANSIENT = (OperationalError, OSError, MemoryError, TransientError)
 
 
 @dataclass
@@ -79,13 +105,21 @@ class _MissingRun(Exception):
     """The record's run does not exist (yet)."""
 
 
+class _Refused(LabtrackError):
+    """A record the store refused within a batch (it is applied again alone, and rejected)."""
+
+
 @dataclass
 class _FileState:
-    offset: int = 0
+    offset: int = 0  # applied, or queued for the writer
     seq: int = 0
     closed: bool = False
     tail_checked: bool = False
     deferred_since: float | None = None
+    saved: int = 0  # the offset spool_progress holds
+    queued: int = 0  # the end of the file's last unit handed to the writer
+    headed: bool = False  # the records before its first metric record are applied (its run exists)
+    previewed: int = 0  # the file's size when its newest values were last made visible
 
 
 @dataclass
@@ -100,6 +134,7 @@ class _Group:
     tags: dict[str, str] = field(default_factory=dict)
     series: list[MetricSeries] = field(default_factory=list)
     points: int = 0
+    end: int = 0  # where the record after the group's last one starts
 
     def try_add_series(self, rec: spool.SpoolRecord, series: list[MetricSeries]) -> bool:
         """Add a log_series record without params or tags, within one log-series request's limit."""
@@ -136,20 +171,62 @@ class _Group:
         return True
 
 
+@dataclass
+class _Unit:
+    """Records of one file that are one step of a batch: a group, or one record."""
+
+    path: Path
+    state: _FileState
+    records: list[spool.SpoolRecord]
+    end: int  # where the record after the last one starts: the file's progress once applied
+    write: Callable[[Connection], Any]
+    points: int
+    force: bool
+    report: IngestReport
+
+
+@dataclass
+class _Batch:
+    """Units handed to the store's writer thread as ONE operation (one transaction), each
+    with its file's progress; the ingest thread reads and checks the next batch meanwhile."""
+
+    units: list[_Unit]
+    future: Future[None]
+
+
 class SpoolIngest:
-    """Applies the spool files in ``folder`` to ``store``; one instance per database."""
+    """Applies the spool files in ``folder`` to ``store``; one instance per database.
+
+    A pass of the server's thread (``run_once``) first makes every changed file's newest
+    metric values visible (``_preview``: one short transaction that folds the newest point
+    of each file's last ``log_series`` record into its run's latest values, not its history),
+    then applies history in file order for about ``pass_bytes`` of records or ``pass_s``
+    seconds, continuing on the next pass where this one stopped.  So a task's latest value shows within a
+    pass of its being written however large the backlog of history is.  Folding is a
+    maximum by (step, timestamp, value) (and min/max), so folding a record's points early
+    and again with the history ends exactly where folding them once would; a record that
+    is rejected later has its run's latest values recomputed from the stored history.
+    """
 
     def __init__(self, store: TrackingStore, folder: str | os.PathLike, *, defer_s: float = DEFER_S,
                  idle_retire_s: float = IDLE_RETIRE_S,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None,
+                 pass_bytes: int = PASS_BYTES, pass_s: float = PASS_S) -> None:
         self.store = store
         self.folder = Path(folder)
         self.defer_s = defer_s
         self.idle_retire_s = idle_retire_s
         self.on_progress = on_progress
+        self.pass_bytes = pass_bytes
+        self.pass_s = pass_s
+        self._deadline = 0.0
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
         self._host = spool.host_tag()
+        self._building: list[_Unit] = []  # the next batch
+        self._building_points = 0
+        self._inflight: _Batch | None = None  # the batch the writer is storing
+        self._cursor = ""  # the file the next pass starts at (passes go round the folder)
 
     # -- passes -------------------------------------------------------------------------
     def pending_bytes(self) -> int:
@@ -165,83 +242,201 @@ class SpoolIngest:
         return total
 
     def run_once(self) -> IngestReport:
-        """One pass over the waiting files, as the server does every second."""
-        report = IngestReport()
-        for path in spool.waiting_files(self.folder):
-            report.add(self._ingest_file(path, force=False))
-        return report
+        """One pass, as the server does every second: the newest values of every file that
+        grew, then about ``pass_bytes`` (or ``pass_s``) of history, starting where the last
+        pass stopped."""
+        return self._guarded(self._pass)
 
     def run_all(self) -> IngestReport:
         """Apply everything there is (``labtrack sync``): pass again while passes make
         progress, then reject records whose run no file can create any more."""
+        return self._guarded(self._drain)
+
+    def _guarded(self, fn: Callable[[], IngestReport]) -> IngestReport:
+        try:
+            return fn()
+        except BaseException:
+            # What is known in memory may be ahead of what committed: wait for the writer,
+            # then start again from the progress the database holds.
+            batch, self._inflight = self._inflight, None
+            self._building, self._building_points = [], 0
+            if batch is not None:
+                try:
+                    batch.future.result()
+                except BaseException:  # noqa: BLE001 - the error that stopped the pass is raised
+                    pass
+            self._files = None
+            raise
+
+    def _pass(self) -> IngestReport:
+        report = IngestReport()
+        files = spool.waiting_files(self.folder)
+        self._preview(files, report)
+        names = [str(p) for p in files]
+        first = bisect.bisect_left(names, self._cursor)
+        visited = []
+        self._cursor = ""
+        self._deadline = time.monotonic() + self.pass_s
+        for path in files[first:] + files[:first]:
+            visited.append(path)
+            self._ingest_file(path, False, report, True)
+            if self._spent(report):
+                self._cursor = str(path)  # it may have more: the next pass starts with it
+                break
+        self._finish(visited, report)
+        return report
+
+    def _spent(self, report: IngestReport) -> bool:
+        """Whether this pass has applied its share of history (``pass_bytes`` or ``pass_s``)."""
+        return report.bytes >= self.pass_bytes or time.monotonic() >= self._deadline
+
+    def _drain(self) -> IngestReport:
         report = IngestReport()
         touched: set[str] = set()
 
-        def one(path: Path, force: bool) -> None:
-            step = self._ingest_file(path, force)
-            if step.files:
-                touched.add(path.name)
-            report.add(step)
+        def loop(force: bool) -> None:
+            files = spool.waiting_files(self.folder)
+            for path in files:
+                if self._ingest_file(path, force, report, False):
+                    touched.add(path.name)
+            self._finish(files, report)
 
         while True:
             before = report.records + report.rejected
             deferred = report.deferred
-            for path in spool.waiting_files(self.folder):
-                one(path, False)
+            loop(False)
             if report.deferred == deferred:
                 break
             if report.records + report.rejected == before:
-                for path in spool.waiting_files(self.folder):
-                    one(path, True)
+                loop(True)
                 break
         report.files, report.deferred = len(touched), 0
         return report
 
+    def _finish(self, visited: list[Path], report: IngestReport) -> None:
+        """The end of a pass: every batch committed, then finished files retired."""
+        self._flush_all()
+        for path in visited:
+            state = self._states().get(path.name)
+            if state is not None and state.deferred_since is None:
+                self._maybe_retire(path, state, report)
+        self._flush_all()
+
+    # -- newest values first --------------------------------------------------------------
+    def _preview(self, files: list[Path], report: IngestReport) -> None:
+        """Make the newest metric values of every file that grew visible, in one short transaction.
+
+        A file whose first metric record is not reached yet first gets the records before
+        it applied (its experiment and run), so that its run exists to hold them.
+        """
+        latest: dict[str, list[MetricSeries]] = {}
+        headed: list[tuple[Path, _FileState]] = []
+        for path in files:
+            state = self._states().setdefault(path.name, _FileState())
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size <= state.offset or size <= state.previewed:
+                continue
+            state.previewed = size
+            if not state.headed and self._apply_head(path, state, report):
+                headed.append((path, state))
+            newest = _newest_series(path, state.offset, size)
+            if newest is not None:
+                latest.setdefault(newest[0], []).extend(newest[1])
+        if headed:  # the runs first (one batch), then their newest values
+            self._flush_all()
+            for path, state in headed:
+                if state.offset != state.saved:
+                    self._save(path.name, state.offset, state.seq, state)
+        if latest:
+            try:
+                self.store.fold_latest(latest)
+            except _TRANSIENT:
+                raise
+            except Exception as e:  # noqa: BLE001 - the history shows them in order; never block it
+                log.warning("spool: newest values not shown ahead of their history: %s", _message(e))
+
+    def _apply_head(self, path: Path, state: _FileState, report: IngestReport) -> bool:
+        """Queue the file's records before its first metric record (set_experiment, create_run...);
+        True if there were some."""
+        chunk = spool.read_records(path, state.offset, _HEAD_BYTES)
+        items: list[Any] = sorted([*chunk.records, *chunk.bad], key=lambda r: r.offset)
+        n = 0
+        while n < len(items) and isinstance(items[n], spool.SpoolRecord) and _grouping(items[n]) is None:
+            n += 1
+        # Done once a metric record (or a bad line) follows, or the head is longer than a read.
+        state.headed = n < len(items) or chunk.more
+        if n == 0:
+            return False
+        end = items[n].offset if n < len(items) else chunk.end_offset
+        start = state.offset
+        stopped = self._apply_items(path, items[:n], end, state, report, False)
+        state.offset = end if stopped is None else stopped
+        if state.offset != start:
+            report.bytes += state.offset - start
+            if self.on_progress is not None:
+                self.on_progress(state.offset - start)
+        return True
+
     # -- one file ---------------------------------------------------------------------------
-    def _ingest_file(self, path: Path, force: bool) -> IngestReport:
-        report = IngestReport()
+    def _ingest_file(self, path: Path, force: bool, report: IngestReport, bounded: bool) -> bool:
+        """Apply what is new in ``path``; True if there was something."""
         sid = path.name
         state = self._states().setdefault(sid, _FileState())
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            return report
+            return False
         if size > state.offset:
-            report.files = 1
-            self._apply_new(path, state, report, force)
-        elif not state.closed and not state.tail_checked and state.offset == size:
+            report.files += 1
+            self._apply_new(path, state, report, force, bounded)
+            return True
+        if not state.closed and not state.tail_checked and state.offset == size:
             # Progress loaded from the database: was the file finished before we restarted?
             state.tail_checked = True
             state.closed = _ends_with_close(path, size)
-        if state.deferred_since is None:
-            self._maybe_retire(path, state, report)
-        return report
+        return False
 
-    def _apply_new(self, path: Path, state: _FileState, report: IngestReport, force: bool) -> None:
+    def _apply_new(self, path: Path, state: _FileState, report: IngestReport, force: bool,
+                   bounded: bool = False) -> None:
         while True:
             start = state.offset
-            chunk = spool.read_records(path, start)
+            chunk = spool.read_records(path, start, _READ_BYTES)
             items: list[Any] = sorted([*chunk.records, *chunk.bad], key=lambda r: r.offset)
-            stopped = self._apply_items(path, items, state, report, force)
+            stopped = self._apply_items(path, items, chunk.end_offset, state, report, force)
             if stopped is None:
                 state.offset = chunk.end_offset
                 state.deferred_since = None
             else:
                 state.offset = stopped
             if state.offset != start:
-                self._save(path.name, state)
                 report.bytes += state.offset - start
                 if self.on_progress is not None:
                     self.on_progress(state.offset - start)
-            if stopped is not None or not chunk.more:
+            if state.offset not in (state.queued, state.saved):
+                # The progress is not in a unit handed to the writer: save it once they committed.
+                if _stop_for(state, self._flush_all()) is not None:
+                    return
+                if state.offset != state.saved:
+                    self._save(path.name, state.offset, state.seq, state)
+            if stopped is not None or not chunk.more or (bounded and self._spent(report)):
+                return
+            if _stop_for(state, self._flush_all()) is not None:  # the next chunk starts after what landed
                 return
 
-    def _apply_items(self, path: Path, items: list[Any], state: _FileState, report: IngestReport,
-                     force: bool) -> int | None:
-        """Apply in order; return the offset of the first record that must wait, else None."""
+    def _apply_items(self, path: Path, items: list[Any], end_offset: int, state: _FileState,
+                     report: IngestReport, force: bool) -> int | None:
+        """Apply in order; return the offset of the first record that must wait, else None.
+
+        ``end_offset`` is where the last item ends.  Groups of metric records, and the
+        records in ``_BATCHED_OPS``, are queued for the writer thread (``_queue``); the
+        others are applied after everything queued before them committed.
+        """
         group: _Group | None = None
         since_save = 0
-        for item in items:
+        for i, item in enumerate(items):
             if isinstance(item, spool.BadLine):
                 stop = self._flush(path, group, state, report, force)
                 if stop is not None:
@@ -250,6 +445,7 @@ class SpoolIngest:
                 self._reject(path, item.offset, item.text, item.error, report)
                 continue
             rec: spool.SpoolRecord = item
+            nxt = items[i + 1].offset if i + 1 < len(items) else end_offset
             grouping = _grouping(rec)
             if grouping is not None:
                 # Metric records of one run (the sender's): consecutive ones become one bulk write.
@@ -266,50 +462,131 @@ class SpoolIngest:
                     self._reject(path, rec.offset, rec.data, _message(e), report)
                     continue
                 if group is not None and add(group, rec, parsed):
+                    group.end = nxt
                     continue
                 stop = self._flush(path, group, state, report, force)
                 if stop is not None:
                     return stop
                 group = _Group(rec.data["run_id"])
                 add(group, rec, parsed)
+                group.end = nxt
                 continue
             stop = self._flush(path, group, state, report, force)
             if stop is not None:
                 return stop
             group = None
-            stop = self._apply_one(path, rec, state, report, force)
+            data = rec.data if rec.op in _BATCHED_OPS else self._resolved(rec)
+            if data is not None:
+                stop = _stop_for(state, self._queue(_Unit(path, state, [rec], nxt, partial(self._apply_batched, data),
+                                                          0, force, report)))
+                if stop is not None:
+                    return stop
+                continue
+            stop = _stop_for(state, self._flush_all())
+            if stop is None:
+                stop = self._apply_one(path, rec, state, report, force)
             if stop is not None:
                 return stop
             since_save += 1
             if since_save >= _PROGRESS_EVERY:
-                state.offset = rec.offset
-                self._save(path.name, state)
+                self._save(path.name, nxt, state.seq, state)
                 since_save = 0
         return self._flush(path, group, state, report, force)
 
     def _flush(self, path: Path, group: _Group | None, state: _FileState, report: IngestReport,
                force: bool) -> int | None:
+        """Queue ``group`` for the writer; the offset where this file must stop, if it must."""
         if group is None or not group.records:
             return None
-        if len(group.records) > 1:
-            try:
-                self.store.log_batch(group.run_id, group.metrics, list(group.params.items()),
-                                     list(group.tags.items()), series=group.series)
-            except ResourceDoesNotExist:
-                pass  # decided record by record below (defer or reject)
-            except _TRANSIENT:
-                raise
-            except Exception:  # noqa: BLE001
-                pass  # find the bad record(s) one by one; the good ones land again harmlessly
-            else:
-                report.records += len(group.records)
-                state.seq = max(state.seq, *(r.seq for r in group.records))
-                return None
+        try:  # the store's checks run here, while the writer stores the batch before
+            op: Callable[[Connection], None] | None = self.store.log_batch_op(
+                group.run_id, group.metrics, list(group.params.items()), list(group.tags.items()),
+                series=group.series)
+        except _TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - find the bad record(s) one by one
+            op = None
+        if op is not None:
+            return _stop_for(state, self._queue(_Unit(path, state, group.records, group.end, op,
+                                                      group.points or len(group.metrics), force, report)))
+        stop = _stop_for(state, self._flush_all())
+        if stop is not None:
+            return stop
         for rec in group.records:
             stop = self._apply_one(path, rec, state, report, force)
             if stop is not None:
                 return stop
         return None
+
+    # -- batches for the writer thread -----------------------------------------------------
+    def _queue(self, unit: _Unit) -> list[tuple[_FileState, int]]:
+        """Add ``unit`` to the next batch; hand that over once it is large enough.  Returns
+        the files that must stop (``_settle``)."""
+        self._building.append(unit)
+        self._building_points += unit.points
+        unit.state.queued = unit.end
+        if self._building_points >= _BATCH_POINTS or len(self._building) >= _BATCH_UNITS:
+            return self._cycle()
+        return []
+
+    def _cycle(self) -> list[tuple[_FileState, int]]:
+        """Wait for the batch in flight, then hand over the one built meanwhile."""
+        stops = self._settle()
+        units, self._building, self._building_points = self._building, [], 0
+        if stops:  # a file that must wait for a record: nothing after that record is applied
+            stopped = {id(st) for st, _ in stops}
+            units = [u for u in units if id(u.state) not in stopped]
+        if units:
+            steps = [(u.write, _progress_op(u.path.name, u.end, max(r.seq for r in u.records))) for u in units]
+
+            def write(conn: Connection) -> None:
+                for apply, progress in steps:
+                    apply(conn)
+                    progress(conn)  # the records and the progress past them commit together
+            self._inflight = _Batch(units, self.store.writer.submit(write))
+        return stops
+
+    def _flush_all(self) -> list[tuple[_FileState, int]]:
+        """Everything queued committed (before a record that must be applied alone, in order)."""
+        return self._cycle() + self._settle()
+
+    def _settle(self) -> list[tuple[_FileState, int]]:
+        """Wait for the batch in flight.  If the store refused it, nothing of it is stored:
+        its units are applied again one record at a time (a bad record rejected alone).
+        Returns (file state, offset) for each file that must stop at a record waiting for its run."""
+        batch, self._inflight = self._inflight, None
+        if batch is None:
+            return []
+        try:
+            batch.future.result()
+        except _TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - a missing run or a bad record: decided record by record
+            pass
+        else:
+            for u in batch.units:
+                u.state.saved = max(u.state.saved, u.end)
+                u.state.seq = max(u.state.seq, *(r.seq for r in u.records))
+                for rec in u.records:
+                    if rec.op == spool.CLOSE_OP:
+                        u.state.closed = True
+                    else:
+                        u.report.records += 1
+            return []
+        stops: list[tuple[_FileState, int]] = []
+        for u in batch.units:
+            if any(st is u.state for st, _ in stops):
+                continue
+            for rec in u.records:
+                stop = self._apply_one(u.path, rec, u.state, u.report, u.force)
+                if stop is not None:
+                    u.state.offset = u.state.queued = stop  # nothing of the file after it is applied
+                    self._save(u.path.name, stop, u.state.seq, u.state)
+                    stops.append((u.state, stop))
+                    break
+            else:
+                self._save(u.path.name, u.end, u.state.seq, u.state)
+        return stops
 
     def _apply_one(self, path: Path, rec: spool.SpoolRecord, state: _FileState, report: IngestReport,
                    force: bool) -> int | None:
@@ -328,6 +605,7 @@ class SpoolIngest:
             raise
         except Exception as e:  # noqa: BLE001 - any bad record is rejected, never fatal
             self._reject(path, rec.offset, rec.data, _message(e), report)
+            self._undo_preview(rec)
         else:
             if rec.op == spool.CLOSE_OP:
                 state.closed = True
@@ -335,6 +613,18 @@ class SpoolIngest:
                 report.records += 1
         state.seq = max(state.seq, rec.seq)  # applied or rejected: done with it
         return None
+
+    def _undo_preview(self, rec: spool.SpoolRecord) -> None:
+        """A rejected log_series record's points may have been folded by ``_preview``:
+        its run's latest values of those keys are recomputed from the stored history."""
+        if rec.op != "log_series":
+            return
+        run_id, series = rec.data.get("run_id"), rec.data.get("series")
+        if not isinstance(run_id, str) or not isinstance(series, list):
+            return
+        keys = [s_["key"] for s_ in series if isinstance(s_, dict) and isinstance(s_.get("key"), str)]
+        if keys:
+            self.store.refold_latest(run_id, keys)
 
     # -- one record -------------------------------------------------------------------------
     def _apply(self, d: dict[str, Any]) -> None:
@@ -378,6 +668,33 @@ class SpoolIngest:
             TraceStore(store).record_trace(self._experiment_id(d), t["spans"], trace_id=t.get("trace_id"),
                                            tags=t.get("tags") or {}, metadata=t.get("trace_metadata") or {})
 
+    def _resolved(self, rec: spool.SpoolRecord) -> dict[str, Any] | None:
+        """A record that names its experiment, with the experiment's id instead (looked up, or
+        created, now: never inside a batch that may roll back), so that it can join a batch;
+        None for a record to apply alone."""
+        if rec.op not in _NAMED_OPS:
+            return None
+        try:
+            exp_id = self._experiment_id(rec.data)
+        except _TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - applied alone, which rejects it
+            return None
+        data = {k: v for k, v in rec.data.items() if k != "experiment_name"}
+        data["experiment_id"] = exp_id
+        return data
+
+    def _apply_batched(self, d: dict[str, Any], conn: Connection) -> None:
+        """``_apply`` on the writer thread, inside a batch (its store calls join the batch's transaction)."""
+        try:
+            self._apply(d)
+        except _MissingRun as e:  # expected refusals: no traceback in the writer's log
+            raise ResourceDoesNotExist(str(e)) from None
+        except (LabtrackError, *_TRANSIENT):
+            raise
+        except Exception as e:  # noqa: BLE001 - a malformed record: rejected when applied alone
+            raise _Refused(_message(e)) from None
+
     def _experiment_id(self, d: dict[str, Any]) -> str:
         """The record's experiment: its id, or its NAME resolved (and created) now."""
         name = d.get("experiment_name")
@@ -401,20 +718,13 @@ class SpoolIngest:
         if self._files is None:
             sp = s.spool_progress
             rows = self.store.read(lambda conn: conn.execute(select(sp)).all())
-            self._files = {r.spool_id: _FileState(r.applied_offset, r.applied_seq) for r in rows}
+            self._files = {r.spool_id: _FileState(r.applied_offset, r.applied_seq, saved=r.applied_offset)
+                           for r in rows}
         return self._files
 
-    def _save(self, sid: str, state: _FileState) -> None:
-        offset, seq = state.offset, state.seq
-
-        def op(conn: Connection) -> None:
-            sp = s.spool_progress
-            stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["spool_id"],
-                set_={"applied_offset": stmt.excluded.applied_offset,
-                      "applied_seq": stmt.excluded.applied_seq}))
-        self.store.write(op)
+    def _save(self, sid: str, offset: int, seq: int, state: _FileState) -> None:
+        self.store.write(_progress_op(sid, offset, seq))
+        state.saved = offset
 
     def _reject(self, path: Path, offset: int, record: Any, error: str, report: IngestReport) -> None:
         report.rejected += 1
@@ -546,6 +856,62 @@ def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, s
     params = [(p["key"], p["value"]) for p in d.get("params") or []]
     tags = [(t["key"], t["value"]) for t in d.get("tags") or []]
     return series, params, tags
+
+
+def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[MetricSeries]] | None:
+    """(run id, its newest point per key) of the last complete log_series record (metrics
+    only) between ``offset`` and ``size``, if it is valid; read from the file's end."""
+    window = _TAIL_BYTES
+    while True:
+        start = max(offset, size - window)
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(size - start)
+        except OSError:
+            return None
+        lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]  # a torn last line is left out
+        if start > offset:
+            lines = lines[1:]  # it may begin inside a line
+        for raw in reversed(lines):
+            if b'"log_series"' not in raw:
+                continue
+            try:
+                rec = json.loads(raw)
+                if (not isinstance(rec, dict) or rec.get("v") != spool.VERSION or rec.get("op") != "log_series"
+                        or rec.get("params") or rec.get("tags") or not isinstance(rec.get("run_id"), str)):
+                    continue
+                return rec["run_id"], [_newest_point(s_) for s_ in check_series(_series_of(rec)[0]) if s_.values]
+            except _TRANSIENT:
+                raise
+            except Exception:  # noqa: BLE001 - a record the history pass will reject: nothing to show
+                continue
+        if start <= offset or window >= _TAIL_MAX:
+            return None
+        window *= 4
+
+
+def _stop_for(state: _FileState, stops: list[tuple[_FileState, int]]) -> int | None:
+    """The offset where the file of ``state`` must stop, if ``stops`` names it."""
+    return next((offset for st, offset in stops if st is state), None)
+
+
+def _newest_point(s_: MetricSeries) -> MetricSeries:
+    """The series' point with the largest (step, timestamp): all a preview needs to keep in
+    memory for the file (a subset of the points folds to a value the full history overtakes)."""
+    i = max(zip(s_.steps, s_.timestamps, range(len(s_.values))))[2]
+    return MetricSeries(s_.key, [s_.steps[i]], [s_.timestamps[i]], [s_.values[i]])
+
+
+def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
+    """The write that records a file's progress (``spool_progress``)."""
+    def op(conn: Connection) -> None:
+        sp = s.spool_progress
+        stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["spool_id"],
+            set_={"applied_offset": stmt.excluded.applied_offset, "applied_seq": stmt.excluded.applied_seq}))
+    return op
 
 
 def _opt_int(v: Any) -> int | None:

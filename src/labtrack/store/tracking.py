@@ -24,7 +24,7 @@ from labtrack.entities import (
     Run,
     RunInfo,
 )
-from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist
 from labtrack.store import metrics as metric_rows
 from labtrack.store import schema as s
 from labtrack.store import run_query, search
@@ -372,6 +372,13 @@ class TrackingStore:
         ``series`` is the bulk form of ``metrics`` (labtrack's ``runs/log-series``),
         with its own, larger limit on points.
         """
+        self.write(self.log_batch_op(run_id, metrics, params, tags, series))
+
+    def log_batch_op(self, run_id: Any, metrics: Sequence[Metric] = (), params: Sequence[tuple[str, str]] = (),
+                     tags: Sequence[tuple[str, str]] = (),
+                     series: Sequence[MetricSeries] = ()) -> Callable[[Connection], None]:
+        """``log_batch``'s checks, done now, and its write as an operation for ``writer.submit``
+        (the spool ingest checks its next group while the writer stores the previous one)."""
         run_id = check_run_id(run_id)
         params, tags = _check_batch(metrics, params, tags)
         series = check_series(series)
@@ -392,6 +399,46 @@ class TrackingStore:
                 metric_rows.insert_metrics(conn, run_id, metrics)
             if series:
                 metric_rows.insert_series(conn, run_id, series)
+        return op
+
+    def fold_latest(self, latest: dict[str, Sequence[MetricSeries]]) -> list[str]:
+        """Fold points into their runs' latest values (and min/max) only, not their history,
+        in one transaction; return the runs skipped because they are missing or not active.
+
+        For the spool ingest's preview of points it will store in full later: a latest
+        value is the largest (step, timestamp, value), so folding some points now and all
+        of them later ends where folding all of them once would.
+        """
+        def op(conn: Connection) -> list[str]:
+            skipped = []
+            for run_id, series in latest.items():
+                try:
+                    _check_active_run(conn, run_id)
+                except LabtrackError:
+                    skipped.append(run_id)
+                    continue
+                metric_rows._update_latest(conn, run_id, [s_ for s_ in series if s_.values])
+            return skipped
+        return self.write(op)
+
+    def refold_latest(self, run_id: str, keys: Sequence[str]) -> None:
+        """Recompute the latest values of ``keys`` from the stored history alone (after the spool
+        ingest rejected a record whose points its preview may have folded already)."""
+        lm = s.latest_metrics
+
+        def op(conn: Connection) -> None:
+            for key in set(keys):
+                conn.execute(delete(lm).where(lm.c.run_uuid == run_id, lm.c.key == key))
+                offset, page = 0, 100_000
+                while True:
+                    rows = metric_rows.history_rows(conn, run_id, key, offset, page)
+                    if rows:
+                        metric_rows._update_latest(conn, run_id, [MetricSeries(
+                            key, [r[0] for r in rows], [r[1] for r in rows],
+                            [float("nan") if r[3] else r[2] for r in rows])])
+                    if len(rows) < page:
+                        break
+                    offset += page
         self.write(op)
 
     def delete_tag(self, run_id: Any, key: Any) -> None:

@@ -1,0 +1,183 @@
+"""Spool ingest under a backlog: a task's newest value shows within a pass, whatever waits before it.
+
+A job array's history can take the ingest minutes to store; the runs table must not
+wait for it.  Each pass first folds the newest ``log_series`` record of every file that
+grew into its run's latest values (one short transaction), then stores a bounded amount
+of history.  These tests count in commits and passes, never in seconds, and check that
+the early fold changes nothing in the end: every point once, and the latest values what
+the history implies (MLflow's rule: the largest (step, timestamp, value)), also after a
+crash between the two steps and when a record already shown is then rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from labtrack.columns import STEP, VALUE, pack
+from labtrack.spool import host_tag, spool_folder
+from labtrack.store.ingest import SpoolIngest
+from labtrack.store.tracking import TrackingStore
+
+DEAD_PID = 2**22 + 12345  # above pid_max: no live process has it
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "mlruns.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[TrackingStore]:
+    st = TrackingStore(f"sqlite:///{db}")
+    yield st
+    st.close()
+
+
+def series_record(run_id: str, steps: range, value: float = 0.0) -> dict:
+    """A log_series record as the client's sender spools it (packed columns); point s = value + s."""
+    return {"op": "log_series", "run_id": run_id, "series": [{
+        "key": "loss", "steps": pack(STEP, steps), "timestamps": pack(STEP, [1000 + s for s in steps]),
+        "values": pack(VALUE, [value + s for s in steps])}]}
+
+
+def spool_file(db: Path, tag: str, run_id: str, name: str, records: list[dict], close: bool = True) -> Path:
+    """A task's spool file; ``tag`` orders the files by name (the ingest goes through them in order)."""
+    folder = spool_folder(db)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [{"op": "set_experiment", "experiment_name": "array"},
+             {"op": "create_run", "run_id": run_id, "experiment_name": "array", "run_name": name},
+             *records, {"op": "update_run", "run_id": run_id, "status": "FINISHED", "end_time": 99}]
+    if close:
+        lines.append({"op": "close"})
+    path = folder / f"{host_tag()}{tag}-{DEAD_PID}-{uuid.uuid4().hex[:12]}.jsonl"
+    path.write_text("".join(json.dumps({"v": 1, "seq": n, **r}) + "\n" for n, r in enumerate(lines, 1)))
+    return path
+
+
+def latest(db: Path, run_id: str) -> tuple[int, int, float, float, float]:
+    """The run's latest value of ``loss`` as the runs table reads it: (step, timestamp, value, min, max)."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT step, timestamp, value, min_value, max_value FROM latest_metrics "
+                            "WHERE run_uuid = ? AND key = 'loss'", (run_id,)).fetchone()
+    finally:
+        conn.close()
+
+
+def implied_by_history(store: TrackingStore, run_id: str) -> tuple[tuple[int, int, float], float, float, int]:
+    """(latest (step, timestamp, value), min, max, points) from the stored history alone."""
+    points, token = [], None
+    while True:
+        page, token = store.get_metric_history(run_id, "loss", page_token=token)
+        points += page
+        if not token:
+            break
+    keys = [(p.step, p.timestamp, p.value) for p in points]
+    return max(keys), min(k[2] for k in keys), max(k[2] for k in keys), len(keys)
+
+
+def assert_consistent(db: Path, store: TrackingStore, run_id: str, points: int) -> None:
+    want, lo, hi, n = implied_by_history(store, run_id)
+    assert n == points
+    assert latest(db, run_id) == (*want, lo, hi)
+    assert store.get_run(run_id).data.metrics["loss"] == want[2]
+
+
+def test_a_tasks_newest_value_shows_before_another_tasks_backlog_is_stored(db: Path, store: TrackingStore) -> None:
+    # Task A's file, first in name order, holds 320,000 points of history (10 MB); task B,
+    # after it, wrote 2,000 points, the newest last.
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    a_points, per_record = 320_000, 8_000
+    spool_file(db, "-a", a, "a", [series_record(a, range(i, i + per_record))
+                                  for i in range(0, a_points, per_record)])
+    spool_file(db, "-b", b, "b", [series_record(b, range(0, 1000), 5e6), series_record(b, range(1000, 2000), 5e6)])
+    newest_b = (1999, 2999, 5e6 + 1999)
+
+    # After each commit of the writer: how much of A was stored when B's newest value first showed.
+    seen: list[int] = []
+
+    def on_commit(_size: int) -> None:
+        if seen:
+            return
+        conn = sqlite3.connect(db)
+        try:
+            row = conn.execute("SELECT step, timestamp, value FROM latest_metrics WHERE run_uuid = ? AND key = 'loss'",
+                               (b,)).fetchone()
+            if row == newest_b:
+                seen.append(conn.execute("SELECT COUNT(*) FROM metrics WHERE run_uuid = ?", (a,)).fetchone()[0])
+        finally:
+            conn.close()
+
+    store.writer.on_group = on_commit
+    ingest = SpoolIngest(store, spool_folder(db))
+    passes = 0
+    while ingest.run_once().records:
+        passes += 1
+        if passes == 1:
+            assert seen, "B's newest value did not show within the first pass"
+    store.writer.on_group = None
+    # B showed while less than a third of A's history was stored (before: after all of it).
+    assert seen and seen[0] < a_points // 3, seen
+    assert passes >= 2  # the backlog took more than one pass: each pass is bounded
+    assert_consistent(db, store, a, a_points)
+    assert_consistent(db, store, b, 2000)
+    assert latest(db, b)[:3] == newest_b
+    assert store.get_run(b).info.status == "FINISHED"
+    # Every file applied to its end and retired.
+    done = spool_folder(db) / "done"
+    applied = dict(sqlite3.connect(db).execute("SELECT spool_id, applied_offset FROM spool_progress").fetchall())
+    assert {f.name: f.stat().st_size for f in done.glob("*.jsonl")} == applied
+
+
+def test_a_crash_between_the_newest_values_and_the_history_loses_and_doubles_nothing(
+        db: Path, store: TrackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = uuid.uuid4().hex
+    spool_file(db, "", run, "t", [series_record(run, range(i, i + 1000)) for i in range(0, 5000, 1000)])
+
+    def broken(*args: object, **kw: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    # The pass shows the newest value, then the database fails before any history is stored.
+    monkeypatch.setattr(store, "log_batch_op", broken)
+    with pytest.raises(OperationalError):
+        SpoolIngest(store, spool_folder(db)).run_once()
+    assert latest(db, run)[:3] == (4999, 5999, 4999.0)
+    assert store.get_metric_history(run, "loss")[0] == []
+    monkeypatch.undo()
+    # A new server process (nothing kept in memory) applies the file from the saved progress.
+    ingest = SpoolIngest(store, spool_folder(db))
+    while ingest.run_once().records:
+        pass
+    assert_consistent(db, store, run, 5000)
+    # Applying it all again changes nothing.
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM spool_progress")
+    done = spool_folder(db) / "done"
+    for f in done.glob("*.jsonl"):
+        f.rename(spool_folder(db) / f.name)
+    SpoolIngest(store, spool_folder(db)).run_all()
+    assert_consistent(db, store, run, 5000)
+
+
+def test_a_record_shown_early_and_then_rejected_leaves_the_latest_value_of_the_history(
+        db: Path, store: TrackingStore) -> None:
+    # The file deletes its run before its last record: that record is rejected when applied
+    # in order (with the update_run after it), but it is the one the pass shows first.
+    run = uuid.uuid4().hex
+    spool_file(db, "", run, "t", [series_record(run, range(0, 100)), {"op": "delete_run", "run_id": run},
+                                  series_record(run, range(100, 200), 1e6)])
+    ingest = SpoolIngest(store, spool_folder(db))
+    report = ingest.run_once()
+    assert report.rejected == 2  # it, and the update_run after it
+    while ingest.run_once().records:
+        pass
+    assert_consistent(db, store, run, 100)
+    assert latest(db, run)[:3] == (99, 1099, 99.0)
+    assert len(list(spool_folder(db).rglob("*.rejected"))) == 1
