@@ -111,7 +111,8 @@ def test_a_tasks_newest_value_shows_before_another_tasks_backlog_is_stored(db: P
             row = conn.execute("SELECT step, timestamp, value FROM latest_metrics WHERE run_uuid = ? AND key = 'loss'",
                                (b,)).fetchone()
             if row == newest_b:
-                seen.append(conn.execute("SELECT COUNT(*) FROM metrics WHERE run_uuid = ?", (a,)).fetchone()[0])
+                seen.append(conn.execute("SELECT COUNT(*) FROM metrics JOIN metric_series USING (series_id) "
+                                         "WHERE run_uuid = ?", (a,)).fetchone()[0])
         finally:
             conn.close()
 
