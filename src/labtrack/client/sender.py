@@ -365,12 +365,15 @@ class Sender:
                     self._room.notify_all()
 
     def _post(self, ready: queue.Queue[tuple[_Batch | _Marker, bytes]]) -> None:
-        """The poster: sends what the packer readied, in order; batches of metrics alone go
-        through ``_Lanes``, two at a time where the transport allows it (HTTP, not the spool)."""
+        """The poster: sends what the packer readied, in order; ``runs/log-series`` batches of
+        metrics alone go through ``_Lanes``, two at a time where the transport allows it (HTTP,
+        not the spool)."""
         lanes = _Lanes(self._deliver, max(1, getattr(self._transport, "max_in_flight", 1)))
         while True:
             item, body = ready.get()
-            if lanes.width > 1 and type(item) is _Batch and item.metrics_only():
+            # labtrack's log-series only: an MLflow server on SQLite gains nothing from a
+            # second writer but its lock waits.
+            if lanes.width > 1 and type(item) is _Batch and item.series and self._series and item.metrics_only():
                 lanes.submit(item, body)
                 continue
             lanes.drain()
