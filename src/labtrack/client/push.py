@@ -197,7 +197,7 @@ class Pusher:
                 if on_run is not None:
                     on_run(1)
             push_traces(self.source, self.dest, experiment.experiment_id, dest_exp, self.run_map,
-                        not self.filter_string, self.report.count)
+                        not self.filter_string, self.report.count, self.report.warnings.append)
         pushed = [run for _, runs in plan for run in runs]
         self._push_registry(pushed)
         push_prompts(self.source, self.dest, exp_map, self.every and not self.filter_string,

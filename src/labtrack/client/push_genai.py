@@ -32,7 +32,7 @@ _BATCH = 100
 
 
 def push_traces(source: Any, dest: Any, source_exp: str, dest_exp: str, run_map: dict[str, str],
-                with_runless: bool, count: Callable[[str, int], None]) -> None:
+                with_runless: bool, count: Callable[[str, int], None], warn: Callable[[str], None]) -> None:
     """Copy the experiment's traces that the destination lacks: those of pushed runs
     (``run_map``: source run id -> destination run id), and those of no run if ``with_runless``."""
     try:
@@ -44,7 +44,13 @@ def push_traces(source: Any, dest: Any, source_exp: str, dest_exp: str, run_map:
         raise
     if not infos:
         return
-    there = {i["trace_id"]: i for i in trace_infos([dest_exp], client=dest)}
+    try:
+        there = {i["trace_id"]: i for i in trace_infos([dest_exp], client=dest)}
+    except LabtrackError as exc:
+        if exc.error_code != "ENDPOINT_NOT_FOUND":
+            raise
+        warn(f"the destination keeps no traces (MLflow 3's trace API): {len(infos)} traces left out")
+        return
     new = [i for i in infos if i["trace_id"] not in there]
     for k in range(0, len(new), _BATCH):
         batch = new[k:k + _BATCH]
