@@ -342,11 +342,15 @@ def _genai(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> dict
                              s.parent_id is None, s.attributes.get("model")) for s in full.data.spans),
             "assessments": sorted((a.name, a.source.source_type, str(a.value), a.rationale, a.create_time_ms)
                                   for a in full.info.assessments)}
+    # The tracking URI too: load_prompt records its use there, and MLflow's default is an
+    # mlflow.db in the working directory.
+    mlflow.set_tracking_uri(url)
     mlflow.set_registry_uri(url)
     try:
         versions = [mlflow.genai.load_prompt(f"prompts:/{PROMPT}/{v}") for v in (1, 2)]
         alias = mlflow.genai.load_prompt(f"prompts:/{PROMPT}@production").version
     finally:
+        mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
     prompt = [(v.version, v.template, v.commit_message, v.tags.get("team")) for v in versions]
     return {"traces": traces, "prompt": prompt, "alias": alias}
