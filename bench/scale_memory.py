@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -193,16 +194,8 @@ def figures(quick: bool) -> list[dict[str, Any]]:
     quiet_env()
     # One token for every server: the mlflow client sends it from MLFLOW_TRACKING_TOKEN, lt too.
     # Put back afterwards: bench_scale.py runs other figures in this process.
-    saved = {k: os.environ.get(k) for k in TOKEN_VARS}
-    os.environ.update(dict.fromkeys(TOKEN_VARS, secrets.token_hex(16)))
-    try:
+    with mock.patch.dict(os.environ, dict.fromkeys(TOKEN_VARS, secrets.token_hex(16))):
         return _figures(quick)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _figures(quick: bool) -> list[dict[str, Any]]:

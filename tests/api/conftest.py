@@ -11,8 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.servers import PostgresDatabases, ServerProcess, start_server
+
+
+def mlflow_error(reply: requests.Response, status: int, code: str) -> str:
+    """The reply is MLflow's error shape with this status and code; its message."""
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert set(body) == {"error_code", "message"} and body["error_code"] == code, body
+    return str(body["message"])
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

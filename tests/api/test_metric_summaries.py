@@ -14,19 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import requests
 
+from tests.api.conftest import mlflow_error
 from tests.servers import ServerProcess
 
 S = "/api/2.0/labtrack/runs/metric-summaries"
 KEYS = ("loss", "val.loss", "acc")
-
-
-def _error(reply: requests.Response, status: int, code: str) -> str:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert set(body) == {"error_code", "message"} and body["error_code"] == code, body
-    return str(body["message"])
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +93,7 @@ def test_summaries_match_numpy(module_server: ServerProcess, logged: dict[str, A
     ({"run_ids": ["a"] * 1001}, "at most 1000"),
 ])
 def test_bad_requests_are_400(module_server: ServerProcess, body: dict[str, Any], fragment: str) -> None:
-    message = _error(module_server.api("POST", S, body), 400, "INVALID_PARAMETER_VALUE")
+    message = mlflow_error(module_server.api("POST", S, body), 400, "INVALID_PARAMETER_VALUE")
     assert fragment in message
 
 
@@ -172,4 +165,4 @@ def test_order_by_summaries_matches_numpy(module_server: ServerProcess, logged: 
 @pytest.mark.parametrize("filt", ["metrics.loss.min < 'a'", "metrics.loss.min LIKE '1'"])
 def test_bad_summary_filters_are_400(module_server: ServerProcess, logged: dict[str, Any], filt: str) -> None:
     reply = module_server.api("POST", "runs/search", {"experiment_ids": [logged["experiment_id"]], "filter": filt})
-    _error(reply, 400, "INVALID_PARAMETER_VALUE")
+    mlflow_error(reply, 400, "INVALID_PARAMETER_VALUE")

@@ -16,20 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import requests
 
+from tests.api.conftest import mlflow_error
 from tests.servers import ServerProcess
 
 T = "/api/2.0/labtrack/runs/table"
 OPTS = ("adam", "sgd", "rmsprop", None)  # None: the run has no "opt" param
 KEYS = [f"k{i:02d}" for i in range(30)] + ["loss", "big"]
-
-
-def _error(reply: requests.Response, status: int, code: str) -> str:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert set(body) == {"error_code", "message"} and body["error_code"] == code, body
-    return str(body["message"])
 
 
 @pytest.fixture(scope="module")
@@ -115,4 +108,4 @@ def test_group_by_a_tag_an_attribute_and_under_a_filter(module_server: ServerPro
 def test_a_metric_summary_column_is_not_a_group(module_server: ServerProcess, logged: dict[str, Any]) -> None:
     for group in ("summary.min.loss", "metrics.loss", "attr.name"):
         reply = module_server.api("POST", T, {"experiment_ids": [logged["exp"]], "group": group, "stats": True})
-        assert "group" in _error(reply, 400, "INVALID_PARAMETER_VALUE")
+        assert "group" in mlflow_error(reply, 400, "INVALID_PARAMETER_VALUE")

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from labtrack.limits import LIMITS
+from tests.api.conftest import mlflow_error
 from tests.servers import ServerProcess, start_server
 
 V = "/api/2.0/labtrack/views/"
@@ -31,13 +32,6 @@ def _experiment(server: ServerProcess) -> str:
     reply = server.api("POST", "experiments/create", {"name": f"views-{uuid.uuid4().hex[:8]}"})
     assert reply.status_code == 200, reply.text
     return str(reply.json()["experiment_id"])
-
-
-def _error(reply: requests.Response, status: int, code: str) -> str:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert set(body) == {"error_code", "message"} and body["error_code"] == code, body
-    return str(body["message"])
 
 
 def test_create_get_list_update_delete(module_server: ServerProcess) -> None:
@@ -76,7 +70,7 @@ def test_create_get_list_update_delete(module_server: ServerProcess) -> None:
     assert changed["name"] == "top runs" and changed["state"] == new_state
 
     assert srv.api("POST", V + "delete", {"view_id": view["view_id"]}).json() == {}
-    _error(srv.api("GET", V + "get", {"view_id": view["view_id"]}), 404, "RESOURCE_DOES_NOT_EXIST")
+    mlflow_error(srv.api("GET", V + "get", {"view_id": view["view_id"]}), 404, "RESOURCE_DOES_NOT_EXIST")
     assert srv.api("DELETE", V + "delete", {"view_id": second["view_id"]}).json() == {}
     assert srv.api("GET", V + "list", {"experiment_id": exp}).json() == {"views": []}
 
@@ -142,7 +136,7 @@ def test_bad_input_gets_mlflow_errors_and_changes_nothing(module_server: ServerP
     for case_id, method, endpoint, body, status, code, word in _bad_cases(exp, taken["name"], mine["view_id"]):
         reply = srv.api(method, V + endpoint, body)
         try:
-            message = _error(reply, status, code)
+            message = mlflow_error(reply, status, code)
             assert word.lower() in message.lower(), message
         except AssertionError as e:
             failures.append(f"{case_id}: {e}")
@@ -150,7 +144,7 @@ def test_bad_input_gets_mlflow_errors_and_changes_nothing(module_server: ServerP
     assert srv.api("GET", V + "list", {"experiment_id": exp}).json() == before
     # a form post (not JSON) is refused like every other write
     form = srv.session.post(srv.url + V + "create", data={"experiment_id": exp, "name": "form"}, timeout=30)
-    _error(form, 400, "BAD_REQUEST")
+    mlflow_error(form, 400, "BAD_REQUEST")
 
 
 def test_views_go_with_their_experiment(module_server: ServerProcess) -> None:
@@ -210,10 +204,10 @@ def test_team_server_views_follow_experiment_permissions(team_server: ServerProc
     # bob has the server's default (READ): he opens and lists alice's views, and changes none
     assert call(BOB, "GET", "get", {"view_id": view_id}).json()["view"]["name"] == "alice's"
     assert [v["name"] for v in call(BOB, "GET", "list", {"experiment_id": exp_id}).json()["views"]] == ["alice's"]
-    _error(call(BOB, "POST", "create", {"experiment_id": exp_id, "name": "bob's"}), 403, "PERMISSION_DENIED")
-    _error(call(BOB, "POST", "update", {"view_id": view_id, "name": "mine now"}), 403, "PERMISSION_DENIED")
-    _error(call(BOB, "POST", "delete", {"view_id": view_id}), 403, "PERMISSION_DENIED")
-    _error(call(("bob", "wrong-password-1"), "GET", "get", {"view_id": view_id}), 401, "UNAUTHENTICATED")
+    mlflow_error(call(BOB, "POST", "create", {"experiment_id": exp_id, "name": "bob's"}), 403, "PERMISSION_DENIED")
+    mlflow_error(call(BOB, "POST", "update", {"view_id": view_id, "name": "mine now"}), 403, "PERMISSION_DENIED")
+    mlflow_error(call(BOB, "POST", "delete", {"view_id": view_id}), 403, "PERMISSION_DENIED")
+    mlflow_error(call(("bob", "wrong-password-1"), "GET", "get", {"view_id": view_id}), 401, "UNAUTHENTICATED")
 
     # once alice's experiment is closed to bob, so are its views
     def grant(permission: str) -> None:
@@ -224,8 +218,8 @@ def test_team_server_views_follow_experiment_permissions(team_server: ServerProc
         assert reply.status_code == 200, reply.text
 
     grant("DENY")
-    _error(call(BOB, "GET", "get", {"view_id": view_id}), 403, "PERMISSION_DENIED")
-    _error(call(BOB, "GET", "list", {"experiment_id": exp_id}), 403, "PERMISSION_DENIED")
+    mlflow_error(call(BOB, "GET", "get", {"view_id": view_id}), 403, "PERMISSION_DENIED")
+    mlflow_error(call(BOB, "GET", "list", {"experiment_id": exp_id}), 403, "PERMISSION_DENIED")
     # with EDIT he may save and rename
     grant("EDIT")
     assert call(BOB, "POST", "create", {"experiment_id": exp_id, "name": "bob's"}).status_code == 200

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 import labtrack as lt
 from labtrack.ownership import read_owner
+from labtrack.store.tracking import TrackingStore
 
 # Everything that steers a client: each child starts from none of it.
 CLIENT_ENV = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE",
@@ -29,6 +30,7 @@ CLIENT_ENV = ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_DATABASE
               "LABTRACK_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
               "LABTRACK_ASSUME_NETWORK_FS")
 SRC = str(Path(lt.__file__).parents[1])
+DEAD_PID = 2**22 + 12345  # above pid_max: no live process has it
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -153,3 +155,16 @@ def folder(tmp_path: Path) -> Iterator[Path]:
     """A fresh project folder; a server that a client started there is stopped afterwards."""
     yield tmp_path
     stop_owner(tmp_path / "mlruns.db")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "mlruns.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[TrackingStore]:
+    """A store on ``db`` in this process (the spool ingest's tests drive it directly)."""
+    st = TrackingStore(f"sqlite:///{db}")
+    yield st
+    st.close()

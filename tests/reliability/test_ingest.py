@@ -8,31 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from labtrack.spool import SpoolWriter, host_tag, spool_files, spool_folder
 from labtrack.store.ingest import SpoolIngest
 from labtrack.store.tracking import TrackingStore
 from tests.servers import start_server
 
-from .conftest import child_env, integrity, metric_counts, query, wait_until
-
-DEAD_PID = 2**22 + 12345  # above pid_max: no live process has it
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "mlruns.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[TrackingStore]:
-    st = TrackingStore(f"sqlite:///{db}")
-    yield st
-    st.close()
+from .conftest import DEAD_PID, child_env, integrity, metric_counts, query, wait_until
 
 
 def job_file(db: Path, name: str, points: range, *, torn: bool = False, close: bool = True,

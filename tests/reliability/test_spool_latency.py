@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,7 @@ from labtrack.spool import host_tag, spool_folder
 from labtrack.store.ingest import SpoolIngest
 from labtrack.store.tracking import TrackingStore
 
-DEAD_PID = 2**22 + 12345  # above pid_max: no live process has it
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "mlruns.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[TrackingStore]:
-    st = TrackingStore(f"sqlite:///{db}")
-    yield st
-    st.close()
+from .conftest import DEAD_PID
 
 
 def series_record(run_id: str, steps: range, value: float = 0.0) -> dict:

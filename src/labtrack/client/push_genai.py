@@ -22,6 +22,7 @@ from typing import Any
 
 from labtrack.client.prompts import IS_PROMPT_TAG, TEXT_TAG
 from labtrack.client.traces import V3_API, deliver, span_records, trace_infos, trace_spans
+from labtrack.client.transport import iter_pages
 from labtrack.errors import LabtrackError, ResourceDoesNotExist
 
 SOURCE_RUN_KEY = "mlflow.sourceRun"
@@ -127,35 +128,25 @@ def push_prompts(source: Any, dest: Any, exp_map: dict[str, str], every: bool, l
         _push_prompt(source, dest, model, tags, count, warn)
 
 
+def _pages(client: Any, endpoint: str, items: str, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item of a paged registry search."""
+    def page(token: str | None) -> tuple[list[Any], str | None]:
+        query = {**message, "max_results": 1000, **({"page_token": token} if token else {})}
+        reply = client._read("GET", endpoint, query)
+        return reply.get(items) or [], reply.get("next_page_token")
+
+    return list(iter_pages(page))
+
+
 def _search_prompts(client: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        message: dict[str, Any] = {"filter": f"tags.`{IS_PROMPT_TAG}` = 'true'", "max_results": 1000}
-        if token:
-            message["page_token"] = token
-        reply = client._read("GET", "registered-models/search", message)
-        out += reply.get("registered_models") or []
-        token = reply.get("next_page_token")
-        if not token:
-            return out
+    return _pages(client, "registered-models/search", "registered_models",
+                  {"filter": f"tags.`{IS_PROMPT_TAG}` = 'true'"})
 
 
 def _versions(client: Any, name: str) -> dict[int, dict[str, Any]]:
     quoted = name.replace("'", "''")
-    out: dict[int, dict[str, Any]] = {}
-    token: str | None = None
-    while True:
-        message: dict[str, Any] = {"filter": f"name = '{quoted}' AND tags.`{IS_PROMPT_TAG}` = 'true'",
-                                   "max_results": 1000}
-        if token:
-            message["page_token"] = token
-        reply = client._read("GET", "model-versions/search", message)
-        for v in reply.get("model_versions") or []:
-            out[int(v["version"])] = v
-        token = reply.get("next_page_token")
-        if not token:
-            return out
+    return {int(v["version"]): v for v in _pages(client, "model-versions/search", "model_versions", {
+        "filter": f"name = '{quoted}' AND tags.`{IS_PROMPT_TAG}` = 'true'"})}
 
 
 def _push_prompt(source: Any, dest: Any, model: dict[str, Any], tags: dict[str, str],

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from labtrack.client.transport import LABTRACK_API
+from labtrack.client.transport import LABTRACK_API, iter_pages
 from labtrack.errors import LabtrackError
 
 SPAN_TYPES = ("UNKNOWN", "LLM", "CHAT_MODEL", "CHAIN", "AGENT", "TOOL", "RETRIEVER", "EMBEDDING", "RERANKER",
@@ -402,25 +402,19 @@ def trace_infos(experiment_ids: list[str], filter_string: str | None = None, max
     from labtrack.client import fluent
 
     client = client or fluent._client()
-    max_results = max_results if max_results is not None else float("inf")  # type: ignore[assignment]
-    token = None
-    got = 0
-    while got < max_results:
-        message: dict[str, Any] = {
-            "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}
-                          for e in experiment_ids],
-            "max_results": int(min(500, max_results - got)), "order_by": order_by or []}
-        if filter_string:
-            message["filter"] = filter_string
-        if token:
-            message["page_token"] = token
-        reply = client._read("POST", "traces/search", message, api=V3_API)
-        for info in reply.get("traces", []):
-            got += 1
-            yield info
-        token = reply.get("next_page_token")
-        if not token:
-            return
+    message: dict[str, Any] = {
+        "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}
+                      for e in experiment_ids],
+        "max_results": min(500, max_results or 500), "order_by": order_by or []}
+    if filter_string:
+        message["filter"] = filter_string
+
+    def page(token: str | None) -> tuple[list[Any], str | None]:
+        reply = client._read("POST", "traces/search", {**message, **({"page_token": token} if token else {})},
+                             api=V3_API)
+        return reply.get("traces", []), reply.get("next_page_token")
+
+    return iter_pages(page, max_results)
 
 
 def search_traces(experiment_ids: list[str] | None = None, filter_string: str | None = None,

@@ -174,26 +174,29 @@ def downsample(conn: Connection, run_id: str, key: str, max_points: int,
     level = LEVELS.index(width)
     first = -(-lo // width)          # first bucket wholly inside the window
     last = (hi + 1) // width - 1     # last bucket wholly inside it
-    points: dict[tuple[int, int], dict[str, Any]] = {}
-    rows = conn.execute(select(_ms).where(
-        _ms.c.series_id == sid, _ms.c.level == level,
-        _ms.c.bucket >= first, _ms.c.bucket <= last))
-    for r in rows:
-        for side in ("min", "max"):
-            step, ts = r._mapping[f"{side}_step"], r._mapping[f"{side}_timestamp"]
-            points[(step, ts)] = {"step": step, "timestamp": ts, "value": r._mapping[f"{side}_value"]}
+    points = {(p["step"], p["timestamp"]): p for p in _buckets(conn, sid, level, first, last)}
     # The partial buckets at both edges: their min and max, from finer levels' buckets and the
     # raw points of at most 15 steps at each end (a coarse bucket's edge held up to 65,535 raw
     # points, which cost more than all the rest of a 10,000,000-point chart).
     if lo < first * width:
-        _extremes(_span(conn, sid, cond, lo, first * width - 1, level - 1), points)
+        _extremes(_span(conn, sid, lo, first * width - 1, level - 1), points)
     if hi >= (last + 1) * width:
-        _extremes(_span(conn, sid, cond, (last + 1) * width, hi, level - 1), points)
+        _extremes(_span(conn, sid, (last + 1) * width, hi, level - 1), points)
     return _sorted(points), total
 
 
-def _span(conn: Connection, sid: int, cond: list[Any], a: int, b: int,
-          level: int) -> list[dict[str, Any]]:
+def _buckets(conn: Connection, sid: int, level: int, first: int, last: int) -> list[dict[str, Any]]:
+    """The min and max points of the series' buckets first..last of ``level``."""
+    out = []
+    for r in conn.execute(select(_ms).where(_ms.c.series_id == sid, _ms.c.level == level,
+                                            _ms.c.bucket >= first, _ms.c.bucket <= last)):
+        for side in ("min", "max"):
+            out.append({"step": r._mapping[f"{side}_step"], "timestamp": r._mapping[f"{side}_timestamp"],
+                        "value": r._mapping[f"{side}_value"]})
+    return out
+
+
+def _span(conn: Connection, sid: int, a: int, b: int, level: int) -> list[dict[str, Any]]:
     """Candidate extremes of steps a..b: the min and max of each bucket of ``level`` wholly
     inside, finer levels for what is left at both ends, raw points below the finest level."""
     if a > b:
@@ -206,15 +209,9 @@ def _span(conn: Connection, sid: int, cond: list[Any], a: int, b: int,
     width = LEVELS[level]
     first, last = -(-a // width), (b + 1) // width - 1
     if first > last:
-        return _span(conn, sid, cond, a, b, level - 1)
-    out: list[dict[str, Any]] = []
-    for r in conn.execute(select(_ms).where(_ms.c.series_id == sid, _ms.c.level == level,
-                                            _ms.c.bucket >= first, _ms.c.bucket <= last)):
-        for side in ("min", "max"):
-            out.append({"step": r._mapping[f"{side}_step"], "timestamp": r._mapping[f"{side}_timestamp"],
-                        "value": r._mapping[f"{side}_value"]})
-    return (out + _span(conn, sid, cond, a, first * width - 1, level - 1)
-            + _span(conn, sid, cond, (last + 1) * width, b, level - 1))
+        return _span(conn, sid, a, b, level - 1)
+    return (_buckets(conn, sid, level, first, last) + _span(conn, sid, a, first * width - 1, level - 1)
+            + _span(conn, sid, (last + 1) * width, b, level - 1))
 
 
 def _raw(conn: Connection, cond: list[Any]) -> list[dict[str, Any]]:

@@ -115,12 +115,15 @@ def _group_key(group: str) -> tuple[str, str]:
     return kind, key
 
 
-def _group_column(group: str, src: Any, alias: str) -> tuple[Any, Any]:
+def _group_column(group: str, src: Any, alias: str, run_id: Any = _r.c.run_uuid,
+                  attr: Any = None) -> tuple[Any, Any]:
+    """(the group value's column, ``src`` joined to the param or tag that holds it); ``run_id``:
+    the run id column of ``src``, ``attr``: the attribute's column there (default: the runs')."""
     kind, key = _group_key(group)
     if kind == "attr":
-        return _GROUP_ATTRS[key], src
+        return (_GROUP_ATTRS[key] if attr is None else attr), src
     table = (_p if kind == "params" else _t).alias(alias)
-    return table.c.value, src.outerjoin(table, and_(table.c.run_uuid == _r.c.run_uuid, table.c.key == key))
+    return table.c.value, src.outerjoin(table, and_(table.c.run_uuid == run_id, table.c.key == key))
 
 
 def _order(conn: Connection, sort: str, src: Any) -> tuple[list[Any], Any]:
@@ -203,8 +206,9 @@ def window(conn: Connection, q: TableQuery, columns: Sequence[str], offset: int,
            count: bool = True) -> dict[str, Any]:
     """One window of the table: ``total`` runs match; rows ``offset`` .. ``offset + limit``.
 
-    ``count=False``: no count, "total" is None.  Returns {"total", "offset", "runs": {attribute: [...]}, "metrics": {key: [[value, step,
-    timestamp] | None, ...]}, "params": {key: [...]}, "tags": {key: [...]}}, every list in row order.
+    ``count=False``: no count, "total" is None.  Returns {"total", "offset", "runs": {attribute:
+    [...]}, "metrics": {key: [[value, step, timestamp] | None, ...]}, "params": {key: [...]},
+    "tags": {key: [...]}}, every list in row order.
     """
     if not 0 <= limit <= MAX_WINDOW:
         raise InvalidParameterValue(f"Invalid limit {limit}: at most {MAX_WINDOW} rows per window")
@@ -281,7 +285,7 @@ def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[
     # The matching runs once, in run id order, then per run its group value and one row per
     # metric key, each found by its primary key (run id, key): SQLite has no hash join, and
     # look-ups in run id order walk params, tags and latest_metrics (WITHOUT ROWID tables,
-    # migration 0009) front to back instead of jumping about.  One row per run with a column
+    # migration 0010) front to back instead of jumping about.  One row per run with a column
     # per metric needs no sort of the 1,000,000 (run, metric) rows by group and key, only of
     # the 100,000 runs by group.
     ids = select(_r.c.run_uuid.label("id"), *([_GROUP_ATTRS[key].label("v")] if kind == "attr" else []))
@@ -291,13 +295,7 @@ def groups(conn: Connection, q: TableQuery, metric_keys: Sequence[str]) -> dict[
         # hash-joins: sorting the run ids there only cost it ~0.3 s at 100,000 runs.
         ids = ids.order_by(_r.c.run_uuid).limit(-1)
     r = ids.cte("r").prefix_with("MATERIALIZED")
-    runs: Any = r
-    if kind == "attr":
-        gcol: Any = r.c.v
-    else:
-        kv = (_p if kind == "params" else _t).alias("g")
-        runs = runs.outerjoin(kv, and_(kv.c.run_uuid == r.c.id, kv.c.key == key))
-        gcol = kv.c.value
+    gcol, runs = _group_column(q.group, r, "g", run_id=r.c.id, attr=r.c.v if kind == "attr" else None)
     value = func.coalesce(cast(gcol, s.params.c.value.type), "")
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, max(len(keys), 1), _KEYS_PER_STATEMENT):

@@ -77,7 +77,7 @@ Index("ix_runs_experiment_run", runs.c.experiment_id, runs.c.lifecycle_stage, ru
 
 # A run's params, tags and latest metric values are stored WITHOUT ROWID on SQLite: each row
 # sits in its (run id, key) primary key's B-tree, so looking them up run after run in run id
-# order (the runs table's group-by) walks one B-tree front to back (migration 0009).
+# order (the runs table's group-by) walks one B-tree front to back (migration 0010).
 params = Table(
     "params", metadata,
     Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
