@@ -1,0 +1,219 @@
+"""What the least possible server costs a synchronous ``log_metric``: the floor under issue 21's
+"≥ 90% of the replay ceiling" for that figure, measured rather than argued.
+
+    python bench/floor_servers.py [--calls 3000] [--rounds 3] [--output floor_servers]
+
+The unmodified mlflow client (``MlflowClient.log_metric(..., synchronous=True)``, one
+``runs/log-metric`` POST per call) is run against five servers, round after round so that a
+change of load touches them all alike:
+
+- ``replay``: bench/replay.py in front of a labtrack server, answering from its recording.
+  The ceiling, as in bench_server.py.
+- ``thread``: a blocking thread-per-connection server (the replay's own shape) that stores
+  the point: one SQLite transaction inserting it and upserting its latest value, committed
+  (WAL, ``synchronous=NORMAL``, as labtrack's store), then ``{}``.
+- ``asyncio``: an asyncio server parsing HTTP with httptools (the event loop under tornado
+  and labtrack's server) that answers ``{}`` and stores nothing.
+- ``asyncio+sqlite``: the same, storing the point as ``thread`` does.
+- ``labtrack``: ``labtrack server``.
+
+The minimal servers check nothing (no auth, no run, no validation) and keep no history
+summaries: each is less than a tracking server must do, so a share of the ceiling they miss
+is out of reach for any server of that shape on this machine.  Each row gives the wall time
+per call, its share of the ceiling (the replay's wall over the row's), and the CPU per call of
+the server process and of the client.  Results: ``bench/results/<output>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import socketserver
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (RESULTS_DIR, Server, launch, machine, median, scratch,  # noqa: E402
+                    start_floor, start_labtrack, free_port)
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+_DDL = ("CREATE TABLE IF NOT EXISTS points (run TEXT, key TEXT, step INTEGER, ts INTEGER, value REAL,"
+        " PRIMARY KEY (run, key, step, ts, value)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS latest (run TEXT, key TEXT, step INTEGER, ts INTEGER, value REAL,"
+        " PRIMARY KEY (run, key))")
+
+
+def _open_db(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    for ddl in _DDL:
+        db.execute(ddl)
+    return db
+
+
+def _store(db: sqlite3.Connection, target: bytes, body: bytes) -> None:
+    """The point of a ``runs/log-metric`` body and its latest value, in one committed transaction."""
+    if not target.endswith(b"/runs/log-metric"):
+        return
+    a = json.loads(body)
+    row = (a["run_id"], a["key"], int(a.get("step", 0)), int(a["timestamp"]), float(a["value"]))
+    db.execute("BEGIN")
+    db.execute("INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?)", row)
+    db.execute("INSERT INTO latest VALUES (?, ?, ?, ?, ?) ON CONFLICT (run, key) DO UPDATE SET"
+               " step = excluded.step, ts = excluded.ts, value = excluded.value", row)
+    db.execute("COMMIT")
+
+
+def serve_asyncio(port: int, db: sqlite3.Connection | None) -> None:
+    import httptools
+
+    class Conn(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            self.parser = httptools.HttpRequestParser(self)
+            self.url, self.body = b"", b""
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+        def on_message_begin(self) -> None:
+            self.url, self.body = b"", b""
+
+        def on_url(self, url: bytes) -> None:
+            self.url += url
+
+        def on_body(self, body: bytes) -> None:
+            self.body += body
+
+        def on_message_complete(self) -> None:
+            if db is not None:
+                _store(db, self.url, self.body)
+            self.transport.write(_OK)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Conn, "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def serve_thread(port: int, db: sqlite3.Connection) -> None:
+    class Handler(socketserver.StreamRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def handle(self) -> None:
+            while True:
+                line = self.rfile.readline(65537)
+                if not line.strip():
+                    return
+                target, length = line.split(b" ")[1], 0
+                while (h := self.rfile.readline(65537)) not in (b"\r\n", b"\n", b""):
+                    name, _, value = h.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                _store(db, target, self.rfile.read(length) if length else b"")
+                self.wfile.write(_OK)
+
+    class Threaded(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    with Threaded(("127.0.0.1", port), Handler) as server:
+        server.serve_forever()
+
+
+def _start_minimal(kind: str, workdir: Path) -> Server:
+    port = free_port()
+    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--db", str(workdir / "floor.db")]
+    return launch(kind, cmd, port, workdir, timeout=30)
+
+
+def _loop(server: Server, run_id: str, calls: int, offset: int) -> dict[str, float]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(server.url)
+    for i in range(20):  # the connection and the server's code paths, warm (recorded by the replay)
+        client.log_metric(run_id, "warm", i, step=offset + i, synchronous=True)
+    with server.timed():
+        c0, p0, t0 = server.cpu_s(), time.process_time(), time.perf_counter()
+        for i in range(calls):
+            client.log_metric(run_id, "m", i * 0.5, step=offset + i, synchronous=True)
+        wall, client_cpu, cpu = time.perf_counter() - t0, time.process_time() - p0, server.cpu_s() - c0
+    return {"wall_ms": 1000 * wall / calls, "server_cpu_ms": 1000 * cpu / calls,
+            "client_cpu_ms": 1000 * client_cpu / calls}
+
+
+def run(calls: int, rounds: int) -> dict[str, Any]:
+    from mlflow import MlflowClient
+
+    load = os.getloadavg()
+    servers: dict[str, Server] = {}
+    with scratch("lt-floor-servers-") as tmp:
+        try:
+            servers["replay"] = start_floor(tmp / "replay", None)
+            servers["thread"] = _start_minimal("thread", tmp / "thread")
+            servers["asyncio"] = _start_minimal("asyncio", tmp / "asyncio")
+            servers["asyncio+sqlite"] = _start_minimal("asyncio+sqlite", tmp / "asyncio-sqlite")
+            servers["labtrack"] = start_labtrack(tmp / "labtrack", None)
+            run_ids = {}
+            for name, server in servers.items():
+                if name in ("replay", "labtrack"):
+                    c = MlflowClient(server.url)
+                    run_ids[name] = c.create_run(c.create_experiment("floor")).info.run_id
+                else:
+                    run_ids[name] = "0" * 32
+            raw: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+            for r in range(rounds):
+                for name, server in servers.items():
+                    raw[name].append(_loop(server, run_ids[name], calls, r * (calls + 20)))
+        finally:
+            for server in servers.values():
+                server.stop()
+    ceiling = median([x["wall_ms"] for x in raw["replay"]])
+    rows = []
+    for name, xs in raw.items():
+        wall = median([x["wall_ms"] for x in xs])
+        rows.append({"server": name, "wall_ms": wall, "of_ceiling": ceiling / wall,
+                     "server_cpu_ms": median([x["server_cpu_ms"] for x in xs]),
+                     "client_cpu_ms": median([x["client_cpu_ms"] for x in xs])})
+    return {"benchmark": "floor_servers", "calls": calls, "rounds": rounds, "load_start": load,
+            "load_end": os.getloadavg(), "machine": machine(), "rows": rows, "raw": raw}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=3000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--output", default="floor_servers")
+    ap.add_argument("--serve", choices=["thread", "asyncio", "asyncio+sqlite"], help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve == "thread":
+        serve_thread(args.port, _open_db(args.db))
+    elif args.serve:
+        serve_asyncio(args.port, _open_db(args.db) if args.serve == "asyncio+sqlite" else None)
+    else:
+        out = run(args.calls, args.rounds)
+        print(f"sync log_metric through the mlflow client, {args.calls:,} calls x {args.rounds} rounds,"
+              f" load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}")
+        print(f"{'server':<16}{'wall ms/call':>14}{'of ceiling':>12}{'server CPU ms':>15}{'client CPU ms':>15}")
+        for r in out["rows"]:
+            print(f"{r['server']:<16}{r['wall_ms']:>14.3f}{r['of_ceiling']:>11.0%}"
+                  f"{r['server_cpu_ms']:>15.3f}{r['client_cpu_ms']:>15.3f}")
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        (RESULTS_DIR / f"{args.output}.json").write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
