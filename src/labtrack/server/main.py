@@ -271,8 +271,10 @@ def _check_port_free(host: str, port: int) -> None:
 
 def serve(settings: Settings) -> int:
     from labtrack.server import log_limits
+    from labtrack.server.memory import tune_malloc
 
     log_limits.configure(settings.log_file)  # rotated; refusals rate-limited; no header values
+    tune_malloc()  # before any thread starts: they would each take an arena
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from labtrack.server.workers import check_workers, serve_workers
     from labtrack.store.engine import normalize_url
