@@ -68,7 +68,7 @@ SOURCE_SCRIPT = textwrap.dedent("""
         mlflow.log_input(mlflow.data.from_numpy(X, name="train"), context="training")
         model = LinearRegression().fit(X, 2 * X.ravel() + 1)
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[2])
-        with mlflow.start_run(run_name="child", nested=True):
+        with mlflow.start_run(run_name="child", nested=True) as child:
             mlflow.log_param("fold", "1")
             mlflow.set_tag("publish", "yes")
             mlflow.log_metric("acc", 0.75, step=0)
@@ -77,7 +77,10 @@ SOURCE_SCRIPT = textwrap.dedent("""
         mlflow.log_param("lr", "0.5")  # the filter below leaves this run out
         with mlflow.start_span("not-pushed"):
             pass
+    with mlflow.start_span("judged-later"):  # of no run, then linked to the pushed child
+        pass
     client = MlflowClient()
+    client.link_traces_to_run([mlflow.get_last_active_trace_id()], child.info.run_id)
     client.transition_model_version_stage(sys.argv[2], "1", "Staging")
     client.set_registered_model_alias(sys.argv[2], "champion", "1")
     client.set_model_version_tag(sys.argv[2], "1", "validated", "yes")
@@ -155,7 +158,7 @@ def _summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     line = out.stdout.strip().splitlines()[-1]
     return {name: int(n) for n, name in re.findall(r"(\d+) (new|completed|unchanged|metric points|"
                                                    r"artifact files|logged models|model versions|traces|"
-                                                   r"assessments|prompt versions)[,; ]", line)}
+                                                   r"trace links|assessments|prompt versions)[,; ]", line)}
 
 
 def _as_stored(histories: dict[str, list[tuple[int, int, str]]], kind: str) -> dict[str, Any]:
@@ -341,7 +344,11 @@ def _genai(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> dict
             "spans": sorted((s.name, s.span_type, str(s.inputs), str(s.outputs), s.start_time_ns, s.end_time_ns,
                              s.parent_id is None, s.attributes.get("model")) for s in full.data.spans),
             "assessments": sorted((a.name, a.source.source_type, str(a.value), a.rationale, a.create_time_ms)
-                                  for a in full.info.assessments)}
+                                  for a in full.info.assessments),
+            # MLflow's search by run finds the traces a run logged and those linked to it.
+            "found_by_run": sorted(name for rid, name in runs.items()
+                                   if t.info.trace_id in {x.info.trace_id for x in
+                                                          client.search_traces(locations=[exp], run_id=rid)})}
     # The tracking URI too: load_prompt records its use there, and MLflow's default is an
     # mlflow.db in the working directory.
     mlflow.set_tracking_uri(url)
@@ -365,14 +372,17 @@ def test_push_copies_traces_with_their_assessments_and_the_prompts(
     want = _genai(source.url, source.token, monkeypatch)
     got = _genai(destination.uri, destination.token, monkeypatch)
     pushed = {tid: t for tid, t in want["traces"].items() if t["run"] != "other"}
-    assert len(pushed) == 1 and len(want["traces"]) == 2  # the filtered-out run's trace stays behind
+    assert len(pushed) == 2 and len(want["traces"]) == 3  # the filtered-out run's trace stays behind
     assert got["traces"] == pushed
-    (trace,) = got["traces"].values()
+    trace, linked = sorted(got["traces"].values(), key=lambda t: t["run"] is None)
     assert trace["run"] == "parent" and len(trace["spans"]) == 2 and len(trace["assessments"]) == 2
+    assert trace["found_by_run"] == ["parent"]
+    assert linked["run"] is None and linked["found_by_run"] == ["child"]  # its link came along
     assert got["prompt"] == want["prompt"] and got["alias"] == want["alias"] == 1
     assert got["prompt"][1][1] == [{"role": "user", "content": "Answer {{question}} well"}]
     again = _push(source, destination)
     assert again.returncode == 0, again.stderr[-3000:]
     counts = _summary(again)
-    assert counts["traces"] == counts["assessments"] == counts["prompt versions"] == 0, again.stdout
+    assert counts["traces"] == counts["trace links"] == counts["assessments"] == counts["prompt versions"] == 0, \
+        again.stdout
     assert _genai(destination.uri, destination.token, monkeypatch) == got

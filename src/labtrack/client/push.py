@@ -67,6 +67,7 @@ class PushReport:
     registered_models: int = 0
     model_versions: int = 0
     traces: int = 0
+    trace_links: int = 0
     assessments: int = 0
     prompts: int = 0
     prompt_versions: int = 0
@@ -89,7 +90,7 @@ class PushReport:
                 f"{self.dataset_inputs} dataset inputs, "
                 f"{self.artifact_files} artifact files ({_size(self.artifact_bytes)}), "
                 f"{self.logged_models} logged models, {self.model_versions} model versions, "
-                f"{self.traces} traces, {self.assessments} assessments, {self.prompt_versions} prompt versions; "
+                f"{self.traces} traces, {self.trace_links} trace links, {self.assessments} assessments, {self.prompt_versions} prompt versions; "
                 f"created {self.registered_models} registered models, {self.prompts} prompts and "
                 f"{self.experiments_created} experiments")
 
@@ -196,8 +197,9 @@ class Pusher:
                 self._push_run(run, dest_exp, existing)
                 if on_run is not None:
                     on_run(1)
-            push_traces(self.source, self.dest, experiment.experiment_id, dest_exp, self.run_map,
-                        not self.filter_string, self.report.count, self.report.warnings.append)
+            push_traces(self.source, self.dest, experiment.experiment_id, dest_exp,
+                        [run.info.run_id for run in runs], self.run_map, not self.filter_string,
+                        self.report.count, self.report.warnings.append)
         pushed = [run for _, runs in plan for run in runs]
         self._push_registry(pushed)
         push_prompts(self.source, self.dest, exp_map, self.every and not self.filter_string,

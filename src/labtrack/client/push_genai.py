@@ -6,7 +6,10 @@ Each one is sent as the mlflow client sends a finished trace (``traces.deliver``
 labtrack's ``traces/log``, or OTLP spans and ``StartTraceV3`` on an MLflow
 server); its ``mlflow.sourceRun`` points at the destination's copy of the run,
 and its assessments (feedback, expectations, with their sources, rationales
-and overrides) follow it.  A trace whose run was not pushed stays behind.
+and overrides) follow it.  A trace whose run was not pushed stays behind, unless
+it was linked to a pushed run (``link_traces_to_run``): then it goes, and so do its
+links to the pushed runs, so ``search_traces(run_id=...)`` finds the same traces
+on both servers.
 
 Prompts keep their names and version numbers, so ``prompts:/qa/2`` in code
 means the same text on both servers.  A prompt goes with the experiments it
@@ -30,19 +33,25 @@ EXPERIMENTS_TAG = "_mlflow_experiment_ids"  # ",1,4," on a prompt: the experimen
 # Where the source server keeps a trace: the destination decides its own.
 _LOCATION_TAGS = frozenset({"mlflow.artifactLocation", "mlflow.trace.spansLocation"})
 _BATCH = 100
+_LINKS_PER_REQUEST = 100
 
 
-def push_traces(source: Any, dest: Any, source_exp: str, dest_exp: str, run_map: dict[str, str],
-                with_runless: bool, count: Callable[[str, int], None], warn: Callable[[str], None]) -> None:
+def push_traces(source: Any, dest: Any, source_exp: str, dest_exp: str, runs: Iterable[str],
+                run_map: dict[str, str], with_runless: bool, count: Callable[[str, int], None],
+                warn: Callable[[str], None]) -> None:
     """Copy the experiment's traces that the destination lacks: those of pushed runs
-    (``run_map``: source run id -> destination run id), and those of no run if ``with_runless``."""
+    (``run_map``: source run id -> destination run id), those linked to one of ``runs`` (the
+    experiment's pushed runs) by ``link_traces_to_run``, with their links, and those of no run if
+    ``with_runless``."""
     try:
-        infos = [i for i in trace_infos([source_exp], client=source)
-                 if _wanted(i, run_map, with_runless)]
+        every = list(trace_infos([source_exp], client=source))
     except LabtrackError as exc:
         if exc.error_code == "ENDPOINT_NOT_FOUND":
             return  # a source without traces
         raise
+    links = _links(source, source_exp, runs, every) if every else {}
+    linked = {t for ids in links.values() for t in ids}
+    infos = [i for i in every if i["trace_id"] in linked or _wanted(i, run_map, with_runless)]
     if not infos:
         return
     try:
@@ -65,6 +74,32 @@ def push_traces(source: Any, dest: Any, source_exp: str, dest_exp: str, run_map:
             count("traces", 1)
     for info in infos:
         _push_assessments(dest, info, there.get(info["trace_id"]), run_map, count)
+    for run, ids in links.items():
+        _link(dest, dest_exp, run_map[run], ids, count)
+
+
+def _links(source: Any, exp: str, runs: Iterable[str], infos: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per run of ``runs``, the experiment's traces linked to it (MLflow's ``link_traces_to_run``)
+    other than those it logged: a search by run finds both, and a trace's metadata names the
+    run that logged it."""
+    source_run = {i["trace_id"]: (i.get("trace_metadata") or {}).get(SOURCE_RUN_KEY) for i in infos}
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        ids = [i["trace_id"] for i in trace_infos([exp], f"attribute.run_id = '{run}'", client=source)
+               if source_run.get(i["trace_id"]) != run]
+        if ids:
+            out[run] = ids
+    return out
+
+
+def _link(dest: Any, exp: str, run: str, trace_ids: list[str], count: Callable[[str, int], None]) -> None:
+    """Link the traces to the destination's run, those not linked yet, at most 100 a request
+    (MLflow's limit; MLflow serves this one under 2.0)."""
+    have = {i["trace_id"] for i in trace_infos([exp], f"attribute.run_id = '{run}'", client=dest)}
+    todo = [t for t in trace_ids if t not in have]
+    for k in range(0, len(todo), _LINKS_PER_REQUEST):
+        dest._call("POST", "traces/link-to-run", {"trace_ids": todo[k:k + _LINKS_PER_REQUEST], "run_id": run})
+    count("trace links", len(todo))
 
 
 def _wanted(info: dict[str, Any], run_map: dict[str, str], with_runless: bool) -> bool:
