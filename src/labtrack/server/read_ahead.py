@@ -1,7 +1,7 @@
 """The next page of a paged read, made while the client parses this one.
 
 The mlflow client reads a long metric history in pages of 25,000 points and
-parses each (protobuf, ~0.3 s) before it asks for the next: the server's work
+parses each (protobuf, ~0.4 s) before it asks for the next: the server's work
 on that next page (~0.06 s) need not wait for the request.  When a page ends
 with a next_page_token, the page that token asks for is made on a thread of
 its own, and the request for it takes the text.
