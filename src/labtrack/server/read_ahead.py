@@ -10,8 +10,9 @@ A page made ahead is served only if no write has been committed since it was
 read (the store writer's commit count has not moved), so it is what the
 request would have read itself.  That holds where this process is the
 database's only writer (SQLite); on PostgreSQL, where several servers may
-write, nothing is read ahead.  At most ``KEEP`` pages are held, each for at
-most ``TTL_S`` seconds.
+write, nothing is read ahead.  At most ``KEEP`` pages are held (a few MB: a
+page a client never asks for stays until another takes its place), and one
+made more than ``TTL_S`` seconds ago is not served.
 """
 
 from __future__ import annotations
