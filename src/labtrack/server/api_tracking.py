@@ -14,6 +14,7 @@ from labtrack.entities import DatasetInput, Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.args import Args
 from labtrack.server.base import RawJson, ServerContext, StreamedJson, on_writer
+from labtrack.server.read_ahead import read_ahead
 from labtrack.store.artifact_locations import check_artifact_location
 
 
@@ -218,13 +219,13 @@ def log_model_legacy(ctx: ServerContext, a: Args) -> dict[str, Any]:
 
 
 def search_runs(ctx: ServerContext, a: Args) -> RawJson:
-    runs, token = ctx.store.search_runs(
+    runs, token = ctx.store.search_runs_text(
         experiment_ids=a.str_list("experiment_ids"), filter_string=a.str("filter"),
         view_type=a.view_type("run_view_type"), max_results=a.int("max_results"),
         order_by=a.str_list("order_by"), page_token=a.str("page_token"))
-    # A page of 1,000 runs is most of the work: written as text, not dicts then json.dumps.
+    # A page of 1,000 runs is most of the work: written as text from the rows, no objects.
     more = ',"next_page_token":' + json.dumps(token) if token else ""
-    return RawJson('{"runs":[' + ",".join([r.to_json_text() for r in runs]) + "]" + more + "}")
+    return RawJson('{"runs":[' + ",".join(runs) + "]" + more + "}")
 
 
 _SPECIAL = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
@@ -261,9 +262,23 @@ def get_metric_history(ctx: ServerContext, a: Args) -> RawJson | StreamedJson:
     max_results = a.int("max_results")
     if max_results is not None and max_results > HISTORY_SLICE:
         return _streamed_history(ctx, a, key, max_results)
-    rows, token = ctx.store.get_metric_history_rows(a.run_id(), key, max_results, a.str("page_token"))
+    run_id, page_token = a.run_id(), a.str("page_token")
+    ahead = read_ahead(ctx)
+    page = ahead.take(("get-history", run_id, key, max_results, page_token))
+    if page is None:
+        page = _history_page(ctx, run_id, key, max_results, page_token)
+    text, token = page
+    if token:  # a pager (the mlflow client): the next page is made while it parses this one
+        ahead.start(("get-history", run_id, key, max_results, token),
+                    lambda: _history_page(ctx, run_id, key, max_results, token))
+    return RawJson(text)
+
+
+def _history_page(ctx: ServerContext, run_id: str, key: str, max_results: int | None,
+                  page_token: str | None) -> tuple[str, str | None]:
+    rows, token = ctx.store.get_metric_history_rows(run_id, key, max_results, page_token)
     more = ',"next_page_token":' + json.dumps(token) if token else ""
-    return RawJson('{"metrics":[' + ",".join(_points_json(key, rows)) + "]" + more + "}")
+    return '{"metrics":[' + ",".join(_points_json(key, rows)) + "]" + more + "}", token
 
 
 def _streamed_history(ctx: ServerContext, a: Args, key: str, max_results: int) -> StreamedJson:

@@ -32,7 +32,7 @@ from labtrack.store.dialect import cached, raw_rows, upsert
 from labtrack.store.downsample import downsample
 from labtrack.store.engine import Engines, open_engines
 from labtrack.store.experiment_race import ExperimentRace
-from labtrack.store.loading import load_runs, run_info, runs_from_rows
+from labtrack.store.loading import load_runs, run_info, runs_from_rows, runs_text_from_rows
 from labtrack.store.names import generate_run_name
 from labtrack.store.validation import (
     LIMITS,
@@ -583,15 +583,29 @@ class TrackingStore:
                     view_type: str = "ACTIVE_ONLY", max_results: Any = None,
                     order_by: Sequence[str] | None = None,
                     page_token: str | None = None) -> tuple[list[Run], str | None]:
+        return self._search_page(runs_from_rows, experiment_ids, filter_string, view_type, max_results, order_by,
+                                 page_token)
+
+    def search_runs_text(self, experiment_ids: Sequence[Any], filter_string: str | None = None,
+                         view_type: str = "ACTIVE_ONLY", max_results: Any = None,
+                         order_by: Sequence[str] | None = None,
+                         page_token: str | None = None) -> tuple[list[str], str | None]:
+        """``search_runs`` with each run as its JSON text (``Run.to_json_text``), made without Run objects."""
+        return self._search_page(runs_text_from_rows, experiment_ids, filter_string, view_type, max_results,
+                                 order_by, page_token)
+
+    def _search_page(self, load: Callable[[Connection, Sequence[tuple[Any, ...]]], list[T]],
+                     experiment_ids: Sequence[Any], filter_string: str | None, view_type: str, max_results: Any,
+                     order_by: Sequence[str] | None, page_token: str | None) -> tuple[list[T], str | None]:
         exp_ids = [check_experiment_id(e) for e in experiment_ids]
         limit = check_max_results(max_results, 1000, LIMITS["runs_max_results"])
         offset = search.decode_page_token(page_token)
         order = list(order_by or [])
 
-        def op(conn: Connection) -> tuple[list[Run], str | None]:
+        def op(conn: Connection) -> tuple[list[T], str | None]:
             rows = run_query.page_rows(conn, exp_ids, filter_string, order, view_type, offset, limit + 1)
             token = search.encode_page_token(offset + limit) if len(rows) > limit else None
-            return runs_from_rows(conn, rows[:limit]), token
+            return load(conn, rows[:limit]), token
         return self.read(op)
 
     def search_datasets(self, experiment_ids: Sequence[Any]) -> list[dict[str, str]]:
