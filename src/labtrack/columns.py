@@ -4,6 +4,10 @@ A column of a series is a JSON array, or a string of base64 holding
 little-endian int64 (``"q"``: steps, timestamps) or float64 (``"d"``: values).
 Packing and unpacking run in C; parsing a million numbers out of JSON text
 would cost the server as much as storing them.  NaN and ±Inf travel as they are.
+
+An unpacked column is a list whose type says what it holds (``Int64Column``,
+``Float64Column``): every item is an int64 or a float by construction, so the
+store's checks skip the per-item type and range scans that a JSON array needs.
 """
 
 from __future__ import annotations
@@ -16,6 +20,21 @@ from collections.abc import Iterable
 from typing import Any
 
 STEP, VALUE = "q", "d"
+
+
+class Int64Column(list):  # type: ignore[type-arg]
+    """A column unpacked from int64: every item is an ``int`` within int64."""
+
+    __slots__ = ()
+
+
+class Float64Column(list):  # type: ignore[type-arg]
+    """A column unpacked from float64: every item is a ``float`` (NaN and ±Inf included)."""
+
+    __slots__ = ()
+
+
+_TYPED = {STEP: Int64Column, VALUE: Float64Column}
 
 
 def pack(typecode: str, column: Iterable[Any]) -> str:
@@ -40,5 +59,6 @@ def unpack(typecode: str, text: str) -> list[Any]:
 
 
 def column(value: Any, typecode: str) -> Any:
-    """A column as sent: unpacked if it is packed text, else as it is (the checks judge it)."""
-    return unpack(typecode, value) if isinstance(value, str) else value
+    """A column as sent: unpacked if it is packed text (a typed column), else as it is
+    (the checks judge it)."""
+    return _TYPED[typecode](unpack(typecode, value)) if isinstance(value, str) else value

@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from functools import partial
 from dataclasses import dataclass, field
@@ -54,7 +54,7 @@ from labtrack.columns import STEP, VALUE, column
 from labtrack.entities import Metric, MetricSeries, decode_double
 from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist, TransientError
 from labtrack.store import schema as s
-from labtrack.store.dialect import upsert
+from labtrack.store.dialect import cached, raw_executemany, upsert
 from labtrack.store.tracking import TrackingStore
 from labtrack.store.validation import LIMITS, check_series
 
@@ -537,12 +537,15 @@ class SpoolIngest:
             stopped = {id(st) for st, _ in stops}
             units = [u for u in units if id(u.state) not in stopped]
         if units:
-            steps = [(u.write, _progress_op(u.path.name, u.end, max(r.seq for r in u.records))) for u in units]
+            writes = [u.write for u in units]
+            # Each file's progress after its last unit: one statement for the batch's files.
+            progress = list({u.path.name: {"spool_id": u.path.name, "applied_offset": u.end,
+                                           "applied_seq": max(r.seq for r in u.records)} for u in units}.values())
 
             def write(conn: Connection) -> None:
-                for apply, progress in steps:
+                for apply in writes:
                     apply(conn)
-                    progress(conn)  # the records and the progress past them commit together
+                _save_progress(conn, progress)  # the records and the progress past them commit together
             self._inflight = _Batch(units, self.store.writer.submit(write))
         return stops
 
@@ -870,10 +873,7 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
                 data = f.read(size - start)
         except OSError:
             return None
-        lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]  # a torn last line is left out
-        if start > offset:
-            lines = lines[1:]  # it may begin inside a line
-        for raw in reversed(lines):
+        for raw in _lines_backward(data, start > offset):
             if b'"log_series"' not in raw:
                 continue
             try:
@@ -891,6 +891,19 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
         window *= 4
 
 
+def _lines_backward(data: bytes, skip_first: bool) -> Iterator[bytes]:
+    """The complete lines of ``data``, last first (a torn last line is left out, and the first
+    one too when ``skip_first``: it may begin inside a line); found with ``rfind``, so a
+    preview that stops at the last record never splits the whole window."""
+    end = data.rfind(b"\n")
+    while end >= 0:
+        nl = data.rfind(b"\n", 0, end)
+        if nl < 0 and skip_first:
+            return
+        yield data[nl + 1:end]
+        end = nl
+
+
 def _stop_for(state: _FileState, stops: list[tuple[_FileState, int]]) -> int | None:
     """The offset where the file of ``state`` must stop, if ``stops`` names it."""
     return next((offset for st, offset in stops if st is state), None)
@@ -899,19 +912,31 @@ def _stop_for(state: _FileState, stops: list[tuple[_FileState, int]]) -> int | N
 def _newest_point(s_: MetricSeries) -> MetricSeries:
     """The series' point with the largest (step, timestamp): all a preview needs to keep in
     memory for the file (a subset of the points folds to a value the full history overtakes)."""
-    i = max(zip(s_.steps, s_.timestamps, range(len(s_.values))))[2]
+    steps = s_.steps
+    top = max(steps)  # in C; tuples are compared only among the points at the largest step
+    i = steps.index(top)
+    if steps.count(top) > 1:
+        i = max((s_.timestamps[j], j) for j in range(i, len(steps)) if steps[j] == top)[1]
     return MetricSeries(s_.key, [s_.steps[i]], [s_.timestamps[i]], [s_.values[i]])
 
 
 def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
     """The write that records a file's progress (``spool_progress``)."""
-    def op(conn: Connection) -> None:
-        sp = s.spool_progress
-        stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["spool_id"],
-            set_={"applied_offset": stmt.excluded.applied_offset, "applied_seq": stmt.excluded.applied_seq}))
-    return op
+    return partial(_save_progress, rows=[{"spool_id": sid, "applied_offset": offset, "applied_seq": seq}])
+
+
+def _upsert_progress(conn: Connection) -> Any:
+    sp = s.spool_progress
+    stmt = upsert(conn, sp)
+    return stmt.on_conflict_do_update(
+        index_elements=["spool_id"],
+        set_={"applied_offset": stmt.excluded.applied_offset, "applied_seq": stmt.excluded.applied_seq},
+    ).compile(dialect=conn.dialect, column_keys=["spool_id", "applied_offset", "applied_seq"])
+
+
+def _save_progress(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Files' progress rows (``spool_progress``), one statement built once (building it costs more than running it)."""
+    raw_executemany(conn, cached(conn, "upsert_spool_progress_sql", _upsert_progress), rows)
 
 
 def _opt_int(v: Any) -> int | None:
