@@ -492,7 +492,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              f"{n_points:,} points; all written after {res['written_s']} s, every latest value visible after "
              f"{seen_s} s, every point stored after {stored_s} s"
              + (f"; server {res['server_cpu_s']} CPU s ({n_points / res['server_cpu_s']:,.0f} points a CPU-second)"
-                if res.get("server_cpu_s") else "")),
+                if res.get("server_cpu_s") else "")
+             + f"; the tasks {res['task_cpu_s']['spool']} CPU s spooling, {res['task_cpu_s']['http']} CPU s over HTTP"),
         _row("spool: the server's ingest alone (a copy of the files, nothing else running)", "≥ 500,000 points/s",
              500_000, round(replay_n / replay_s), "points/s", replay_n / replay_s / 500_000,
              f"{replay_n:,} spooled points applied in {replay_s:.1f} s ({replay_cpu:.1f} CPU s: "

@@ -19,7 +19,7 @@ server).  With ``--server-pid`` it also samples the server's RSS.
 prints one JSON line: the tasks that failed, each task's run name and lag, the time from
 the start until every latest value showed (``all_seen_s``), until every point was stored
 (``stored_s``, when the caller can tell), the peak RSS and the server's CPU seconds meanwhile
-(``server_cpu_s``).
+(``server_cpu_s``), and the tasks' own CPU seconds (``task_cpu_s``, spooling and HTTP).
 
 Two measurements say what the machine itself allows.  ``floor``: a do-nothing reader (a
 process of its own, started with the tasks) that only lists the spool folder and stat()s
@@ -79,7 +79,8 @@ def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str
         size = _own_spool_size(uri) if i < tasks else None
     lt.flush()
     Path(out, f"{i}.json").write_text(json.dumps({"i": i, "run_id": run.info.run_id, "written": written,
-                                                  "pid": os.getpid(), "size": size}))
+                                                  "pid": os.getpid(), "size": size,
+                                                  "cpu_s": time.process_time()}))  # since the fork
 
 
 def _own_spool_size(uri: str) -> int | None:
@@ -371,6 +372,8 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
               "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
               "max_lag_s": max(lags.values()) if lags else None,
+              "task_cpu_s": {"spool": round(sum(r["cpu_s"] for r in records if r["i"] < tasks), 2),
+                             "http": round(sum(r["cpu_s"] for r in records if r["i"] >= tasks), 2)},
               "floor": {"tasks": len(floor_lag), "sweeps": floor_data["sweeps"],
                         "max_lag_s": floor_lag[-1] if floor_lag else None,
                         "median_lag_s": floor_lag[len(floor_lag) // 2] if floor_lag else None},
