@@ -58,6 +58,26 @@ def unpack(typecode: str, text: str) -> list[Any]:
     return column.tolist()
 
 
+def last(value: Any, typecode: str) -> Any:
+    """A column's last item as a column of one (empty if it has none), a packed column decoded
+    only at its end; ValueError if packed text does not end in a whole item."""
+    if not isinstance(value, str):
+        return value[-1:]
+    padding = len(value) - len(value.rstrip("="))
+    size = len(value) // 4 * 3 - padding  # the bytes the text holds
+    if len(value) % 4 or size % 8:
+        raise ValueError("not base64 of whole 8-byte items")
+    if not size:
+        return _TYPED[typecode]()
+    first = size - 8  # where the last item starts; base64 decodes 3 bytes from 4 characters
+    raw = base64.b64decode(value[first // 3 * 4:], validate=True)[first % 3:]
+    item = array(typecode)
+    item.frombytes(raw)
+    if sys.byteorder != "little":
+        item.byteswap()
+    return _TYPED[typecode](item.tolist())
+
+
 def column(value: Any, typecode: str) -> Any:
     """A column as sent: unpacked if it is packed text (a typed column), else as it is
     (the checks judge it)."""

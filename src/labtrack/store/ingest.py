@@ -50,7 +50,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
 from labtrack import file_modes, spool
-from labtrack.columns import STEP, VALUE, column
+from labtrack.columns import STEP, VALUE, column, last
 from labtrack.entities import Metric, MetricSeries, decode_double
 from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist, TransientError
 from labtrack.store import schema as s
@@ -198,8 +198,9 @@ class SpoolIngest:
     """Applies the spool files in ``folder`` to ``store``; one instance per database.
 
     A pass of the server's thread (``run_once``) first makes every changed file's newest
-    metric values visible (``_preview``: one short transaction that folds the newest point
-    of each file's last ``log_series`` record into its run's latest values, not its history),
+    metric values visible (``_preview``: one short transaction that folds the last point of
+    each series of each file's last ``log_series`` record into its run's latest values, not
+    its history),
     then applies history in file order for about ``pass_bytes`` of records or ``pass_s``
     seconds, continuing on the next pass where this one stopped.  So a task's latest value shows within a
     pass of its being written however large the backlog of history is.  Folding is a
@@ -862,8 +863,8 @@ def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, s
 
 
 def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[MetricSeries]] | None:
-    """(run id, its newest point per key) of the last complete log_series record (metrics
-    only) between ``offset`` and ``size``, if it is valid; read from the file's end."""
+    """(run id, the last point of each key) of the last complete log_series record (metrics
+    only) between ``offset`` and ``size``, if those points are valid; read from the file's end."""
     window = _TAIL_BYTES
     while True:
         start = max(offset, size - window)
@@ -881,7 +882,7 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
                 if (not isinstance(rec, dict) or rec.get("v") != spool.VERSION or rec.get("op") != "log_series"
                         or rec.get("params") or rec.get("tags") or not isinstance(rec.get("run_id"), str)):
                     continue
-                return rec["run_id"], [_newest_point(s_) for s_ in check_series(_series_of(rec)[0]) if s_.values]
+                return rec["run_id"], [p for p in map(_last_point, rec["series"]) if p.values]
             except _TRANSIENT:
                 raise
             except Exception:  # noqa: BLE001 - a record the history pass will reject: nothing to show
@@ -909,15 +910,13 @@ def _stop_for(state: _FileState, stops: list[tuple[_FileState, int]]) -> int | N
     return next((offset for st, offset in stops if st is state), None)
 
 
-def _newest_point(s_: MetricSeries) -> MetricSeries:
-    """The series' point with the largest (step, timestamp): all a preview needs to keep in
-    memory for the file (a subset of the points folds to a value the full history overtakes)."""
-    steps = s_.steps
-    top = max(steps)  # in C; tuples are compared only among the points at the largest step
-    i = steps.index(top)
-    if steps.count(top) > 1:
-        i = max((s_.timestamps[j], j) for j in range(i, len(steps)) if steps[j] == top)[1]
-    return MetricSeries(s_.key, [s_.steps[i]], [s_.timestamps[i]], [s_.values[i]])
+def _last_point(item: Any) -> MetricSeries:
+    """One series of a log_series record reduced to its last point, checked as a series of one:
+    a packed column is decoded only at its end, so a preview costs the same however long the
+    record.  Any subset of a record's points may be folded ahead of its history (folding is a
+    maximum), and a training loop logs its newest point last."""
+    return check_series([MetricSeries(item["key"], last(item["steps"], STEP), last(item["timestamps"], STEP),
+                                      last(item["values"], VALUE))])[0]
 
 
 def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
