@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from labtrack.columns import STEP, VALUE, column, pack
+from labtrack.columns import STEP, VALUE, Float64Column, Int64Column, column, last, pack
 from labtrack.entities import Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.store.metrics import BLOCK, _best
@@ -134,6 +134,22 @@ def test_latest_min_and_max_are_those_of_every_point(sorted_steps: bool) -> None
         first = {v: min(st for st, x in zip(s.steps, s.values) if x == v) for v in (lo, hi)}
         step, ts, value = max(zip(s.steps, s.timestamps, s.values))
         assert _best(s) == ((step, ts, 1, value), (lo, first[lo]), (hi, first[hi])), s
+
+
+@pytest.mark.parametrize("typecode", [STEP, VALUE])
+def test_a_packed_columns_last_item_is_decoded_alone(typecode: str) -> None:
+    """``columns.last`` (the spool preview's) gives what unpacking the whole column ends with,
+    at every length around base64's 3-byte groups, and refuses text that is no whole items."""
+    rng = random.Random(typecode)
+    for n in range(0, 20):
+        items = ([rng.randrange(-2**63, 2**63) for _ in range(n)] if typecode == STEP
+                 else [rng.uniform(-1e300, 1e300) for _ in range(n)])
+        got = last(pack(typecode, items), typecode)
+        assert got == items[-1:] and type(got) is (Int64Column if typecode == STEP else Float64Column)
+    assert last([1, 2, 3], typecode) == [3]
+    for bad in ("AAAA", "AAAAAAA=", "!!!!AAAAAAAAAAA=", "AAAAAAAAAAA"):
+        with pytest.raises(ValueError):
+            last(bad, typecode)
 
 
 def test_point_limit_counts_every_series(store: TrackingStore) -> None:
