@@ -492,7 +492,8 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              f"{n_points:,} points; all written after {res['written_s']} s, every latest value visible after "
              f"{seen_s} s, every point stored after {stored_s} s"
              + (f"; server {res['server_cpu_s']} CPU s ({n_points / res['server_cpu_s']:,.0f} points a CPU-second)"
-                if res.get("server_cpu_s") else "")),
+                if res.get("server_cpu_s") else "")
+             + f"; the tasks {res['task_cpu_s']['spool']} CPU s spooling, {res['task_cpu_s']['http']} CPU s over HTTP"),
         _row("spool: the server's ingest alone (a copy of the files, nothing else running)", "≥ 500,000 points/s",
              500_000, round(replay_n / replay_s), "points/s", replay_n / replay_s / 500_000,
              f"{replay_n:,} spooled points applied in {replay_s:.1f} s ({replay_cpu:.1f} CPU s: "
@@ -502,9 +503,32 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
              f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls); "
              f"load average {os.getloadavg()[0]:.1f} after the array"),
+        _row("spool: the floor, a do-nothing reader's lag (stat() only, under the same writers)", "≤ 5 s", 5.0,
+             res["floor"]["max_lag_s"], "s",
+             None if not res["floor"]["max_lag_s"] else 5.0 / max(res["floor"]["max_lag_s"], 1e-3),
+             f"max over {res['floor']['tasks']} tasks; median {res['floor']['median_lag_s']} s; "
+             f"{res['floor']['sweeps']} sweeps of the spool folder; no ingester can show a value before it "
+             "sees the bytes"),
+        _row("spool: the server while the tasks write (scheduler)", "", None,
+             ((res["sched"] or {}).get("writing") or {}).get("busiest_thread_cpu_share"),
+             "of a core", None, _sched_note(res["sched"])),
         _row("server RSS under the array (peak)", "≤ 300 MB", 300.0, res["peak_rss_mb"], "MB",
              None if not res["peak_rss_mb"] else 300.0 / res["peak_rss_mb"], "server process tree, sampled every 0.2 s"),
     ]
+
+
+def _sched_note(sched: dict[str, Any] | None) -> str:
+    """The server's CPU and run-queue wait in each phase (bench/spool_array.py's SchedSampler)."""
+    if not sched:
+        return "no scheduler figures"
+    parts = []
+    for phase, label in (("writing", "while the tasks write"), ("until_stored", "after, until every point is stored")):
+        p = sched.get(phase)
+        if p:
+            parts.append(f"{label}: {p['wall_s']} s wall, server {p['cpu_s']} CPU s and {p['runnable_wait_s']} s "
+                         f"runnable but waiting for a core (all threads); busiest thread "
+                         f"{p['busiest_thread_cpu_share']:.0%} of a core, waited {p['busiest_thread_wait_s']} s")
+    return "; ".join(parts)
 
 
 PARTS = {"ingest": ingest_figures, "storage": storage_figures, "spool": spool_figures}

@@ -19,7 +19,16 @@ server).  With ``--server-pid`` it also samples the server's RSS.
 prints one JSON line: the tasks that failed, each task's run name and lag, the time from
 the start until every latest value showed (``all_seen_s``), until every point was stored
 (``stored_s``, when the caller can tell), the peak RSS and the server's CPU seconds meanwhile
-(``server_cpu_s``).  The
+(``server_cpu_s``), and the tasks' own CPU seconds (``task_cpu_s``, spooling and HTTP).
+
+Two measurements say what the machine itself allows.  ``floor``: a do-nothing reader (a
+process of its own, started with the tasks) that only lists the spool folder and stat()s
+every file, over and over, noting when each file reaches the size its task had when its last
+point was written: its lag is the floor that no ingester on this machine can beat, since
+any ingester must at least see the bytes.  ``sched``: the server's threads' CPU seconds and
+seconds spent runnable but waiting for a core (``/proc/PID/task/*/schedstat``), while the
+tasks write and after, with the busiest thread's share of a core: how much of the machine
+the ingester gets while hundreds of processes want it.  The
 points themselves are counted in the database by whoever runs this
 (tests/reliability/test_spool_scale.py, bench/scale_ingest.py).
 """
@@ -67,8 +76,20 @@ def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str
             lt.log_metric("loss", base + step, step=step)
         lt.flush()
         written = time.time()
+        size = _own_spool_size(uri) if i < tasks else None
     lt.flush()
-    Path(out, f"{i}.json").write_text(json.dumps({"i": i, "run_id": run.info.run_id, "written": written}))
+    Path(out, f"{i}.json").write_text(json.dumps({"i": i, "run_id": run.info.run_id, "written": written,
+                                                  "pid": os.getpid(), "size": size,
+                                                  "cpu_s": time.process_time()}))  # since the fork
+
+
+def _own_spool_size(uri: str) -> int | None:
+    """The size of this process's spool file (its name holds the pid: labtrack.spool.new_spool_path)."""
+    from labtrack.spool import spool_folder
+
+    folder = spool_folder(uri.removeprefix("sqlite:///"))
+    sizes = [f.stat().st_size for f in folder.glob(f"*-{os.getpid()}-*.jsonl")]
+    return max(sizes) if sizes else None
 
 
 def _child(*args: Any) -> None:
@@ -78,6 +99,100 @@ def _child(*args: Any) -> None:
         print(f"task {args[0]}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         os._exit(1)
     os._exit(0)
+
+
+def _floor_reader(folder: str, out: str, barrier: Any, stop: Any) -> None:
+    """The do-nothing reader: stat() every spool file until ``stop``, noting each size change
+    (time, size) per file; written to ``out``/floor.json."""
+    try:
+        barrier.wait(BARRIER_TIMEOUT_S)
+        seen: dict[str, list[tuple[float, int]]] = {}
+        sweeps = 0
+        while not stop.is_set():
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                names = []
+            for name in names:
+                if not name.endswith(".jsonl"):
+                    continue
+                try:
+                    size = os.stat(os.path.join(folder, name)).st_size
+                except FileNotFoundError:
+                    continue
+                now = time.time()
+                changes = seen.setdefault(name, [])
+                if not changes or changes[-1][1] != size:
+                    changes.append((now, size))
+            sweeps += 1
+            stop.wait(0.01)
+        Path(out, "floor.json").write_text(json.dumps({"sweeps": sweeps, "files": seen}))
+    except BaseException as e:  # noqa: BLE001 - reported by the exit code, one line
+        print(f"floor reader: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        os._exit(1)
+    os._exit(0)
+
+
+def floor_lags(floor: dict[str, Any], records: list[dict[str, Any]]) -> dict[int, float]:
+    """Task index -> seconds from its last write until the reader first saw its file that large."""
+    by_pid: dict[int, list[tuple[float, int]]] = {}
+    for name, changes in floor["files"].items():
+        parts = name.rsplit("-", 2)
+        if len(parts) == 3 and parts[1].isdigit():
+            by_pid.setdefault(int(parts[1]), []).extend(changes)
+    lags = {}
+    for rec in records:
+        size = rec.get("size")
+        seen = [t for t, s in sorted(by_pid.get(rec.get("pid"), [])) if size is not None and s >= size]
+        if seen:
+            lags[rec["i"]] = round(max(0.0, seen[0] - rec["written"]), 3)
+    return lags
+
+
+class SchedSampler(threading.Thread):
+    """Every ``interval`` seconds, each thread of a process: CPU and run-queue wait nanoseconds
+    (``/proc/PID/task/TID/schedstat``: on a core, runnable but waiting for one)."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        super().__init__(name="sched", daemon=True)
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, dict[str, tuple[int, int]]]] = []
+        self.stop = threading.Event()
+
+    def sample(self) -> None:
+        threads = {}
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except FileNotFoundError:
+            return
+        for tid in tids:
+            try:
+                run_ns, wait_ns, _ = Path(f"/proc/{self.pid}/task/{tid}/schedstat").read_text().split()
+            except (FileNotFoundError, ValueError):
+                continue
+            threads[tid] = (int(run_ns), int(wait_ns))
+        self.samples.append((time.time(), threads))
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.sample()
+            self.stop.wait(self.interval)
+        self.sample()
+
+    def phase(self, start: float, end: float) -> dict[str, Any] | None:
+        """The server's CPU and wait seconds between ``start`` and ``end``, and its busiest thread's."""
+        before = next((s for s in reversed(self.samples) if s[0] <= start), self.samples[0] if self.samples else None)
+        after = next((s for s in self.samples if s[0] >= end), self.samples[-1] if self.samples else None)
+        if before is None or after is None or after[0] <= before[0]:
+            return None
+        wall = after[0] - before[0]
+        delta = {tid: (run - before[1].get(tid, (0, 0))[0], wait - before[1].get(tid, (0, 0))[1])
+                 for tid, (run, wait) in after[1].items()}
+        busiest = max(delta.values(), default=(0, 0))
+        return {"wall_s": round(wall, 2), "cpu_s": round(sum(r for r, _ in delta.values()) / 1e9, 2),
+                "runnable_wait_s": round(sum(w for _, w in delta.values()) / 1e9, 2),
+                "busiest_thread_cpu_share": round(busiest[0] / 1e9 / wall, 3),
+                "busiest_thread_wait_s": round(busiest[1] / 1e9, 2)}
 
 
 def _warm() -> None:
@@ -192,16 +307,24 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     out.mkdir(exist_ok=True)
     spool_uri = f"sqlite:///{Path(db).resolve()}"
     ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(total + 1)
+    barrier = ctx.Barrier(total + 2)  # the tasks, the floor reader and this process
+    floor_stop = ctx.Event()
+    from labtrack.spool import spool_folder
+
+    floor = ctx.Process(target=_floor_reader, args=(str(spool_folder(Path(db).resolve())), str(out), barrier,
+                                                    floor_stop))
     procs = [ctx.Process(target=_child, args=(i, tasks, spool_uri if i < tasks else url, points, token,
                                               str(out), barrier)) for i in range(total)]
+    floor.start()
     for p in procs:
         p.start()
     # Threads only after the forks: a fork copies no threads, but it may copy a held lock.
     watcher = Watcher(url, token, expected, watch_interval)
     sampler = RssSampler(server_pid) if server_pid else None
-    if sampler:
-        sampler.start()
+    sched = SchedSampler(server_pid) if server_pid else None
+    for th in (sampler, sched):
+        if th:
+            th.start()
     barrier.wait(BARRIER_TIMEOUT_S)
     t_go = time.time()
     watcher.start()
@@ -214,28 +337,49 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
                         if p.exitcode == 0}
     watcher.join(max(0.1, deadline - time.monotonic()))
     watcher.stop.set()
+    t_seen = time.time()
+    floor_stop.set()
+    floor.join(60)
     stored_at = None
     while stored is not None and time.monotonic() < deadline:
         if stored():
             stored_at = time.time()
             break
         time.sleep(0.5)
-    if sampler:
-        sampler.stop.set()
-        sampler.join()
+    t_stored = time.time()
+    for th in (sampler, sched):
+        if th:
+            th.stop.set()
+            th.join()
     failed = reap(procs)
+    reap([floor])
     lags = {}
+    records = []
     for f in out.glob("*.json"):
+        if f.name == "floor.json":
+            continue
         rec = json.loads(f.read_text())
+        records.append(rec)
         name = run_name(rec["i"], tasks)
         if name in watcher.seen:
             lags[name] = round(watcher.seen[name] - rec["written"], 3)
+    floor_file = out / "floor.json"
+    floor_data = json.loads(floor_file.read_text()) if floor_file.exists() else {"sweeps": 0, "files": {}}
+    floor_lag = sorted(floor_lags(floor_data, [r for r in records if r["i"] < tasks]).values())
     result = {"tasks": tasks, "http": http, "points": points, "failed": failed,
               "written_s": round(t_written - t_go, 2),
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
               "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
               "max_lag_s": max(lags.values()) if lags else None,
+              "task_cpu_s": {"spool": round(sum(r["cpu_s"] for r in records if r["i"] < tasks), 2),
+                             "http": round(sum(r["cpu_s"] for r in records if r["i"] >= tasks), 2)},
+              "floor": {"tasks": len(floor_lag), "sweeps": floor_data["sweeps"],
+                        "max_lag_s": floor_lag[-1] if floor_lag else None,
+                        "median_lag_s": floor_lag[len(floor_lag) // 2] if floor_lag else None},
+              "sched": None if sched is None else {
+                  "writing": sched.phase(t_go, t_written), "after_writing": sched.phase(t_written, t_seen),
+                  "until_stored": sched.phase(t_written, t_stored)},
               "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None,
               "server_cpu_s": round(sampler.cpu_s, 2) if sampler and sampler.cpu_s is not None else None}
     return result

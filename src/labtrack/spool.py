@@ -36,7 +36,7 @@ import secrets
 import socket
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,8 +281,7 @@ def read_records(path: str | os.PathLike, start_offset: int = 0,
     complete = data[: last_nl + 1] if last_nl >= 0 else b""
     chunk.torn_bytes = len(data) - len(complete)
     pos = start_offset
-    lines = complete.split(b"\n")[:-1] if complete else []
-    for i, raw in enumerate(lines):
+    for raw, last in _lines(complete):
         offset = pos
         pos += len(raw) + 1
         text = raw.strip(b"\0 \r\t")
@@ -297,7 +296,7 @@ def read_records(path: str | os.PathLike, start_offset: int = 0,
         except RecursionError:  # one line must never stop the file, whatever it holds
             rec, error = "", "nested too deeply"  # complete JSON-like text: bad, not torn
         if error is not None:
-            at_eof = i == len(lines) - 1 and not chunk.torn_bytes and not more
+            at_eof = last and not chunk.torn_bytes and not more
             if at_eof and rec is None:
                 chunk.torn_bytes = len(raw) + 1  # a torn write that happened to end in a newline
                 return chunk
@@ -306,6 +305,16 @@ def read_records(path: str | os.PathLike, start_offset: int = 0,
             chunk.records.append(SpoolRecord(offset, rec))
         chunk.end_offset = pos
     return chunk
+
+
+def _lines(data: bytes) -> Iterator[tuple[bytes, bool]]:
+    """The lines of ``data`` (which ends with a newline, or is empty), each with whether it is
+    the last; found with ``find`` (memchr), several times faster than ``split`` on long lines."""
+    start, end = 0, len(data)
+    while start < end:
+        nl = data.find(b"\n", start)
+        yield data[start:nl], nl == end - 1
+        start = nl + 1
 
 
 def _check(rec: Any) -> str | None:

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from labtrack.columns import STEP, pack
 from tests.api.conftest import workdir_of
 from tests.api.snapshots import DatabaseSnapshotter, StateSnapshot, diff_summary, file_snapshot
 from tests.servers import ServerProcess
@@ -423,6 +424,8 @@ SERIES = [
          body={"run_id": "$RUN", "series": [series(steps=[0, 2**63, 2])]}),
     Case("series-negative-timestamp", "POST", LOG_SERIES, 400, IPV,
          body={"run_id": "$RUN", "series": [series(timestamps=[1000, -1, 1002])]}),
+    Case("series-negative-timestamp-packed", "POST", LOG_SERIES, 400, IPV,
+         body={"run_id": "$RUN", "series": [series(timestamps=pack(STEP, [1000, -1, 1002]))]}),
     Case("series-value-word", "POST", LOG_SERIES, 400, IPV,
          body={"run_id": "$RUN", "series": [series(values=[1.0, "high", 3.0])]}),
     Case("series-value-null", "POST", LOG_SERIES, 400, IPV,

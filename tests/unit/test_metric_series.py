@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from labtrack.columns import STEP, VALUE, Float64Column, Int64Column, column, last, pack
 from labtrack.entities import Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
-from labtrack.store.metrics import BLOCK
+from labtrack.store.metrics import BLOCK, _best
 from labtrack.store.tracking import TrackingStore
 
 
@@ -103,6 +104,9 @@ def test_latest_value_merges_with_earlier_requests(store: TrackingStore) -> None
     (MetricSeries("m", [0], [1], [None]), "values[0]"),
     (MetricSeries("bad key!", [0], [1], [1.0]), "Invalid metric name"),
     (MetricSeries("m", (0,), [1], [1.0]), "must be a list"),
+    # Packed columns (runs/log-series as sent, spool records) skip the type scans, not the sign check.
+    (MetricSeries("m", column(pack(STEP, [0, 1]), STEP), column(pack(STEP, [1, -2]), STEP),
+                  column(pack(VALUE, [1.0, 2.0]), VALUE)), "timestamps[1] = -2 is out of range"),
 ])
 def test_a_bad_point_refuses_the_whole_request(store: TrackingStore, bad: MetricSeries, message: str) -> None:
     run_id = store.create_run("0").info.run_id
@@ -112,6 +116,40 @@ def test_a_bad_point_refuses_the_whole_request(store: TrackingStore, bad: Metric
     assert message in info.value.message
     run = store.get_run(run_id)
     assert run.data.metrics == {} and run.data.params == {}
+
+
+@pytest.mark.parametrize("sorted_steps", [True, False])
+def test_latest_min_and_max_are_those_of_every_point(sorted_steps: bool) -> None:
+    """The latest point is the largest (step, timestamp, value); min and max come with the
+    smallest step that holds them, ties and repeated steps included."""
+    rng = random.Random(f"best{sorted_steps}")
+    for _ in range(500):
+        n = rng.randrange(1, 30)
+        steps = [rng.randrange(6) for _ in range(n)]
+        if sorted_steps:
+            steps.sort()
+        s = MetricSeries("m", steps, [rng.randrange(3) for _ in range(n)],
+                         [rng.choice([0.5, 1.0, -2.0, 3.0, math.inf, -math.inf]) for _ in range(n)])
+        lo, hi = min(s.values), max(s.values)
+        first = {v: min(st for st, x in zip(s.steps, s.values) if x == v) for v in (lo, hi)}
+        step, ts, value = max(zip(s.steps, s.timestamps, s.values))
+        assert _best(s) == ((step, ts, 1, value), (lo, first[lo]), (hi, first[hi])), s
+
+
+@pytest.mark.parametrize("typecode", [STEP, VALUE])
+def test_a_packed_columns_last_item_is_decoded_alone(typecode: str) -> None:
+    """``columns.last`` (the spool preview's) gives what unpacking the whole column ends with,
+    at every length around base64's 3-byte groups, and refuses text that is no whole items."""
+    rng = random.Random(typecode)
+    for n in range(0, 20):
+        items = ([rng.randrange(-2**63, 2**63) for _ in range(n)] if typecode == STEP
+                 else [rng.uniform(-1e300, 1e300) for _ in range(n)])
+        got = last(pack(typecode, items), typecode)
+        assert got == items[-1:] and type(got) is (Int64Column if typecode == STEP else Float64Column)
+    assert last([1, 2, 3], typecode) == [3]
+    for bad in ("AAAA", "AAAAAAA=", "!!!!AAAAAAAAAAA=", "AAAAAAAAAAA"):
+        with pytest.raises(ValueError):
+            last(bad, typecode)
 
 
 def test_point_limit_counts_every_series(store: TrackingStore) -> None:

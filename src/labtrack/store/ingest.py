@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from functools import partial
 from dataclasses import dataclass, field
@@ -50,11 +50,11 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
 from labtrack import file_modes, spool
-from labtrack.columns import STEP, VALUE, column
+from labtrack.columns import STEP, VALUE, column, last
 from labtrack.entities import Metric, MetricSeries, decode_double
 from labtrack.errors import LabtrackError, ResourceAlreadyExists, ResourceDoesNotExist, TransientError
 from labtrack.store import schema as s
-from labtrack.store.dialect import upsert
+from labtrack.store.dialect import cached, raw_executemany, upsert
 from labtrack.store.tracking import TrackingStore
 from labtrack.store.validation import LIMITS, check_series
 
@@ -198,8 +198,9 @@ class SpoolIngest:
     """Applies the spool files in ``folder`` to ``store``; one instance per database.
 
     A pass of the server's thread (``run_once``) first makes every changed file's newest
-    metric values visible (``_preview``: one short transaction that folds the newest point
-    of each file's last ``log_series`` record into its run's latest values, not its history),
+    metric values visible (``_preview``: one short transaction that folds the last point of
+    each series of each file's last ``log_series`` record into its run's latest values, not
+    its history),
     then applies history in file order for about ``pass_bytes`` of records or ``pass_s``
     seconds, continuing on the next pass where this one stopped.  So a task's latest value shows within a
     pass of its being written however large the backlog of history is.  Folding is a
@@ -537,12 +538,15 @@ class SpoolIngest:
             stopped = {id(st) for st, _ in stops}
             units = [u for u in units if id(u.state) not in stopped]
         if units:
-            steps = [(u.write, _progress_op(u.path.name, u.end, max(r.seq for r in u.records))) for u in units]
+            writes = [u.write for u in units]
+            # Each file's progress after its last unit: one statement for the batch's files.
+            progress = list({u.path.name: {"spool_id": u.path.name, "applied_offset": u.end,
+                                           "applied_seq": max(r.seq for r in u.records)} for u in units}.values())
 
             def write(conn: Connection) -> None:
-                for apply, progress in steps:
+                for apply in writes:
                     apply(conn)
-                    progress(conn)  # the records and the progress past them commit together
+                _save_progress(conn, progress)  # the records and the progress past them commit together
             self._inflight = _Batch(units, self.store.writer.submit(write))
         return stops
 
@@ -859,8 +863,8 @@ def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, s
 
 
 def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[MetricSeries]] | None:
-    """(run id, its newest point per key) of the last complete log_series record (metrics
-    only) between ``offset`` and ``size``, if it is valid; read from the file's end."""
+    """(run id, the last point of each key) of the last complete log_series record (metrics
+    only) between ``offset`` and ``size``, if those points are valid; read from the file's end."""
     window = _TAIL_BYTES
     while True:
         start = max(offset, size - window)
@@ -870,10 +874,7 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
                 data = f.read(size - start)
         except OSError:
             return None
-        lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]  # a torn last line is left out
-        if start > offset:
-            lines = lines[1:]  # it may begin inside a line
-        for raw in reversed(lines):
+        for raw in _lines_backward(data, start > offset):
             if b'"log_series"' not in raw:
                 continue
             try:
@@ -881,7 +882,7 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
                 if (not isinstance(rec, dict) or rec.get("v") != spool.VERSION or rec.get("op") != "log_series"
                         or rec.get("params") or rec.get("tags") or not isinstance(rec.get("run_id"), str)):
                     continue
-                return rec["run_id"], [_newest_point(s_) for s_ in check_series(_series_of(rec)[0]) if s_.values]
+                return rec["run_id"], [p for p in map(_last_point, rec["series"]) if p.values]
             except _TRANSIENT:
                 raise
             except Exception:  # noqa: BLE001 - a record the history pass will reject: nothing to show
@@ -891,27 +892,50 @@ def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[Metric
         window *= 4
 
 
+def _lines_backward(data: bytes, skip_first: bool) -> Iterator[bytes]:
+    """The complete lines of ``data``, last first (a torn last line is left out, and the first
+    one too when ``skip_first``: it may begin inside a line); found with ``rfind``, so a
+    preview that stops at the last record never splits the whole window."""
+    end = data.rfind(b"\n")
+    while end >= 0:
+        nl = data.rfind(b"\n", 0, end)
+        if nl < 0 and skip_first:
+            return
+        yield data[nl + 1:end]
+        end = nl
+
+
 def _stop_for(state: _FileState, stops: list[tuple[_FileState, int]]) -> int | None:
     """The offset where the file of ``state`` must stop, if ``stops`` names it."""
     return next((offset for st, offset in stops if st is state), None)
 
 
-def _newest_point(s_: MetricSeries) -> MetricSeries:
-    """The series' point with the largest (step, timestamp): all a preview needs to keep in
-    memory for the file (a subset of the points folds to a value the full history overtakes)."""
-    i = max(zip(s_.steps, s_.timestamps, range(len(s_.values))))[2]
-    return MetricSeries(s_.key, [s_.steps[i]], [s_.timestamps[i]], [s_.values[i]])
+def _last_point(item: Any) -> MetricSeries:
+    """One series of a log_series record reduced to its last point, checked as a series of one:
+    a packed column is decoded only at its end, so a preview costs the same however long the
+    record.  Any subset of a record's points may be folded ahead of its history (folding is a
+    maximum), and a training loop logs its newest point last."""
+    return check_series([MetricSeries(item["key"], last(item["steps"], STEP), last(item["timestamps"], STEP),
+                                      last(item["values"], VALUE))])[0]
 
 
 def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
     """The write that records a file's progress (``spool_progress``)."""
-    def op(conn: Connection) -> None:
-        sp = s.spool_progress
-        stmt = upsert(conn, sp).values(spool_id=sid, applied_offset=offset, applied_seq=seq)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["spool_id"],
-            set_={"applied_offset": stmt.excluded.applied_offset, "applied_seq": stmt.excluded.applied_seq}))
-    return op
+    return partial(_save_progress, rows=[{"spool_id": sid, "applied_offset": offset, "applied_seq": seq}])
+
+
+def _upsert_progress(conn: Connection) -> Any:
+    sp = s.spool_progress
+    stmt = upsert(conn, sp)
+    return stmt.on_conflict_do_update(
+        index_elements=["spool_id"],
+        set_={"applied_offset": stmt.excluded.applied_offset, "applied_seq": stmt.excluded.applied_seq},
+    ).compile(dialect=conn.dialect, column_keys=["spool_id", "applied_offset", "applied_seq"])
+
+
+def _save_progress(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Files' progress rows (``spool_progress``), one statement built once (building it costs more than running it)."""
+    raw_executemany(conn, cached(conn, "upsert_spool_progress_sql", _upsert_progress), rows)
 
 
 def _opt_int(v: Any) -> int | None:

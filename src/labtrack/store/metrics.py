@@ -9,8 +9,10 @@ Every insert also folds the points into the min/max pyramid that charts read
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
+from operator import le
 from typing import Any
 
 from sqlalchemy import (BigInteger, Connection, Float, Integer, bindparam, case, column, false, select, true,
@@ -87,7 +89,11 @@ def _insert_finite(conn: Connection, sid: int, s_: MetricSeries) -> None:
     n = len(s_.values)
     full = n - n % BLOCK if conn.dialect.paramstyle == "qmark" else 0
     if full:
-        flat = list(chain.from_iterable(zip(s_.steps[:full], s_.timestamps[:full], s_.values[:full])))
+        # (step, timestamp, value) of every point, interleaved by slice assignment in C
+        # (a third of the time chain(zip(...)) takes).
+        flat: list[Any] = [None] * (3 * full)
+        for i, col in enumerate((s_.steps, s_.timestamps, s_.values)):
+            flat[i::3] = col if full == n else col[:full]
         width = 3 * BLOCK
         raw_executemany_positional(conn, cached(conn, "insert_metric_block_sql", _insert_block),
                                    [(*flat[i:i + width], sid) for i in range(0, len(flat), width)])
@@ -219,8 +225,15 @@ def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], tuple[float, i
     """
     values, steps = s_.values, s_.steps
     if not s_.has_nan():
-        step, ts, value = max(zip(steps, s_.timestamps, values))
         lo, hi = min(values), max(values)
+        if all(map(le, steps, islice(steps, 1, None))):
+            # In step order (what a training loop logs): the latest point is at the end, and the
+            # first index of a value holds its smallest step; a few passes in C instead of nine.
+            i = bisect_left(steps, steps[-1])
+            step, ts, value = (steps[-1], s_.timestamps[-1], values[-1]) if i == len(steps) - 1 else \
+                max(zip(steps[i:], s_.timestamps[i:], values[i:]))
+            return (step, ts, 1, value), (lo, steps[values.index(lo)]), (hi, steps[values.index(hi)])
+        step, ts, value = _latest(steps, s_.timestamps, values)
         return (step, ts, 1, value), (lo, _first_step(steps, values, lo)), (hi, _first_step(steps, values, hi))
     flags = [0 if v != v else 1 for v in values]
     cleaned = [v if f else 0.0 for v, f in zip(values, flags)]
@@ -229,6 +242,16 @@ def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], tuple[float, i
     if not finite:
         return best, None, None
     return best, min(finite), min(finite, key=lambda p: (-p[0], p[1]))
+
+
+def _latest(steps: Sequence[int], timestamps: Sequence[int], values: Sequence[float]) -> tuple[int, int, float]:
+    """The largest (step, timestamp, value) of points without NaN: the largest step found in C,
+    and tuples compared only among the points at that step (usually one)."""
+    top = max(steps)
+    i = steps.index(top)
+    if steps.count(top) == 1:
+        return top, timestamps[i], values[i]
+    return max((top, timestamps[j], values[j]) for j in range(i, len(steps)) if steps[j] == top)
 
 
 def _first_step(steps: Sequence[int], values: Sequence[float], v: float) -> int:

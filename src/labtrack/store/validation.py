@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from labtrack.columns import Float64Column, Int64Column
 from labtrack.entities import MetricSeries, decode_double
 from labtrack.errors import InvalidParameterValue
 # The one table of limits, each with its MLflow source: labtrack/limits.py (the store's
@@ -170,11 +171,16 @@ def _check_one_series(s: MetricSeries) -> MetricSeries:
         column = columns[name]
         if not column:
             continue
-        if not set(map(type, column)) <= {int}:
-            bad = next(i for i, v in enumerate(column) if type(v) is not int)
-            raise InvalidParameterValue(
-                f"Metric '{key}': {name}[{bad}] is {column[bad]!r}; {name} must be integers")
-        low, high = min(column), max(column)
+        if type(column) is Int64Column:  # unpacked from int64: only a timestamp's sign is left to check
+            if name == "steps":
+                continue
+            low, high = min(column), 0
+        else:
+            if not set(map(type, column)) <= {int}:
+                bad = next(i for i, v in enumerate(column) if type(v) is not int)
+                raise InvalidParameterValue(
+                    f"Metric '{key}': {name}[{bad}] is {column[bad]!r}; {name} must be integers")
+            low, high = min(column), max(column)
         minimum = 0 if name == "timestamps" else _INT64[0]
         if low < minimum or high > _INT64[1]:
             bad_value = low if low < minimum else high
@@ -182,7 +188,7 @@ def _check_one_series(s: MetricSeries) -> MetricSeries:
                 f"Metric '{key}': {name}[{column.index(bad_value)}] = {bad_value} is out of range "
                 f"({'a timestamp must not be negative' if low < minimum else 'int64'})")
     values = s.values
-    if not set(map(type, values)) <= {float}:
+    if type(values) is not Float64Column and not set(map(type, values)) <= {float}:
         values = [v if type(v) is float else _series_value(key, i, v) for i, v in enumerate(values)]
     return MetricSeries(key, s.steps, s.timestamps, values)
 
