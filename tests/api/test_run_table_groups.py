@@ -59,8 +59,8 @@ def logged(module_server: ServerProcess) -> dict[str, Any]:
 
 def _stats(srv: ServerProcess, exp: str | list[str], group: str, keys: list[str],
            filter_string: str = "") -> dict[str, Any]:
-    body = {"experiment_ids": exp if isinstance(exp, list) else [exp], "group": group, "stats": True, "filter": filter_string,
-            "columns": ["attr.name"] + [f"metrics.{k}" for k in keys]}
+    body = {"experiment_ids": exp if isinstance(exp, list) else [exp], "group": group, "stats": True,
+            "filter": filter_string, "columns": ["attr.name"] + [f"metrics.{k}" for k in keys]}
     reply = srv.api("POST", T, body)
     assert reply.status_code == 200, reply.text
     out = reply.json()
