@@ -53,12 +53,14 @@ def logged(module_server: ServerProcess) -> dict[str, Any]:
         runs.append({"id": run_id, "exp": exp, "opt": opt or "", "team": tags[0]["value"], "values": values,
                      "deleted": i == 11})
     srv.api("POST", "runs/delete", {"run_id": runs[11]["id"]})
-    return {"exp": exps[0], "runs": [r for r in runs if r["exp"] == exps[0] and not r["deleted"]]}
+    return {"exp": exps[0], "exps": exps, "all": [r for r in runs if not r["deleted"]],
+            "runs": [r for r in runs if r["exp"] == exps[0] and not r["deleted"]]}
 
 
-def _stats(srv: ServerProcess, exp: str, group: str, keys: list[str], filter_string: str = "") -> dict[str, Any]:
-    body = {"experiment_ids": [exp], "group": group, "stats": True, "filter": filter_string,
-            "columns": ["attr.name"] + [f"metrics.{k}" for k in keys]}
+def _stats(srv: ServerProcess, exp: str | list[str], group: str, keys: list[str],
+           filter_string: str = "") -> dict[str, Any]:
+    body = {"experiment_ids": exp if isinstance(exp, list) else [exp], "group": group, "stats": True,
+            "filter": filter_string, "columns": ["attr.name"] + [f"metrics.{k}" for k in keys]}
     reply = srv.api("POST", T, body)
     assert reply.status_code == 200, reply.text
     out = reply.json()
@@ -103,6 +105,16 @@ def test_group_by_a_tag_an_attribute_and_under_a_filter(module_server: ServerPro
     counts = _stats(module_server, logged["exp"], "params.opt", [])
     assert {v: g["count"] for v, g in counts.items()} == {v: sum(r["opt"] == v for r in runs)
                                                           for v in {r["opt"] for r in runs}}
+
+
+def test_group_by_experiment_over_two_experiments(module_server: ServerProcess, logged: dict[str, Any]) -> None:
+    """Each experiment's runs apart (an attribute's value read as text), every metric column in one
+    request as the table sends them; the deleted run is left out."""
+    got = _stats(module_server, logged["exps"], "attr.experiment", KEYS)
+    assert list(got) == sorted(logged["exps"]) and got[logged["exps"][1]]["count"] == 4
+    _check(got, logged["all"], "exp", KEYS)
+    for group in got.values():  # the metrics in the columns' order
+        assert list(group["metrics"]) == [k for k in KEYS if k in group["metrics"]]
 
 
 def test_a_metric_summary_column_is_not_a_group(module_server: ServerProcess, logged: dict[str, Any]) -> None:
