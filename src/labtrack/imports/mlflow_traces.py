@@ -8,6 +8,8 @@ so a trace read from MLflow's database and one read from its server are stored a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from labtrack.otlp import any_value, duration_json, rfc3339
@@ -93,6 +95,23 @@ def span(d: dict[str, Any]) -> dict[str, Any] | None:
     if status.get("message"):
         out["status"]["message"] = status["message"]
     return out
+
+
+def spans_file(path: Path | None, trace_id: str, skip: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The spans of a trace's ``traces.json`` artifact (``{"spans": [...]}``) as OTLP JSON; none
+    (and ``skip`` told why) when it is unreadable or in MLflow 2's span format."""
+    if path is None or not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        skip(f"spans of trace {trace_id} ({path}: {e})")
+        return []
+    spans = [span(d) for d in (data.get("spans") or [])] if isinstance(data, dict) else []
+    if any(s is None for s in spans):
+        skip(f"spans of trace {trace_id} (MLflow 2's span format)")
+        return []
+    return [s for s in spans if s is not None]
 
 
 def _attributes(attrs: Any, encoded: bool) -> list[dict[str, Any]]:

@@ -364,24 +364,10 @@ class SqlSource:
                 rec.spans = self._artifact_spans(rec, skip)
 
     def _artifact_spans(self, rec: TraceRecord, skip: Callable[[str], None]) -> list[dict[str, Any]]:
-        import json
-
-        from labtrack.imports import mlflow_traces as mt
+        from labtrack.imports.mlflow_traces import spans_file
 
         folder = self.artifact_folder(rec.info["tags"].get("mlflow.artifactLocation", ""))
-        path = folder / "traces.json" if folder is not None else None
-        if path is None or not path.is_file():
-            return []
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            skip(f"spans of trace {rec.trace_id} ({path}: {e})")
-            return []
-        spans = [mt.span(d) for d in (data.get("spans") or [])] if isinstance(data, dict) else []
-        if any(s is None for s in spans):
-            skip(f"spans of trace {rec.trace_id} (MLflow 2's span format)")
-            return []
-        return [s for s in spans if s is not None]
+        return spans_file(folder / "traces.json" if folder is not None else None, rec.trace_id, skip)
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact_folder(self, uri: str) -> Path | None:

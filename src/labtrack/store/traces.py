@@ -137,7 +137,8 @@ def put_imported(conn: Connection, experiment_id: int, info: dict[str, Any], spa
         raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
     located = {**info, "trace_location": {"type": "MLFLOW_EXPERIMENT",
                                           "mlflow_experiment": {"experiment_id": str(experiment_id)}}}
-    row, tags, meta = _info_row(located)
+    row, tags, _ = _info_row(located)
+    meta = {str(k): str(v) for k, v in (info.get("trace_metadata") or {}).items()}  # as MLflow has it
     trace_id = row["trace_id"]
     if conn.execute(_TRACE_EXISTS, {"trace_id": trace_id}).first() is None:
         _put_info(conn, row, overwrite=False)
