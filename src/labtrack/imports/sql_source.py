@@ -356,8 +356,13 @@ class SqlSource:
         if self.has(SPANS):
             for trace_id, content in self._in("SELECT trace_id, content FROM spans WHERE trace_id IN {ids} "
                                               "ORDER BY start_time_unix_nano", list(by_id)):
-                converted = mt.span(json.loads(content))
-                if converted is not None:
+                try:
+                    converted = mt.span(json.loads(content))
+                except (TypeError, ValueError):
+                    converted = None
+                if converted is None:
+                    skip(f"a span of trace {trace_id} (not MLflow 3's span JSON)")
+                else:
                     by_id[trace_id].spans = (by_id[trace_id].spans or []) + [converted]
         for rec in records:
             if rec.spans is None:
