@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from labtrack.imports.records import (
     ModelVersionRecord,
     RegisteredModelRecord,
     RunRecord,
+    TraceRecord,
 )
 from labtrack.imports.sql_source import local_artifact_folder
 
@@ -252,6 +253,53 @@ class FileStoreSource:
 
     def artifact_folder(self, uri: str) -> Path | None:
         return local_artifact_folder(uri, None)
+
+    # -- MLflow 3 traces: <experiment>/traces/<trace id>/ ------------------------------------------
+    def traces(self, experiment_ids: Sequence[str], known: set[str],
+               skip: Callable[[str], None]) -> Iterator[list[TraceRecord]]:
+        """Each experiment's traces: ``trace_info.yaml``, ``tags/``, ``request_metadata/``,
+        ``assessments/*.yaml`` (Assessment JSON as YAML) and ``artifacts/traces.json``.  The file
+        store cannot link traces to runs (MLflow refuses it there)."""
+        from labtrack.imports import mlflow_traces as mt
+
+        wanted = set(experiment_ids)
+        for exp in self._experiment_folders():
+            exp_id = str(_yaml(exp / "meta.yaml").get("experiment_id", exp.name))
+            base = exp / "traces"
+            if exp_id not in wanted or not base.is_dir():
+                continue
+            batch: list[TraceRecord] = []
+            for name in sorted(os.listdir(base)):
+                folder = base / name
+                meta = _yaml(folder / "trace_info.yaml")
+                trace_id = str(meta.get("trace_id") or meta.get("request_id") or "")
+                if not trace_id:
+                    continue
+                tags = _values(folder / "tags")
+                info = mt.trace_info(trace_id, exp_id, _request_ms(meta), _int(meta.get("execution_duration_ms")),
+                                     meta.get("state") or meta.get("status"), tags,
+                                     _values(folder / "request_metadata"), meta.get("client_request_id"),
+                                     meta.get("request_preview"), meta.get("response_preview"))
+                assessments = [_yaml(p) for p in sorted((folder / "assessments").glob("*.yaml"))]
+                spans = None
+                if trace_id not in known:
+                    where = self.artifact_folder(tags.get("mlflow.artifactLocation", "")) or folder / "artifacts"
+                    spans = mt.spans_file(where / "traces.json", trace_id, skip)
+                batch.append(TraceRecord(trace_id, exp_id, info, spans, [a for a in assessments if a]))
+                if len(batch) >= 200:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+
+def _request_ms(meta: dict[str, Any]) -> int | None:
+    """MLflow 3 writes ``request_time`` as a Timestamp's JSON, MLflow 2 ``timestamp_ms``."""
+    from labtrack.store.traces import parse_time_ms
+
+    if meta.get("request_time") is not None:
+        return parse_time_ms(meta["request_time"], "request_time")
+    return _int(meta.get("timestamp_ms"))
 
 
 def _double(text: str) -> float:

@@ -208,6 +208,11 @@ def _copy(source: Any, experiments: list[Any], store: Any, dest: Path,
     if registered:
         rewrite = _rewriter(prefixes, source)
         summary.skipped += store.write(lambda conn: mi.registered_models(conn, registered, rewrite, root))
+    if hasattr(source, "traces"):
+        have = store.read(mi.trace_ids)
+        for batch in source.traces(list(exp_ids), have, summary.skipped.append):
+            kept = [t for t in batch if t.experiment_id in exp_ids]
+            summary.skipped += store.write(lambda conn: mi.traces(conn, kept, exp_ids))
     after = store.read(mi.counts)
     summary.copied = {k: after[k] - before[k] for k in after}
     summary.seconds = time.monotonic() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -101,3 +102,17 @@ class RegisteredModelRecord:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, int] = field(default_factory=dict)
     versions: list[ModelVersionRecord] = field(default_factory=list)
+
+
+@dataclass
+class TraceRecord:
+    """An MLflow 3 trace: its TraceInfo JSON (MLflow's wire form, without assessments), its spans as
+    OTLP JSON (None: not read, the copy already has them), its assessments (Assessment JSON,
+    ids kept) and the runs ``link_traces_to_run`` linked it to."""
+
+    trace_id: str
+    experiment_id: str
+    info: dict[str, Any]
+    spans: list[dict[str, Any]] | None = None
+    assessments: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,11 @@ from labtrack.imports.records import (
     ModelVersionRecord,
     RegisteredModelRecord,
     RunRecord,
+    TraceRecord,
 )
 
 PROMPT_FILTER = "tags.`mlflow.prompt.is_prompt` = 'true'"
+_TRACES_PER_READ = 100  # traces/batchGet's most
 _UNKNOWN = 1 << 62  # "more points than the copy has": a server does not say how many it holds
 
 
@@ -154,6 +156,41 @@ class RestSource:
             message["page_token"] = token
         reply = self.client._read("GET", endpoint, message)
         return PagedList((entity.from_json(m) for m in reply.get(key) or []), reply.get("next_page_token"))
+
+    # -- MLflow 3 traces: the readers ``labtrack push`` uses ----------------------------------
+    def traces(self, experiment_ids: Sequence[str], known: set[str],
+               skip: Callable[[str], None]) -> Iterator[list[TraceRecord]]:
+        """Each experiment's traces (search traces v3, assessments included), their spans
+        (``traces/batchGet``; not for ``known`` ones) and the runs they are linked to."""
+        from labtrack.client.push_genai import _links
+        from labtrack.client.traces import trace_infos, trace_spans
+
+        for exp in experiment_ids:
+            try:
+                infos = list(trace_infos([exp], client=self.client))
+            except LabtrackError as e:
+                if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
+                    return  # a server older than MLflow 3
+                raise
+            if not infos:
+                continue
+            runs = [r for r, run in self._runs.items() if run.info.experiment_id == exp]
+            linked: dict[str, list[str]] = {}
+            for run, ids in _links(self.client, exp, runs, infos).items():
+                for trace_id in ids:
+                    linked.setdefault(trace_id, []).append(run)
+            for i in range(0, len(infos), _TRACES_PER_READ):
+                batch = infos[i:i + _TRACES_PER_READ]
+                spans = trace_spans([x["trace_id"] for x in batch if x["trace_id"] not in known], client=self.client)
+                out = []
+                for info in batch:
+                    tid = info["trace_id"]
+                    if tid not in known and not spans.get(tid):
+                        skip(f"spans of trace {tid} (the server sent none)")
+                    out.append(TraceRecord(tid, exp, {k: v for k, v in info.items() if k != "assessments"},
+                                           None if tid in known else spans.get(tid, []),
+                                           list(info.get("assessments") or []), linked.get(tid, [])))
+                yield out
 
     # -- artifacts: downloaded, not read from a folder ----------------------------------------
     def artifact_folder(self, uri: str) -> Path | None:

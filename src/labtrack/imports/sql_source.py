@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -29,6 +29,7 @@ from labtrack.imports.records import (
     ModelVersionRecord,
     RegisteredModelRecord,
     RunRecord,
+    TraceRecord,
 )
 
 # The migrations that added what the importer reads (MLflow's revision ids).
@@ -46,8 +47,13 @@ DATASETS = "7f2a7d5fae7d"
 STORAGE_LOCATION = "acf3f17fdcc7"
 LOGGED_MODELS = "400f98739977"
 INPUT_STEP = "6953534de441"
+TRACES = "867495a8f9d4"  # trace_info, trace_tags, trace_request_metadata (MLflow 2.13)
+ASSESSMENTS = "770bee3ae1dd"
+SPANS = "a1b2c3d4e5f6"  # spans in the database; before, in the trace's traces.json artifact
+TRACE_LINKS = "de4033877273"  # entity_associations: link_traces_to_run
 
 _CHUNK = 400  # run ids per IN list (SQLite's old limit is 999 parameters)
+_TRACES_PER_READ = 200
 
 
 class SqlSource:
@@ -291,6 +297,82 @@ class SqlSource:
                 if name in models:
                     models[name].aliases[alias] = int(version)
         return list(models.values())
+
+    # -- MLflow 3 traces -------------------------------------------------------------------------
+    def traces(self, experiment_ids: Sequence[str], known: set[str],
+               skip: Callable[[str], None]) -> Iterator[list[TraceRecord]]:
+        """The traces of ``experiment_ids``, a batch at a time; the spans of ``known`` ones are not read."""
+        from labtrack.imports import mlflow_traces as mt
+
+        if not self.has(TRACES):
+            return
+        wanted = set(experiment_ids)
+        ids = [r[0] for r in self._rows("SELECT request_id, experiment_id FROM trace_info "
+                                        "ORDER BY timestamp_ms, request_id") if str(r[1]) in wanted]
+        for i in range(0, len(ids), _TRACES_PER_READ):
+            chunk = ids[i:i + _TRACES_PER_READ]
+            pairs: dict[str, dict[str, dict[str, str]]] = {"trace_tags": defaultdict(dict),
+                                                          "trace_request_metadata": defaultdict(dict)}
+            for table, into in pairs.items():
+                for trace_id, key, value in self._in(f"SELECT request_id, key, value FROM {table} "
+                                                     "WHERE request_id IN {ids}", chunk):
+                    into[trace_id][key] = value if value is not None else ""
+            out: dict[str, TraceRecord] = {}
+            # Every column: later MLflows add some (v3's previews, 3.x's trace_name), read where present.
+            for r in self._in("SELECT * FROM trace_info WHERE request_id IN {ids}", chunk):
+                m = r._mapping
+                tid = m["request_id"]
+                tags = pairs["trace_tags"][tid]
+                if m.get("trace_name") and "mlflow.traceName" not in tags:  # MLflow moved it to a column
+                    tags["mlflow.traceName"] = m["trace_name"]
+                info = mt.trace_info(tid, str(m["experiment_id"]), m["timestamp_ms"], m["execution_time_ms"],
+                                     m["status"], tags, pairs["trace_request_metadata"][tid],
+                                     m.get("client_request_id"), m.get("request_preview"), m.get("response_preview"))
+                out[tid] = TraceRecord(tid, str(m["experiment_id"]), info)
+            if self.has(ASSESSMENTS):
+                for r in self._in("SELECT * FROM assessments WHERE trace_id IN {ids} "
+                                  "ORDER BY created_timestamp, assessment_id", chunk):
+                    if r._mapping["trace_id"] in out:
+                        out[r._mapping["trace_id"]].assessments.append(mt.assessment(r._mapping))
+            if self.has(TRACE_LINKS):
+                for trace_id, run_id in self._in(
+                        "SELECT source_id, destination_id FROM entity_associations WHERE UPPER(source_type) = "
+                        "'TRACE' AND UPPER(destination_type) = 'RUN' AND source_id IN {ids}", chunk):
+                    if trace_id in out:
+                        out[trace_id].runs.append(run_id)
+            self._attach_spans([out[t] for t in chunk if t in out and t not in known], skip)
+            yield [out[t] for t in chunk if t in out]
+
+    def _attach_spans(self, records: list[TraceRecord], skip: Callable[[str], None]) -> None:
+        """Spans from the ``spans`` table, else from the trace's ``traces.json`` artifact (MLflow 3 before
+        the table, and traces whose spans MLflow kept as an artifact)."""
+        import json
+
+        from labtrack.imports import mlflow_traces as mt
+
+        if not records:
+            return
+        by_id = {r.trace_id: r for r in records}
+        if self.has(SPANS):
+            for trace_id, content in self._in("SELECT trace_id, content FROM spans WHERE trace_id IN {ids} "
+                                              "ORDER BY start_time_unix_nano", list(by_id)):
+                try:
+                    converted = mt.span(json.loads(content))
+                except (TypeError, ValueError):
+                    converted = None
+                if converted is None:
+                    skip(f"a span of trace {trace_id} (not MLflow 3's span JSON)")
+                else:
+                    by_id[trace_id].spans = (by_id[trace_id].spans or []) + [converted]
+        for rec in records:
+            if rec.spans is None:
+                rec.spans = self._artifact_spans(rec, skip)
+
+    def _artifact_spans(self, rec: TraceRecord, skip: Callable[[str], None]) -> list[dict[str, Any]]:
+        from labtrack.imports.mlflow_traces import spans_file
+
+        folder = self.artifact_folder(rec.info["tags"].get("mlflow.artifactLocation", ""))
+        return spans_file(folder / "traces.json" if folder is not None else None, rec.trace_id, skip)
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact_folder(self, uri: str) -> Path | None:

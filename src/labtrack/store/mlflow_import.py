@@ -18,7 +18,13 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from labtrack.entities import DatasetInput, MetricSeries
 from labtrack.errors import InvalidParameterValue
-from labtrack.imports.records import ExperimentRecord, LoggedModelRecord, RegisteredModelRecord, RunRecord
+from labtrack.imports.records import (
+    ExperimentRecord,
+    LoggedModelRecord,
+    RegisteredModelRecord,
+    RunRecord,
+    TraceRecord,
+)
 from labtrack.registry_entities import DELETED_STAGE
 from labtrack.store import metrics as metric_rows
 from labtrack.store import schema as s
@@ -31,7 +37,8 @@ COUNTED = {
     "experiments": s.experiments, "runs": s.runs, "params": s.params, "tags": s.tags,
     "metric points": s.metrics, "dataset inputs": s.run_inputs, "logged models": s.logged_models,
     "registered models": s.registered_models, "model versions": s.model_versions,
-    "aliases": s.registered_model_aliases,
+    "aliases": s.registered_model_aliases, "traces": s.traces, "assessments": s.assessments,
+    "trace links": s.trace_runs,
 }
 
 
@@ -267,5 +274,28 @@ def registered_models(conn: Connection, records: Sequence[RegisteredModelRecord]
     return skipped
 
 
+# -- MLflow 3 traces ------------------------------------------------------------------------
+
+def trace_ids(conn: Connection) -> set[str]:
+    """The traces already here: their spans are not read from the source again."""
+    return {r[0] for r in conn.execute(select(s.traces.c.trace_id))}
+
+
+def traces(conn: Connection, records: Sequence[TraceRecord], exp_ids: dict[str, str]) -> list[str]:
+    """New traces with their spans, tags and metadata; for every trace, the assessments and run
+    links it lacks (``store.traces.put_imported``).  Returns what could not be imported."""
+    from labtrack.errors import LabtrackError
+    from labtrack.store.traces import otlp_span_row, put_imported
+
+    skipped = []
+    for rec in records:
+        try:  # everything is checked before the trace's first row is written
+            spans = None if rec.spans is None else [otlp_span_row(rec.trace_id, d) for d in rec.spans]
+            put_imported(conn, int(exp_ids[rec.experiment_id]), rec.info, spans, rec.assessments, rec.runs)
+        except LabtrackError as e:
+            skipped.append(f"trace {rec.trace_id} ({e.message[:200]})")
+    return skipped
+
+
 __all__ = ["COUNTED", "counts", "experiment_locations", "experiments", "logged_models", "metric_counts",
-           "metrics", "registered_models", "runs"]
+           "metrics", "registered_models", "runs", "trace_ids", "traces"]

@@ -97,6 +97,66 @@ def plain_span(trace_id: str, d: dict[str, Any]) -> SpanRow:
                     json.dumps(content, separators=(",", ":"), ensure_ascii=False))
 
 
+def otlp_span_row(trace_id: str, content: dict[str, Any]) -> SpanRow:
+    """A span in OTLP JSON (base64 ids, attributes as a key/value list: what ``traces/get``
+    returns and ``traces/batchGet`` of an MLflow server gives) as a stored span."""
+    import base64
+
+    def hex_of(value: Any) -> str | None:
+        return base64.b64decode(value).hex() if value else None
+
+    span_id = hex_of(content.get("span_id"))
+    if not span_id:
+        raise InvalidParameterValue("Every span needs a span_id")
+    span_type = None
+    for a in content.get("attributes") or []:
+        if a.get("key") == "mlflow.spanType":
+            raw = (a.get("value") or {}).get("string_value")
+            try:
+                span_type = json.loads(raw) if isinstance(raw, str) and raw.startswith('"') else raw
+            except ValueError:
+                span_type = raw
+    code = str((content.get("status") or {}).get("code") or "STATUS_CODE_UNSET")
+    end = content.get("end_time_unix_nano")
+    return span_row(trace_id, span_id, hex_of(content.get("parent_span_id")), str(content.get("name") or ""),
+                    span_type, code.replace("STATUS_CODE_", ""), int(content.get("start_time_unix_nano") or 0),
+                    None if end is None else int(end),
+                    json.dumps(content, separators=(",", ":"), ensure_ascii=False))
+
+
+def put_imported(conn: Connection, experiment_id: int, info: dict[str, Any], spans: Sequence[SpanRow] | None,
+                 assessments: Sequence[dict[str, Any]], run_ids: Sequence[str]) -> None:
+    """An MLflow trace copied by ``labtrack import``, on the writer's connection.
+
+    A new trace is stored with its id, tags, metadata and spans; its location tags are
+    this store's.  A trace already here keeps what it has (nothing is overwritten) and gets
+    only the assessments (matched by id, overridden ones first) and run links it lacks.
+    """
+    exp = conn.execute(_EXPERIMENT, {"exp_id": experiment_id}).first()
+    if exp is None:
+        raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
+    located = {**info, "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                                          "mlflow_experiment": {"experiment_id": str(experiment_id)}}}
+    row, tags, _ = _info_row(located)
+    meta = {str(k): str(v) for k, v in (info.get("trace_metadata") or {}).items()}  # as MLflow has it
+    trace_id = row["trace_id"]
+    if conn.execute(_TRACE_EXISTS, {"trace_id": trace_id}).first() is None:
+        _put_info(conn, row, overwrite=False)
+        kept = {k: v for k, v in tags.items() if k not in (ARTIFACT_LOCATION, SPANS_LOCATION)}
+        _put_pairs(conn, s.trace_tags, trace_id, {**kept, **_system_tags(exp, trace_id)})
+        _put_pairs(conn, s.trace_metadata, trace_id, meta)
+        _put_spans(conn, list(spans or []))
+    a = s.assessments
+    have = {r[0] for r in conn.execute(select(a.c.assessment_id).where(a.c.trace_id == trace_id))}
+    for item in sorted(assessments, key=lambda x: (bool(x.get("overrides")), str(x.get("create_time", "")))):
+        if item.get("assessment_id") not in have:
+            _insert_assessment(conn, trace_id, dict(item))  # its "valid" kept; an override marks what it overrode
+    runs = [r[0] for r in conn.execute(select(s.runs.c.run_uuid).where(s.runs.c.run_uuid.in_(list(run_ids))))]
+    if runs:
+        conn.execute(upsert(conn, s.trace_runs).on_conflict_do_nothing(),
+                     [{"trace_id": trace_id, "run_uuid": r} for r in runs])
+
+
 # -- the store ----------------------------------------------------------------------------
 class TraceStore:
     """Traces on the tracking store's database and writer (no state of its own)."""
@@ -675,4 +735,4 @@ def new_trace_id() -> str:
     return "tr-" + uuid.uuid4().hex
 
 
-__all__ = ["SpanRow", "TraceStore", "new_trace_id", "plain_span", "span_row"]
+__all__ = ["SpanRow", "TraceStore", "new_trace_id", "otlp_span_row", "plain_span", "put_imported", "span_row"]
