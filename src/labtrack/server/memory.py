@@ -1,15 +1,17 @@
 """The C allocator of a long-running server, told to hand freed memory back.
 
-glibc's malloc keeps what a burst freed: each thread that allocates may get an arena of its
-own (up to 8 per core), and after a large buffer is freed the threshold above which buffers
-are mmap'd (and unmapped on free) grows, up to 32 MB, so the next large ones come from the
-heap, which shrinks only from its top.  A server that streamed a 100,000-point history or a
-1,000-run search then idles 5-7 MB above what it needs, on a login node that many users
-share.  Two arenas and fixed 256 KiB thresholds give that back (bench_server.py's idle RSS
-after the workload: 80.1 MB before, 73.1 MB after), at no cost measurable in its wall times.
+glibc's malloc gives each thread that allocates an arena of its own, up to 8 per core, and
+each arena keeps what a burst freed in it: a server that streamed a 100,000-point history or
+a 1,000-run search from its pool threads then idles several MB above what it needs, on a
+login node that many users share.  Two arenas give most of that back (bench_server.py's idle
+RSS after the workload: 80.1 MB before, 76.5 and 79.5 MB in two runs with two arenas).
 
-A value the user set in the environment (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``) is left as set.  Elsewhere than glibc this does nothing.
+Only the arena count is set.  Fixing the mmap or trim threshold as well (to 256 KiB) gave
+73 MB but doubled the CPU of a small request: asyncio reads a socket into a 256 KiB buffer,
+which then went to mmap and munmap on every read (log_metric 0.5 -> 1.08 ms of server CPU).
+
+A value the user set in the environment (``MALLOC_ARENA_MAX``) is left as set.  Elsewhere
+than glibc this does nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import sys
 
 # mallopt(3) parameters (glibc's malloc.h).
 _SETTINGS = (
-    ("MALLOC_TRIM_THRESHOLD_", -1, 256 * 1024),
-    ("MALLOC_MMAP_THRESHOLD_", -3, 256 * 1024),
     ("MALLOC_ARENA_MAX", -8, 2),
 )
 
