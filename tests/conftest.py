@@ -97,17 +97,31 @@ def pg_databases() -> Iterator[PostgresDatabases | None]:
     yield PostgresDatabases(url) if url else None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend_uri(request: pytest.FixtureRequest, tmp_path: Path,
-                pg_databases: PostgresDatabases | None) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mlruns.db'}"
-        return
+@pytest.fixture
+def pg_database(pg_databases: PostgresDatabases | None) -> Iterator[str]:
+    """The URL of a fresh database on the test PostgreSQL server, dropped afterwards."""
     if pg_databases is None:
         pytest.skip("LABTRACK_TEST_POSTGRES_URL is not set (CI sets it)")
     url = pg_databases.create()
     yield url
     pg_databases.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlruns.db'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def store(backend_uri: str) -> Iterator[Any]:
+    """A TrackingStore on ``backend_uri`` (SQLite and PostgreSQL), closed afterwards."""
+    from labtrack.store.tracking import TrackingStore
+
+    st = TrackingStore(backend_uri)
+    yield st
+    st.close()
 
 
 @pytest.fixture

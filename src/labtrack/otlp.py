@@ -159,14 +159,7 @@ def decode_spans(body: bytes) -> list[dict[str, Any]]:
                 status_json: dict[str, Any] = {"code": code}
                 if status.get("message"):
                     status_json["message"] = status["message"]
-                span_type = None
-                for a in span.get("attributes", []):
-                    if a.get("key") == "mlflow.spanType":
-                        raw = (a.get("value") or {}).get("string_value")
-                        try:
-                            span_type = json.loads(raw) if isinstance(raw, str) and raw.startswith('"') else raw
-                        except ValueError:
-                            span_type = raw
+                span_type = span_type_of(span.get("attributes") or [])
                 content = {k: v for k, v in span.items() if k not in ("status",)}
                 content["status"] = status_json
                 out.append({
@@ -416,3 +409,17 @@ def duration_json(ms: int) -> str:
 
 __all__ = ["any_value", "decode_spans", "duration_json", "encode_spans", "preview", "rfc3339", "span_json",
            "summary", "trace_hex", "trace_info"]
+
+
+def span_type_of(attributes: list[dict[str, Any]]) -> str | None:
+    """The ``mlflow.spanType`` of an OTLP span's attributes (a JSON string, as MLflow writes it,
+    or a bare one), or None."""
+    span_type = None
+    for a in attributes:
+        if a.get("key") == "mlflow.spanType":
+            raw = (a.get("value") or {}).get("string_value")
+            try:
+                span_type = json.loads(raw) if isinstance(raw, str) and raw.startswith('"') else raw
+            except ValueError:
+                span_type = raw
+    return span_type

@@ -54,13 +54,6 @@ def test_a_write_between_pages_is_seen_by_the_next_page(server: ServerProcess) -
     assert _steps(_page(server, run_id, first["next_page_token"])) == [3, 4, 5, 6]
 
 
-@pytest.fixture
-def store(backend_uri: str) -> Iterator[TrackingStore]:
-    st = TrackingStore(backend_uri)
-    yield st
-    st.close()
-
-
 def _made(ahead: ReadAhead) -> None:
     """Wait until the pages asked for are made (a page not yet begun is not waited for by take)."""
     for _, _, future in list(ahead.pages.values()):

@@ -334,45 +334,36 @@ def test_import_from_a_running_mlflow_server(tmp_path: Path, no_mlflow_env: None
 
 
 @pytest.mark.postgres
-def test_import_from_postgresql(tmp_path: Path, no_mlflow_env: None) -> None:
+def test_import_from_postgresql(tmp_path: Path, no_mlflow_env: None, pg_database: str) -> None:
     """Any SQLAlchemy URL MLflow used: here MLflow's tables on a real PostgreSQL server."""
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
-    from tests.servers import PostgresDatabases, postgres_url
-
-    admin = postgres_url()
-    if admin is None:
-        pytest.skip("LABTRACK_TEST_POSTGRES_URL names no PostgreSQL server")
-    dbs = PostgresDatabases(admin)
-    url = dbs.create()
+    url = pg_database
+    folder = tmp_path / "writer"
+    finish(write(folder, url, "base", points=200), folder, "base")
+    target = tmp_path / "copy" / "labtrack.db"
+    done = run_import(url, "--to", str(target), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "labtrack" not in done.stdout.split("***")[0].split("//", 1)[1]  # the password is hidden
+    assert "207 metric points" in done.stdout
+    theirs = MlflowClient(tracking_uri=url, registry_uri=url)
+    server = start_server(f"sqlite:///{target}", tmp_path, token=None)
     try:
-        folder = tmp_path / "writer"
-        finish(write(folder, url, "base", points=200), folder, "base")
-        target = tmp_path / "copy" / "labtrack.db"
-        done = run_import(url, "--to", str(target), cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        assert "labtrack" not in done.stdout.split("***")[0].split("//", 1)[1]  # the password is hidden
-        assert "207 metric points" in done.stdout
-        theirs = MlflowClient(tracking_uri=url, registry_uri=url)
-        server = start_server(f"sqlite:///{target}", tmp_path, token=None)
-        try:
-            ours = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
-            want = {r.info.run_id: r for r in theirs.search_runs(["0", "1", "2"], run_view_type=ViewType.ALL)}
-            got = {r.info.run_id: r for r in ours.search_runs(["0", "1", "2"], run_view_type=ViewType.ALL)}
-            assert got.keys() == want.keys()
-            for run_id, r in want.items():
-                assert (got[run_id].data.params, got[run_id].data.tags) == (r.data.params, r.data.tags)
-                for key in r.data.metrics:
-                    assert sorted((m.step, m.timestamp, str(m.value)) for m in ours.get_metric_history(run_id, key)) \
-                        == sorted((m.step, m.timestamp, str(m.value)) for m in theirs.get_metric_history(run_id, key))
-            # (the mlflow client on a SQL store gives versions as ints, over REST as strings)
-            assert ours.get_registered_model("price").aliases == {
-                k: str(v) for k, v in theirs.get_registered_model("price").aliases.items()}
-        finally:
-            server.stop()
+        ours = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+        want = {r.info.run_id: r for r in theirs.search_runs(["0", "1", "2"], run_view_type=ViewType.ALL)}
+        got = {r.info.run_id: r for r in ours.search_runs(["0", "1", "2"], run_view_type=ViewType.ALL)}
+        assert got.keys() == want.keys()
+        for run_id, r in want.items():
+            assert (got[run_id].data.params, got[run_id].data.tags) == (r.data.params, r.data.tags)
+            for key in r.data.metrics:
+                assert sorted((m.step, m.timestamp, str(m.value)) for m in ours.get_metric_history(run_id, key)) \
+                    == sorted((m.step, m.timestamp, str(m.value)) for m in theirs.get_metric_history(run_id, key))
+        # (the mlflow client on a SQL store gives versions as ints, over REST as strings)
+        assert ours.get_registered_model("price").aliases == {
+            k: str(v) for k, v in theirs.get_registered_model("price").aliases.items()}
     finally:
-        dbs.drop(url)
+        server.stop()
 
 
 def test_a_live_wal_source_is_read_through_its_own_wal(tmp_path: Path) -> None:

@@ -128,22 +128,14 @@ def _compare(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
         assert ours[key] == seen, key
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_traces_import_from_an_mlflow_database(backend: str, tmp_path: Path, no_mlflow_env: None) -> None:
-    if backend == "sqlite":
-        _database_round_trip(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
-        return
-    from tests.servers import PostgresDatabases, postgres_url
+def test_traces_import_from_an_mlflow_sqlite_database(tmp_path: Path, no_mlflow_env: None) -> None:
+    _database_round_trip(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
 
-    admin = postgres_url()
-    if admin is None:
-        pytest.skip("LABTRACK_TEST_POSTGRES_URL names no PostgreSQL server")
-    dbs = PostgresDatabases(admin)
-    url = dbs.create()
-    try:
-        _database_round_trip(url, tmp_path)
-    finally:
-        dbs.drop(url)
+
+@pytest.mark.postgres
+def test_traces_import_from_an_mlflow_postgresql_database(tmp_path: Path, no_mlflow_env: None,
+                                                          pg_database: str) -> None:
+    _database_round_trip(pg_database, tmp_path)
 
 
 # Feedback logged after a first import: the next one copies just that.
@@ -156,14 +148,32 @@ LATER = textwrap.dedent("""
 """)
 
 
+def _import_twice(source: str, tmp_path: Path, to: Path | None = None,
+                  counts: str = "4 traces, 5 assessments, 1 trace links") -> Path:
+    """Import ``source`` into a fresh labtrack.db (``to``, else the import's default beside it):
+    every trace the first time, nothing the second."""
+    where = ["--to", str(to)] if to else []
+    done = run_import(source, *where, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert counts in done.stdout, done.stdout
+    again = run_import(source, *where, cwd=tmp_path)
+    assert again.returncode == 0 and _counts(again.stdout) == "nothing new", again.stdout
+    return to or tmp_path / "labtrack.db"
+
+
+def _compare_on_labtrack(target: Path, theirs: dict[str, Any], tmp_path: Path) -> None:
+    """What the mlflow client sees on a labtrack server over ``target`` equals ``theirs``."""
+    server = start_server(f"sqlite:///{target}", tmp_path, token=None,
+                          extra=["--artifacts-destination", str(target.parent / "labtrack")])
+    try:
+        _compare(observe(server.url), theirs)
+    finally:
+        server.stop()
+
+
 def _database_round_trip(url: str, tmp_path: Path) -> None:
     fill(url, tmp_path)
-    target = tmp_path / "copy" / "labtrack.db"
-    done = run_import(url, "--to", str(target), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "4 traces, 5 assessments, 1 trace links" in done.stdout, done.stdout
-    again = run_import(url, "--to", str(target), cwd=tmp_path)
-    assert again.returncode == 0 and _counts(again.stdout) == "nothing new", again.stdout
+    target = _import_twice(url, tmp_path, tmp_path / "copy" / "labtrack.db")
     later = subprocess.run([sys.executable, "-c", LATER, url], cwd=tmp_path, env=mlflow_env(), capture_output=True,
                            text=True, timeout=300)
     assert later.returncode == 0, later.stderr[-3000:]
@@ -174,31 +184,15 @@ def _database_round_trip(url: str, tmp_path: Path) -> None:
         theirs = observe(mlflow_server.uri)
     finally:
         stop(mlflow_server.proc)
-    server = start_server(f"sqlite:///{target}", tmp_path, token=None,
-                          extra=["--artifacts-destination", str(target.parent / "labtrack")])
-    try:
-        _compare(observe(server.url), theirs)
-    finally:
-        server.stop()
+    _compare_on_labtrack(target, theirs, tmp_path)
 
 
 def test_traces_import_from_a_running_mlflow_server(tmp_path: Path, no_mlflow_env: None) -> None:
     mlflow_server = start_mlflow_on(f"sqlite:///{tmp_path / 'served.db'}", tmp_path / "mlflow")
     try:
         fill(mlflow_server.uri, tmp_path)
-        target = tmp_path / "copy" / "labtrack.db"
-        done = run_import(mlflow_server.uri, "--to", str(target), cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        assert "4 traces, 5 assessments, 1 trace links" in done.stdout, done.stdout
-        again = run_import(mlflow_server.uri, "--to", str(target), cwd=tmp_path)
-        assert again.returncode == 0 and _counts(again.stdout) == "nothing new", again.stdout
-        theirs = observe(mlflow_server.uri)
-        server = start_server(f"sqlite:///{target}", tmp_path, token=None,
-                              extra=["--artifacts-destination", str(target.parent / "labtrack")])
-        try:
-            _compare(observe(server.url), theirs)
-        finally:
-            server.stop()
+        target = _import_twice(mlflow_server.uri, tmp_path, tmp_path / "copy" / "labtrack.db")
+        _compare_on_labtrack(target, observe(mlflow_server.uri), tmp_path)
     finally:
         stop(mlflow_server.proc)
 
@@ -206,19 +200,10 @@ def test_traces_import_from_a_running_mlflow_server(tmp_path: Path, no_mlflow_en
 def test_traces_import_from_a_file_store(tmp_path: Path, no_mlflow_env: None) -> None:
     store = tmp_path / "mlruns"
     fill(store.as_uri(), tmp_path)
-    done = run_import(str(store), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "4 traces, 5 assessments;" in done.stdout, done.stdout
-    again = run_import(str(store), cwd=tmp_path)
-    assert again.returncode == 0 and _counts(again.stdout) == "nothing new", again.stdout
+    target = _import_twice(str(store), tmp_path, counts="4 traces, 5 assessments;")  # no links in a file store
     mlflow_server = start_mlflow_on(store.as_uri(), tmp_path / "mlflow")
     try:
         theirs = observe(mlflow_server.uri)
     finally:
         stop(mlflow_server.proc)
-    server = start_server(f"sqlite:///{tmp_path / 'labtrack.db'}", tmp_path, token=None,
-                          extra=["--artifacts-destination", str(tmp_path / "labtrack")])
-    try:
-        _compare(observe(server.url), theirs)
-    finally:
-        server.stop()
+    _compare_on_labtrack(target, theirs, tmp_path)

@@ -20,13 +20,6 @@ from labtrack.server.api_tracking import _points_json
 from labtrack.store.tracking import TrackingStore
 
 
-@pytest.fixture
-def store(backend_uri: str) -> Iterator[TrackingStore]:
-    st = TrackingStore(backend_uri)
-    yield st
-    st.close()
-
-
 def _expected(points: list[Metric]) -> list[tuple[int, int, bool, float]]:
     """labtrack's history order: step, timestamp, then numbers before NaN, then value."""
     seen = {(m.step, m.timestamp, math.isnan(m.value), 0.0 if math.isnan(m.value) else m.value) for m in points}

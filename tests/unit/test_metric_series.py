@@ -16,13 +16,6 @@ from labtrack.store.metrics import BLOCK, _best
 from labtrack.store.tracking import TrackingStore
 
 
-@pytest.fixture
-def store(backend_uri: str) -> Iterator[TrackingStore]:
-    st = TrackingStore(backend_uri)
-    yield st
-    st.close()
-
-
 def _as_metrics(series: list[MetricSeries]) -> list[Metric]:
     return [Metric(s.key, v, ts, step) for s in series for step, ts, v in zip(s.steps, s.timestamps, s.values)]
 

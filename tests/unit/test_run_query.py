@@ -14,13 +14,6 @@ from labtrack.store import run_query
 from labtrack.store.tracking import TrackingStore
 
 
-@pytest.fixture
-def store(backend_uri: str) -> Iterator[TrackingStore]:
-    st = TrackingStore(backend_uri)
-    yield st
-    st.close()
-
-
 def _names(store: TrackingStore, exp_ids: list[str], filter_string: str, **kw: object) -> list[str]:
     runs, _ = store.search_runs(exp_ids, filter_string, **kw)  # type: ignore[arg-type]
     return [r.info.run_name for r in runs]

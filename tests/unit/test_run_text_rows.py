@@ -14,13 +14,6 @@ from labtrack.store import loading, run_query
 from labtrack.store.tracking import TrackingStore
 
 
-@pytest.fixture
-def store(backend_uri: str) -> Iterator[TrackingStore]:
-    st = TrackingStore(backend_uri)
-    yield st
-    st.close()
-
-
 def _fill(store: TrackingStore) -> str:
     exp = store.create_experiment("text")
     odd = "r\u00e9sum\u00e9 \"q\" \\ \t\n \x7f \U0001f600"  # a value: escaped, \u-escaped, surrogates

@@ -193,6 +193,7 @@ def insert_series(conn: Connection, run_id: str, series: Sequence[MetricSeries])
 
 def _insert_series(conn: Connection, run_id: str, series: Sequence[MetricSeries], ids: dict[str, int]) -> None:
     """``insert_series`` with one series per key and their ids looked up."""
+    series = _in_id_order(series, ids)
     for s_ in series:
         if not s_.values:
             continue
@@ -211,10 +212,19 @@ def _insert_series(conn: Connection, run_id: str, series: Sequence[MetricSeries]
 
 def _fold(conn: Connection, run_id: str, series: Sequence[MetricSeries], ids: dict[str, int]) -> None:
     """Fold new points (one series per key) into the latest values and the chart summaries."""
-    series = [s_ for s_ in series if s_.values]
+    series = _in_id_order([s_ for s_ in series if s_.values], ids)
     if series:
         _update_latest(conn, run_id, series)
         update_summaries(conn, ids, series)
+
+
+def _in_id_order(series: Sequence[MetricSeries], ids: dict[str, int]) -> Sequence[MetricSeries]:
+    """The series by id: every writer then takes its row locks (points, latest values, summaries)
+    in one order, so two transactions logging the same keys in opposite orders on PostgreSQL
+    wait for each other instead of deadlocking."""
+    if len(series) < 2:
+        return series
+    return sorted(series, key=lambda s_: ids.get(s_.key, -1))
 
 
 def _best(s_: MetricSeries) -> tuple[tuple[int, int, int, float], tuple[float, int] | None,

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
-from labtrack.otlp import duration_json, rfc3339, span_json, trace_hex, trace_info
+from labtrack.otlp import duration_json, rfc3339, span_json, span_type_of, trace_hex, trace_info
 from labtrack.store import schema as s
 from labtrack.store import search
 from labtrack.store.dialect import cached, upsert
@@ -108,14 +108,7 @@ def otlp_span_row(trace_id: str, content: dict[str, Any]) -> SpanRow:
     span_id = hex_of(content.get("span_id"))
     if not span_id:
         raise InvalidParameterValue("Every span needs a span_id")
-    span_type = None
-    for a in content.get("attributes") or []:
-        if a.get("key") == "mlflow.spanType":
-            raw = (a.get("value") or {}).get("string_value")
-            try:
-                span_type = json.loads(raw) if isinstance(raw, str) and raw.startswith('"') else raw
-            except ValueError:
-                span_type = raw
+    span_type = span_type_of(content.get("attributes") or [])
     code = str((content.get("status") or {}).get("code") or "STATUS_CODE_UNSET")
     end = content.get("end_time_unix_nano")
     return span_row(trace_id, span_id, hex_of(content.get("parent_span_id")), str(content.get("name") or ""),
