@@ -81,7 +81,11 @@ def recorded(server: TrackingServer, run_id: str) -> dict[str, Any]:
         os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
     client = MlflowClient(server.uri)
     run = client.get_run(run_id)
-    steps = {key: len(client.get_metric_history(run_id, key)) for key in run.data.metrics}
+    # Distinct (step, value) points: a store keeps two identical points logged in different
+    # milliseconds (transformers logs the last epoch twice, with the last loss and the summary),
+    # so a raw count depends on the clock on either server.
+    steps = {key: len({(m.step, m.value) for m in client.get_metric_history(run_id, key)})
+             for key in run.data.metrics}
     models = client.search_logged_models(experiment_ids=[run.info.experiment_id],
                                          filter_string=f"source_run_id = '{run_id}'")
     flavors = {}
