@@ -1,17 +1,20 @@
-"""What the least possible server costs a synchronous ``log_metric``: the floor under issue 21's
-"≥ 90% of the replay ceiling" for that figure, measured rather than argued.
+"""What the least possible server costs a synchronous ``log_metric`` or a ``log_batch``: the floor
+under issue 21's "≥ 90% of the replay ceiling" for those figures, measured rather than argued.
 
-    python bench/floor_servers.py [--calls 3000] [--rounds 3] [--output floor_servers]
+    python bench/floor_servers.py [--workload log_metric|log_batch] [--calls N] [--rounds 3]
+                                  [--output NAME]
 
-The unmodified mlflow client (``MlflowClient.log_metric(..., synchronous=True)``, one
-``runs/log-metric`` POST per call) is run against five servers, round after round so that a
-change of load touches them all alike:
+The unmodified mlflow client is run against five servers, round after round so that a change
+of load touches them all alike.  ``log_metric`` (3,000 calls by default) is
+``MlflowClient.log_metric(..., synchronous=True)``, one ``runs/log-metric`` POST per call;
+``log_batch`` (100 calls by default) is ``MlflowClient.log_batch`` of 1,000 points of one key,
+bench_server.py's shape, one ``runs/log-batch`` POST of about 80 KB per call.  The servers:
 
 - ``replay``: bench/replay.py in front of a labtrack server, answering from its recording.
   The ceiling, as in bench_server.py.
 - ``thread``: a blocking thread-per-connection server (the replay's own shape) that stores
-  the point: one SQLite transaction inserting it and upserting its latest value, committed
-  (WAL, ``synchronous=NORMAL``, as labtrack's store), then ``{}``.
+  the points: one SQLite transaction inserting them (``executemany``) and upserting the
+  latest value, committed (WAL, ``synchronous=NORMAL``, as labtrack's store), then ``{}``.
 - ``asyncio``: an asyncio server parsing HTTP with httptools (the event loop under tornado
   and labtrack's server) that answers ``{}`` and stores nothing.
 - ``asyncio+sqlite``: the same, storing the point as ``thread`` does.
@@ -60,15 +63,22 @@ def _open_db(path: str) -> sqlite3.Connection:
 
 
 def _store(db: sqlite3.Connection, target: bytes, body: bytes) -> None:
-    """The point of a ``runs/log-metric`` body and its latest value, in one committed transaction."""
-    if not target.endswith(b"/runs/log-metric"):
+    """The points of a ``runs/log-metric`` or ``runs/log-batch`` body and the latest value, in
+    one committed transaction (the batch's last point stands for its latest: no comparison)."""
+    if target.endswith(b"/runs/log-metric"):
+        a = json.loads(body)
+        run, points = a["run_id"], [a]
+    elif target.endswith(b"/runs/log-batch"):
+        a = json.loads(body)
+        run, points = a["run_id"], a.get("metrics", [])
+    else:
         return
-    a = json.loads(body)
-    row = (a["run_id"], a["key"], int(a.get("step", 0)), int(a["timestamp"]), float(a["value"]))
+    rows = [(run, p["key"], int(p.get("step", 0)), int(p["timestamp"]), float(p["value"])) for p in points]
     db.execute("BEGIN")
-    db.execute("INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?)", row)
-    db.execute("INSERT INTO latest VALUES (?, ?, ?, ?, ?) ON CONFLICT (run, key) DO UPDATE SET"
-               " step = excluded.step, ts = excluded.ts, value = excluded.value", row)
+    db.executemany("INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?)", rows)
+    if rows:
+        db.execute("INSERT INTO latest VALUES (?, ?, ?, ?, ?) ON CONFLICT (run, key) DO UPDATE SET"
+                   " step = excluded.step, ts = excluded.ts, value = excluded.value", rows[-1])
     db.execute("COMMIT")
 
 
@@ -138,22 +148,37 @@ def _start_minimal(kind: str, workdir: Path) -> Server:
     return launch(kind, cmd, port, workdir, timeout=30)
 
 
-def _loop(server: Server, run_id: str, calls: int, offset: int) -> dict[str, float]:
+BATCH = 1000  # points a log_batch call, as bench_server.py's
+
+
+def _call(workload: str, client: Any, run_id: str, key: str, i: int) -> None:
+    """Call ``i`` of a workload: one point, or the ``BATCH`` points from step ``i * BATCH``."""
+    if workload == "log_metric":
+        client.log_metric(run_id, key, i * 0.5, step=i, synchronous=True)
+        return
+    from mlflow.entities import Metric
+
+    t0 = 1_700_000_000_000 + i * BATCH
+    client.log_batch(run_id, metrics=[Metric(key, (i * BATCH + j) * 0.5, t0 + j, i * BATCH + j)
+                                      for j in range(BATCH)])
+
+
+def _loop(workload: str, server: Server, run_id: str, calls: int, offset: int) -> dict[str, float]:
     from mlflow import MlflowClient
 
     client = MlflowClient(server.url)
     for i in range(20):  # the connection and the server's code paths, warm (recorded by the replay)
-        client.log_metric(run_id, "warm", i, step=offset + i, synchronous=True)
+        _call(workload, client, run_id, "warm", offset + i)
     with server.timed():
         c0, p0, t0 = server.cpu_s(), time.process_time(), time.perf_counter()
         for i in range(calls):
-            client.log_metric(run_id, "m", i * 0.5, step=offset + i, synchronous=True)
+            _call(workload, client, run_id, "m", offset + i)
         wall, client_cpu, cpu = time.perf_counter() - t0, time.process_time() - p0, server.cpu_s() - c0
     return {"wall_ms": 1000 * wall / calls, "server_cpu_ms": 1000 * cpu / calls,
             "client_cpu_ms": 1000 * client_cpu / calls}
 
 
-def run(calls: int, rounds: int) -> dict[str, Any]:
+def run(workload: str, calls: int, rounds: int) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     load = os.getloadavg()
@@ -175,7 +200,7 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
             raw: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
             for r in range(rounds):
                 for name, server in servers.items():
-                    raw[name].append(_loop(server, run_ids[name], calls, r * (calls + 20)))
+                    raw[name].append(_loop(workload, server, run_ids[name], calls, r * (calls + 20)))
         finally:
             for server in servers.values():
                 server.stop()
@@ -186,15 +211,16 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
         rows.append({"server": name, "wall_ms": wall, "of_ceiling": ceiling / wall,
                      "server_cpu_ms": median([x["server_cpu_ms"] for x in xs]),
                      "client_cpu_ms": median([x["client_cpu_ms"] for x in xs])})
-    return {"benchmark": "floor_servers", "calls": calls, "rounds": rounds, "load_start": load,
+    return {"benchmark": "floor_servers", "workload": workload, "calls": calls, "rounds": rounds, "load_start": load,
             "load_end": os.getloadavg(), "machine": machine(), "rows": rows, "raw": raw}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=3000)
+    ap.add_argument("--workload", choices=["log_metric", "log_batch"], default="log_metric")
+    ap.add_argument("--calls", type=int, default=None, help="calls a round (3,000 log_metric, 100 log_batch)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--output", default="floor_servers")
+    ap.add_argument("--output", default=None, help="results name (floor_servers[_log_batch])")
     ap.add_argument("--serve", choices=["thread", "asyncio", "asyncio+sqlite"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -204,15 +230,18 @@ def main() -> None:
     elif args.serve:
         serve_asyncio(args.port, _open_db(args.db) if args.serve == "asyncio+sqlite" else None)
     else:
-        out = run(args.calls, args.rounds)
-        print(f"sync log_metric through the mlflow client, {args.calls:,} calls x {args.rounds} rounds,"
+        calls = args.calls or (3000 if args.workload == "log_metric" else 100)
+        out = run(args.workload, calls, args.rounds)
+        what = "sync log_metric" if args.workload == "log_metric" else f"log_batch of {BATCH:,} points"
+        print(f"{what} through the mlflow client, {calls:,} calls x {args.rounds} rounds,"
               f" load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}")
         print(f"{'server':<16}{'wall ms/call':>14}{'of ceiling':>12}{'server CPU ms':>15}{'client CPU ms':>15}")
         for r in out["rows"]:
             print(f"{r['server']:<16}{r['wall_ms']:>14.3f}{r['of_ceiling']:>11.0%}"
                   f"{r['server_cpu_ms']:>15.3f}{r['client_cpu_ms']:>15.3f}")
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        (RESULTS_DIR / f"{args.output}.json").write_text(json.dumps(out, indent=1))
+        name = args.output or ("floor_servers" if args.workload == "log_metric" else "floor_servers_log_batch")
+        (RESULTS_DIR / f"{name}.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

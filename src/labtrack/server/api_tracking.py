@@ -12,10 +12,12 @@ from typing import Any
 from labtrack import columns
 from labtrack.entities import DatasetInput, Metric, MetricSeries
 from labtrack.errors import InvalidParameterValue
+from labtrack.limits import LIMITS
 from labtrack.server.args import Args
 from labtrack.server.base import RawJson, ServerContext, StreamedJson, on_writer
 from labtrack.server.read_ahead import read_ahead
 from labtrack.store.artifact_locations import check_artifact_location
+from labtrack.store.validation import check_key
 
 
 def _tags(a: Args, name: str = "tags") -> dict[str, str]:
@@ -175,11 +177,53 @@ def delete_tag(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return {}
 
 
+def _plain_series(items: list[Any]) -> list[MetricSeries] | None:
+    """A log-batch's metrics as one series per key, in the order they came, when every item
+    has the shape every client sends: exactly {key: a valid name, value: float,
+    timestamp: int >= 0, step: int}, in int64.  Building three lists costs a fifth of a
+    Metric per point, and whole columns are checked at once in C.  None sends the batch
+    down the per-point path, so a bad batch gets the same error as before, in the same order."""
+    by_key: dict[Any, MetricSeries] = {}
+    try:
+        for item in items:
+            if len(item) != 4:
+                return None
+            key = item["key"]
+            s_ = by_key.get(key)
+            if s_ is None:
+                check_key("metric", key)
+                s_ = by_key[key] = MetricSeries(key, [], [], [])
+            s_.steps.append(item["step"])
+            s_.timestamps.append(item["timestamp"])
+            s_.values.append(item["value"])
+    except (KeyError, TypeError, InvalidParameterValue):  # a missing field, a bad key
+        return None
+    for s_ in by_key.values():
+        if not (set(map(type, s_.values)) <= {float}
+                and set(map(type, s_.steps)) <= {int} and set(map(type, s_.timestamps)) <= {int}
+                and min(s_.timestamps) >= 0 and max(s_.timestamps) < _INT64
+                and min(s_.steps) >= -_INT64 and max(s_.steps) < _INT64):
+            return None
+    return list(by_key.values())
+
+
 @on_writer
 def log_batch(ctx: ServerContext, a: Args) -> dict[str, Any]:
-    metrics = [_metric(m) for m in a.objects("metrics")]
-    ctx.store.log_batch(a.run_id(), metrics=metrics, params=a.key_values("params"), tags=a.key_values("tags"))
+    items = a.objects("metrics")
+    series = _plain_series(items)
+    metrics = [_metric(m) for m in items] if series is None else []
+    run_id, params, tags = a.run_id(), a.key_values("params"), a.key_values("tags")
+    if series is not None and not _within_limits(len(items), len(params), len(tags)):
+        metrics, series = [_metric(m) for m in items], None  # the store names the limit
+    ctx.store.log_batch(run_id, metrics=metrics, params=params, tags=tags, series=series or ())
     return {}
+
+
+def _within_limits(metrics: int, params: int, tags: int) -> bool:
+    """A log-batch's sizes within MLflow's limits: only then may its metrics go as series
+    (whose own limit is log-series's, 100 times larger)."""
+    return (metrics <= LIMITS["batch_metrics"] and params <= LIMITS["batch_params"]
+            and tags <= LIMITS["batch_tags"] and metrics + params + tags <= LIMITS["batch_total"])
 
 
 @on_writer
