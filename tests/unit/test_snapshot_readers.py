@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, create_engine, event, func, select
 
 from labtrack.entities import Metric
 from labtrack.store import run_table as rt
@@ -81,6 +81,17 @@ def test_one_split_read_at_a_time_and_none_on_a_transaction_begun(sqlite_store: 
             assert alone == [c]
     with reader.connect() as d, on_one_snapshot(d, 2) as again:
         assert len(again) == 2  # the first split read let go
+
+
+def test_an_engine_that_reads_outside_transactions_is_not_split(sqlite_store: TrackingStore, tmp_path: Path) -> None:
+    """pysqlite's own transaction handling runs a SELECT outside any transaction: each read its
+    own snapshot, nothing to share (labtrack's engines BEGIN themselves)."""
+    plain = create_engine(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    try:
+        with plain.connect() as conn, on_one_snapshot(conn, 2) as conns:
+            assert conns == [conn]
+    finally:
+        plain.dispose()
 
 
 def test_split_parts_run_on_threads_of_their_own_and_all_end_before_an_error() -> None:

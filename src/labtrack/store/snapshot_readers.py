@@ -62,7 +62,9 @@ def on_one_snapshot(conn: Connection, n: int) -> Iterator[list[Connection]]:
             before = int(raw.execute("PRAGMA data_version").fetchone()[0])
             for c in (conn, *extra):  # each: BEGIN, then a read that fixes its snapshot
                 now = _data_version(c)  # the last one's: read after every other snapshot was fixed
-            if now != before:
+            # (an engine that leaves reads outside transactions, unlike open_engines's, has no snapshot to share)
+            begun = all(c.connection.driver_connection.in_transaction for c in (conn, *extra))
+            if now != before or not begun:
                 opened.close()  # back to the pool at once
                 extra = []
             yield [conn, *extra]
