@@ -44,8 +44,8 @@ def _data_version(conn: Connection) -> int:
 
 @contextmanager
 def on_one_snapshot(conn: Connection, n: int) -> Iterator[list[Connection]]:
-    """``conn`` and up to ``n - 1`` (at most ``MAX_SPLIT - 1``) more connections of its engine, all in read transactions
-    on one snapshot of a SQLite database; ``[conn]`` alone when that cannot be had (another
+    """``conn`` and up to ``n - 1`` (at most ``MAX_SPLIT - 1``) more connections of its engine,
+    all in read transactions on one snapshot of a SQLite database; ``[conn]`` alone when that cannot be had (another
     dialect, ``conn`` already in a transaction whose snapshot may be older, another split read
     under way, or a commit landed while the transactions began).  ``conn`` stays in its
     transaction; the others are closed on leaving.
@@ -62,7 +62,8 @@ def on_one_snapshot(conn: Connection, n: int) -> Iterator[list[Connection]]:
             before = int(raw.execute("PRAGMA data_version").fetchone()[0])
             for c in (conn, *extra):  # each: BEGIN, then a read that fixes its snapshot
                 now = _data_version(c)  # the last one's: read after every other snapshot was fixed
-            # (an engine that leaves reads outside transactions, unlike open_engines's, has no snapshot to share)
+            # (an engine that leaves reads outside transactions, unlike open_engines's, has no
+            # snapshot to share)
             begun = all(c.connection.driver_connection.in_transaction for c in (conn, *extra))
             if now != before or not begun:
                 opened.close()  # back to the pool at once
