@@ -294,7 +294,9 @@ _Sums = dict[str, list[Any]]
 
 
 # A group-by of at least this many runs on SQLite is split by run id across one thread and
-# connection per core, at most MAX_SPLIT (issue 21: 100,000 runs, 0.7 s on one core).
+# connection per core, at most MAX_SPLIT (issue 21: at 100,000 runs on 2 cores the request took
+# 0.57 s against 1.07 s at the same CPU, bench/bench_groups.py; no faster with no idle core).
+# Any split is exact: run ids need not spread evenly (imported ones), they only balance the parts.
 SPLIT_MIN_RUNS = int(os.environ.get("LABTRACK_GROUP_SPLIT_MIN_RUNS") or 20_000)
 
 
