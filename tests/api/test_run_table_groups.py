@@ -5,20 +5,26 @@ column's latest values, NaN and missing values left out, "" for runs without the
 
 More metric columns than one statement joins (store/run_table.py), a metric far from zero (the
 sums are shifted), a group of one run (std 0), a deleted run, a run of another experiment and
-a filter, so the statistics cover exactly the table's runs.
+a filter, so the statistics cover exactly the table's runs.  On SQLite a second server on a copy
+of the database splits every group-by across its cores (LABTRACK_GROUP_SPLIT_MIN_RUNS=1, as
+100,000 runs do): the same answers as the first server's one connection and numpy's.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.api.conftest import mlflow_error
-from tests.servers import ServerProcess
+from labtrack.store.engine import sqlite_file
+from tests.servers import ServerProcess, start_server
 
 T = "/api/2.0/labtrack/runs/table"
 OPTS = ("adam", "sgd", "rmsprop", None)  # None: the run has no "opt" param
@@ -121,3 +127,42 @@ def test_a_metric_summary_column_is_not_a_group(module_server: ServerProcess, lo
     for group in ("summary.min.loss", "metrics.loss", "attr.name"):
         reply = module_server.api("POST", T, {"experiment_ids": [logged["exp"]], "group": group, "stats": True})
         assert "group" in mlflow_error(reply, 400, "INVALID_PARAMETER_VALUE")
+
+
+@pytest.fixture
+def split_server(module_server: ServerProcess, logged: dict[str, Any], tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    """A server on a copy of the SQLite server's database that splits every group-by."""
+    db = sqlite_file(module_server.backend_uri)
+    if db is None:
+        pytest.skip("PostgreSQL groups in one statement (_hashed_groups)")
+    copy = tmp_path / "split.db"
+    with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    monkeypatch.setenv("LABTRACK_GROUP_SPLIT_MIN_RUNS", "1")
+    srv = start_server(f"sqlite:///{copy}", tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_a_group_by_split_across_cores_gives_the_one_connection_answer(module_server: ServerProcess,
+                                                                       split_server: ServerProcess,
+                                                                       logged: dict[str, Any]) -> None:
+    """Counts, n, min and max equal; mean and std to the last bits (the parts' sums add up in
+    another order than one connection's)."""
+    for exps, group, field, keys, runs in ((logged["exp"], "params.opt", "opt", KEYS, logged["runs"]),
+                                           (logged["exp"], "tags.team", "team", ["loss", "big"], logged["runs"]),
+                                           (logged["exps"], "attr.experiment", "exp", KEYS, logged["all"])):
+        split = _stats(split_server, exps, group, keys)
+        _check(split, runs, field, keys)
+        one = _stats(module_server, exps, group, keys)
+        assert [(g["value"], g["count"], list(g["metrics"])) for g in split.values()] == \
+            [(g["value"], g["count"], list(g["metrics"])) for g in one.values()]
+        for value, g in split.items():
+            for k, m in g["metrics"].items():
+                o = one[value]["metrics"][k]
+                assert (m["n"], m["min"], m["max"]) == (o["n"], o["min"], o["max"])
+                assert m["mean"] == pytest.approx(o["mean"], rel=1e-12)
+                assert m["std"] == pytest.approx(o["std"], rel=1e-9, abs=1e-12)
