@@ -15,8 +15,19 @@ server).  With ``--server-pid`` it also samples the server's RSS.
 
     python bench/spool_array.py --db DB --url URL [--token T] [--tasks 512] [--points 10000]
                                 [--http 64] [--server-pid PID]
+                                [--server-cpus 0 --task-cpus 1]
 
-prints one JSON line: the tasks that failed, each task's run name and lag, the time from
+``--server-cpus``/``--task-cpus`` (taskset's list form, e.g. ``0`` or ``1-3``) place the
+server and the producers on separate CPUs, as a login node and compute nodes are: every
+thread of the server process (and its children) is pinned to ``--server-cpus`` for the
+run and given its affinity back after, and every task and HTTP writer to ``--task-cpus``
+(bench/cpu_affinity.py).  This process (the ``runs/search`` watcher and the samplers) and
+the floor reader stand for the server's side and run on ``--server-cpus``; the floor
+reader's CPU seconds are reported (``floor.cpu_s``).  Without them everything shares every
+core, as on one machine.
+
+prints one JSON line: the tasks that failed, each task's run name and lag (and the max and p95
+over tasks), ``/proc/loadavg`` at the start and at the end, the time from
 the start until every latest value showed (``all_seen_s``), until every point was stored
 (``stored_s``, when the caller can tell), the peak RSS and the server's CPU seconds meanwhile
 (``server_cpu_s``), and the tasks' own CPU seconds (``task_cpu_s``, spooling and HTTP).
@@ -47,7 +58,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from job_array import reap  # bench/ is on sys.path: run as a script or imported beside it
+from cpu_affinity import parse_cpus, pin_self, pinned_tree  # bench/ is on sys.path: run as a
+from job_array import reap  # script or imported beside it
 
 EXPERIMENT = "scale-spool"
 BARRIER_TIMEOUT_S = 900.0
@@ -61,7 +73,9 @@ def run_name(task: int, tasks: int) -> str:
     return f"task-{task}" if task < tasks else f"http-{task - tasks}"
 
 
-def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str, barrier: Any) -> None:
+def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str, barrier: Any,
+          cpus: frozenset[int] | None) -> None:
+    pin_self(cpus)
     os.environ["LABTRACK_SPOOL"] = "1" if i < tasks else "0"
     if token and i >= tasks:
         os.environ["LABTRACK_TRACKING_TOKEN"] = token
@@ -101,10 +115,11 @@ def _child(*args: Any) -> None:
     os._exit(0)
 
 
-def _floor_reader(folder: str, out: str, barrier: Any, stop: Any) -> None:
+def _floor_reader(folder: str, out: str, barrier: Any, stop: Any, cpus: frozenset[int] | None) -> None:
     """The do-nothing reader: stat() every spool file until ``stop``, noting each size change
-    (time, size) per file; written to ``out``/floor.json."""
+    (time, size) per file; written to ``out``/floor.json with its own CPU seconds."""
     try:
+        pin_self(cpus)
         barrier.wait(BARRIER_TIMEOUT_S)
         seen: dict[str, list[tuple[float, int]]] = {}
         sweeps = 0
@@ -126,7 +141,8 @@ def _floor_reader(folder: str, out: str, barrier: Any, stop: Any) -> None:
                     changes.append((now, size))
             sweeps += 1
             stop.wait(0.01)
-        Path(out, "floor.json").write_text(json.dumps({"sweeps": sweeps, "files": seen}))
+        Path(out, "floor.json").write_text(json.dumps({"sweeps": sweeps, "files": seen,
+                                                       "cpu_s": time.process_time()}))
     except BaseException as e:  # noqa: BLE001 - reported by the exit code, one line
         print(f"floor reader: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         os._exit(1)
@@ -294,12 +310,31 @@ class RssSampler(threading.Thread):
 
 def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int, *,
               server_pid: int | None = None, watch_interval: float = 0.5,
-              timeout: float = 1800.0, stored: Callable[[], bool] | None = None) -> dict[str, Any]:
+              timeout: float = 1800.0, stored: Callable[[], bool] | None = None,
+              server_cpus: frozenset[int] | None = None, task_cpus: frozenset[int] | None = None) -> dict[str, Any]:
     """Run the workload; returns what the module docstring describes.
 
     ``stored()`` (given by whoever counts the points) tells when every point is in the
     database; the time until then is ``stored_s`` (a task's latest value shows before its
-    history is stored in full), and the server's CPU is measured until then."""
+    history is stored in full), and the server's CPU is measured until then.
+    ``server_cpus``/``task_cpus``: the module docstring's CPU placement (the server's needs
+    ``server_pid``)."""
+    if server_cpus and server_pid is None:
+        raise ValueError("server_cpus needs server_pid: the server is pinned by its pid")
+    saved = os.sched_getaffinity(0)
+    try:
+        with pinned_tree(server_pid, server_cpus):
+            return _run_array(db, url, token, tasks, points, http, server_pid, watch_interval, timeout, stored,
+                              server_cpus, task_cpus)
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int,
+               server_pid: int | None, watch_interval: float, timeout: float,
+               stored: Callable[[], bool] | None, server_cpus: frozenset[int] | None,
+               task_cpus: frozenset[int] | None) -> dict[str, Any]:
+    load_start = Path("/proc/loadavg").read_text().strip()
     _warm()
     total = tasks + http
     expected = {run_name(i, tasks): value(i, points - 1) for i in range(total)}
@@ -312,12 +347,13 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     from labtrack.spool import spool_folder
 
     floor = ctx.Process(target=_floor_reader, args=(str(spool_folder(Path(db).resolve())), str(out), barrier,
-                                                    floor_stop))
+                                                    floor_stop, server_cpus))
     procs = [ctx.Process(target=_child, args=(i, tasks, spool_uri if i < tasks else url, points, token,
-                                              str(out), barrier)) for i in range(total)]
+                                              str(out), barrier, task_cpus)) for i in range(total)]
     floor.start()
     for p in procs:
         p.start()
+    pin_self(server_cpus)  # the watcher and the samplers stand for the server's side
     # Threads only after the forks: a fork copies no threads, but it may copy a held lock.
     watcher = Watcher(url, token, expected, watch_interval)
     sampler = RssSampler(server_pid) if server_pid else None
@@ -366,15 +402,20 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     floor_file = out / "floor.json"
     floor_data = json.loads(floor_file.read_text()) if floor_file.exists() else {"sweeps": 0, "files": {}}
     floor_lag = sorted(floor_lags(floor_data, [r for r in records if r["i"] < tasks]).values())
+    by_lag = sorted(lags.values())
     result = {"tasks": tasks, "http": http, "points": points, "failed": failed,
+              "server_cpus": sorted(server_cpus) if server_cpus else None,
+              "task_cpus": sorted(task_cpus) if task_cpus else None,
+              "loadavg_start": load_start, "loadavg_end": Path("/proc/loadavg").read_text().strip(),
               "written_s": round(t_written - t_go, 2),
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
               "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
-              "max_lag_s": max(lags.values()) if lags else None,
+              "max_lag_s": by_lag[-1] if by_lag else None,
+              "p95_lag_s": by_lag[min(len(by_lag) - 1, (95 * len(by_lag)) // 100)] if by_lag else None,
               "task_cpu_s": {"spool": round(sum(r["cpu_s"] for r in records if r["i"] < tasks), 2),
                              "http": round(sum(r["cpu_s"] for r in records if r["i"] >= tasks), 2)},
-              "floor": {"tasks": len(floor_lag), "sweeps": floor_data["sweeps"],
+              "floor": {"tasks": len(floor_lag), "sweeps": floor_data["sweeps"], "cpu_s": floor_data.get("cpu_s"),
                         "max_lag_s": floor_lag[-1] if floor_lag else None,
                         "median_lag_s": floor_lag[len(floor_lag) // 2] if floor_lag else None},
               "sched": None if sched is None else {
@@ -395,12 +436,19 @@ def main() -> None:
     ap.add_argument("--http", type=int, default=64)
     ap.add_argument("--server-pid", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--server-cpus", type=parse_cpus, default=None,
+                    help="CPUs for the server (needs --server-pid), this process and the floor reader, e.g. 0")
+    ap.add_argument("--task-cpus", type=parse_cpus, default=None,
+                    help="CPUs for the tasks and HTTP writers, e.g. 1 (see the docstring)")
     args = ap.parse_args()
+    if args.server_cpus and args.server_pid is None:
+        ap.error("--server-cpus needs --server-pid")
     os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
     for name in ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_SPOOL", "SLURM_JOB_ID"):
         os.environ.pop(name, None)
     res = run_array(Path(args.db), args.url, args.token, args.tasks, args.points, args.http,
-                    server_pid=args.server_pid, timeout=args.timeout)
+                    server_pid=args.server_pid, timeout=args.timeout, server_cpus=args.server_cpus,
+                    task_cpus=args.task_cpus)
     print(json.dumps(res), flush=True)
 
 
