@@ -165,14 +165,29 @@ def floor_lags(floor: dict[str, Any], records: list[dict[str, Any]]) -> dict[int
     return lags
 
 
+_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_ticks() -> dict[str, list[int]]:
+    """Each CPU's ticks by kind (``/proc/stat``: user, nice, system, idle, iowait, irq, softirq, steal)."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            out[name] = [int(x) for x in fields[:len(_CPU_FIELDS)]]
+    return out
+
+
 class SchedSampler(threading.Thread):
     """Every ``interval`` seconds, each thread of a process: CPU and run-queue wait nanoseconds
-    (``/proc/PID/task/TID/schedstat``: on a core, runnable but waiting for one)."""
+    (``/proc/PID/task/TID/schedstat``: on a core, runnable but waiting for one), and what each
+    CPU of the machine did (``/proc/stat``)."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         super().__init__(name="sched", daemon=True)
         self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, dict[str, tuple[int, int]]]] = []
+        self.samples: list[tuple[float, dict[str, tuple[int, int]], dict[str, list[int]]]] = []
+        self.names: dict[str, str] = {}
         self.stop = threading.Event()
 
     def sample(self) -> None:
@@ -184,10 +199,12 @@ class SchedSampler(threading.Thread):
         for tid in tids:
             try:
                 run_ns, wait_ns, _ = Path(f"/proc/{self.pid}/task/{tid}/schedstat").read_text().split()
+                if tid not in self.names:
+                    self.names[tid] = Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().strip()
             except (FileNotFoundError, ValueError):
                 continue
             threads[tid] = (int(run_ns), int(wait_ns))
-        self.samples.append((time.time(), threads))
+        self.samples.append((time.time(), threads, cpu_ticks()))
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -205,10 +222,24 @@ class SchedSampler(threading.Thread):
         delta = {tid: (run - before[1].get(tid, (0, 0))[0], wait - before[1].get(tid, (0, 0))[1])
                  for tid, (run, wait) in after[1].items()}
         busiest = max(delta.values(), default=(0, 0))
+        top = sorted(delta.items(), key=lambda kv: -kv[1][0])[:5]
         return {"wall_s": round(wall, 2), "cpu_s": round(sum(r for r, _ in delta.values()) / 1e9, 2),
                 "runnable_wait_s": round(sum(w for _, w in delta.values()) / 1e9, 2),
                 "busiest_thread_cpu_share": round(busiest[0] / 1e9 / wall, 3),
-                "busiest_thread_wait_s": round(busiest[1] / 1e9, 2)}
+                "busiest_thread_wait_s": round(busiest[1] / 1e9, 2),
+                "threads": [{"name": self.names.get(tid, tid), "cpu_s": round(r / 1e9, 2), "wait_s": round(w / 1e9, 2)}
+                            for tid, (r, w) in top],
+                "cpus": _cpu_shares(before[2], after[2])}
+
+
+def _cpu_shares(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+    """Each CPU's share of the interval by kind (user, system, idle, ...; kinds under 0.5% left out)."""
+    out = {}
+    for cpu, ticks in after.items():
+        diff = [a - b for a, b in zip(ticks, before.get(cpu, ticks))]
+        total = sum(diff) or 1
+        out[cpu] = {k: round(d / total, 3) for k, d in zip(_CPU_FIELDS, diff) if d / total >= 0.005}
+    return out
 
 
 def _warm() -> None:
@@ -407,7 +438,7 @@ def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, h
               "server_cpus": sorted(server_cpus) if server_cpus else None,
               "task_cpus": sorted(task_cpus) if task_cpus else None,
               "loadavg_start": load_start, "loadavg_end": Path("/proc/loadavg").read_text().strip(),
-              "written_s": round(t_written - t_go, 2),
+              "t_go": t_go, "written_s": round(t_written - t_go, 2),
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
               "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
