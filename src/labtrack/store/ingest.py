@@ -214,7 +214,8 @@ class SpoolIngest:
     A pass of the server's thread (``run_once``) first makes every changed file's newest
     metric values visible (``_preview``: one short transaction that folds the last point of
     each series of each file's last ``log_series`` record into its run's latest values, not
-    its history),
+    its history; files whose run is not created yet get it created first, within the pass's
+    ``pass_s``, and their values folded in a second transaction),
     then applies history in file order for about ``pass_bytes`` of records or ``pass_s``
     seconds, continuing on the next pass where this one stopped.  So a task's latest value shows within a
     pass of its being written however large the backlog of history is.  Folding is a
@@ -287,6 +288,9 @@ class SpoolIngest:
         report = IngestReport()
         t0, cpu0 = time.perf_counter(), time.thread_time()
         files = spool.waiting_files(self.folder)
+        # One budget for the pass's new files' runs and its history, so neither makes the
+        # next pass's newest values wait longer than about ``pass_s``.
+        self._deadline = time.monotonic() + self.pass_s
         self._preview(files, report)
         t1 = time.perf_counter()
         report.preview_s = t1 - t0
@@ -294,7 +298,6 @@ class SpoolIngest:
         first = bisect.bisect_left(names, self._cursor)
         visited = []
         self._cursor = ""
-        self._deadline = time.monotonic() + self.pass_s
         for path in files[first:] + files[:first]:
             visited.append(path)
             self._ingest_file(path, False, report, True)
@@ -344,32 +347,50 @@ class SpoolIngest:
 
     # -- newest values first --------------------------------------------------------------
     def _preview(self, files: list[Path], report: IngestReport) -> None:
-        """Make the newest metric values of every file that grew visible, in one short transaction.
+        """Make the newest metric values of every file that grew visible.
 
-        A file whose first metric record is not reached yet first gets the records before
-        it applied (its experiment and run), so that its run exists to hold them.
+        First those of files whose run exists, in one short transaction, before anything
+        else of this pass is written: a task that is finishing has had its run for long,
+        and its newest value must not wait for the runs of the files that appeared since.
+        Then the new files get the records before their first metric record applied (their
+        experiment and run), until the pass's budget is spent (the others on later passes:
+        at a job array's start hundreds of runs are created, which takes long on a loaded
+        machine), and their newest values are folded in a second transaction.
         """
-        latest: dict[str, list[MetricSeries]] = {}
-        headed: list[tuple[Path, _FileState]] = []
+        grown: list[tuple[Path, _FileState, int]] = []
         for path in files:
             state = self._states().setdefault(path.name, _FileState())
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
                 continue
-            if size <= state.offset or size <= state.previewed:
+            if size > state.offset and size > state.previewed:
+                grown.append((path, state, size))
+        self._fold_newest([g for g in grown if g[1].headed], report)
+        headed: list[tuple[Path, _FileState, int]] = []
+        for path, state, size in grown:
+            if state.headed:
                 continue
+            if headed and time.monotonic() >= self._deadline:
+                break  # the rest on the next pass (previewed stays behind: they are seen again)
+            self._apply_head(path, state, report)
+            headed.append((path, state, size))
+        if headed:  # the runs first (in batches), then their newest values
+            self._flush_all()
+            for path, state, _ in headed:
+                if state.offset != state.saved:
+                    self._save(path.name, state.offset, state.seq, state)
+            self._fold_newest(headed, report)
+
+    def _fold_newest(self, grown: list[tuple[Path, _FileState, int]], report: IngestReport) -> None:
+        """Fold the newest point of each series of each file's last log_series record into its
+        run's latest values: one transaction, which the history of these points folds again."""
+        latest: dict[str, list[MetricSeries]] = {}
+        for path, state, size in grown:
             state.previewed = size
-            if not state.headed and self._apply_head(path, state, report):
-                headed.append((path, state))
             newest = _newest_series(path, state.offset, size)
             if newest is not None:
                 latest.setdefault(newest[0], []).extend(newest[1])
-        if headed:  # the runs first (one batch), then their newest values
-            self._flush_all()
-            for path, state in headed:
-                if state.offset != state.saved:
-                    self._save(path.name, state.offset, state.seq, state)
         if latest:
             t = time.perf_counter()
             try:
