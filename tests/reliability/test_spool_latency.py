@@ -238,3 +238,39 @@ def test_new_files_runs_are_created_within_the_pass_budget_and_every_point_lands
     for i, run in enumerate(runs):
         assert_consistent(db, store, run, 500)
         assert latest(db, run)[:3] == (499, 1499, 1e6 * i + 499)
+
+
+def test_a_pass_stops_creating_new_files_runs_soon_after_its_budget_is_spent(
+        db: Path, store: TrackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as real_time
+
+    import labtrack.store.ingest as ingest_module
+
+    class Clock:
+        """The pass's budget is spent the moment the writer first commits."""
+        spent = False
+
+        def monotonic(self) -> float:
+            return real_time.monotonic() + (1e6 if self.spent else 0.0)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_time, name)
+
+    clock = Clock()
+    monkeypatch.setattr(ingest_module, "time", clock)
+    runs = [uuid.uuid4().hex for _ in range(64)]
+    for i, run in enumerate(runs):
+        spool_file(db, f"-{i:02d}", run, f"t-{i}", [series_record(run, range(0, 50), 1e6 * i)])
+    store.create_experiment("array")  # so that the first commit of the pass is a batch of runs
+    store.writer.on_group = lambda _size: setattr(clock, "spent", True)
+    ingest = SpoolIngest(store, spool_folder(db), pass_s=600.0)
+    ingest.run_once()
+    store.writer.on_group = None
+    # New runs go to the writer a few at a time, so the budget is seen within two handovers
+    # (before: all 64 were queued as one batch before any was created).
+    assert runs_named(db, "t-") < 40
+    clock.spent = False
+    while ingest.run_once().records:
+        pass
+    for run in runs:
+        assert_consistent(db, store, run, 50)

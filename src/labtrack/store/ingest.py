@@ -71,6 +71,9 @@ PASS_BYTES = 8 << 20
 PASS_S = 1.0
 _READ_BYTES = 4 << 20  # records read and parsed at a time
 _HEAD_BYTES = 4 << 10  # read for a new file's leading records (its run; read_records ends the line)
+# New files whose runs are handed to the writer at a time: a pass's budget is checked between
+# files, and a batch of 256 units (128 files' runs) can take seconds to create on a loaded core.
+_HEAD_FILES = 16
 _TAIL_BYTES = 128 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
 _TAIL_MAX = 4 << 20
 # A batch for the writer thread (one transaction) is handed over at this many points or units.
@@ -375,6 +378,8 @@ class SpoolIngest:
                 break  # the rest on the next pass (previewed stays behind: they are seen again)
             self._apply_head(path, state, report)
             headed.append((path, state, size))
+            if len(headed) % _HEAD_FILES == 0:
+                self._cycle()  # hand them over now, so the budget counts runs created, not queued
         if headed:  # the runs first (in batches), then their newest values
             self._flush_all()
             for path, state, _ in headed:
