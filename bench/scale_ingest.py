@@ -522,7 +522,9 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              "can show a value before it sees the bytes"),
         _row("spool: the server while the tasks write (scheduler)", "", None,
              ((res["sched"] or {}).get("writing") or {}).get("busiest_thread_cpu_share"),
-             "of a core", None, _sched_note(res["sched"])),
+             "of a core", None, _sched_note(res["sched"]) + f"; this process (the runs/search watcher and the "
+             f"samplers) {res['observer_cpu_s']} CPU s while the tasks write; the machine's CPU s by owner "
+             f"then: {res['cpu_by_owner_while_writing']}"),
         _row("spool: the ingest's longest pass while the tasks write", "", None,
              res["passes"]["writing"].get("longest_s"), "s", None, _passes_note(res["passes"])),
         _row("server RSS under the array (peak)", "≤ 300 MB", 300.0, res["peak_rss_mb"], "MB",
