@@ -511,8 +511,10 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              "as the server's ingest thread does"),
         _row("spool: lag from a task's last write to runs/search showing it", "≤ 5 s (every task)", 5.0,
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
-             f"max over {len(lags)} tasks; p95 {res['p95_lag_s']} s; median {p50} s; runs/search polled every "
-             f"0.5 s ({res['polls']} polls); /proc/loadavg {res['loadavg_start']!r} at the start, "
+             f"max over {len(lags)} tasks; p95 {res['p95_lag_s']} s; median {p50} s; of the HTTP writers alone (the "
+             f"watcher's and runs/search's share) max {res['http_max_lag_s']} s; runs/search polled every 0.5 s "
+             f"({res['polls']} polls, {res['watcher']['errors']} failed; a poll took {res['watcher']['median_poll_s']} s "
+             f"median, {res['watcher']['longest_poll_s']} s the longest); /proc/loadavg {res['loadavg_start']!r} at the start, "
              f"{res['loadavg_end']!r} at the end" + _placement_note(res)),
         _row("spool: the floor, a do-nothing reader's lag (stat() only, under the same writers)", "≤ 5 s", 5.0,
              res["floor"]["max_lag_s"], "s",

@@ -308,6 +308,7 @@ class Watcher(threading.Thread):
         self.seen: dict[str, float] = {}
         self.polls = 0
         self.errors = 0
+        self.durations: list[float] = []  # each poll's seconds (all its pages), errors included
         self.stop = threading.Event()
 
     def poll(self) -> None:
@@ -342,11 +343,13 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set() and len(self.seen) < len(self.expected):
+            t = time.monotonic()
             try:
                 self.poll()
                 self.polls += 1
             except Exception:  # noqa: BLE001 - the experiment may not exist yet
                 self.errors += 1
+            self.durations.append(time.monotonic() - t)
             self.stop.wait(self.interval)
 
 
@@ -508,6 +511,10 @@ def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, h
               "observer_cpu_s": round(observer_cpu, 2), "cpu_by_owner_while_writing": by_owner,
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
+              "watcher": {"errors": watcher.errors, "longest_poll_s": round(max(watcher.durations, default=0.0), 2),
+                          "median_poll_s": round(sorted(watcher.durations)[len(watcher.durations) // 2], 2)
+                          if watcher.durations else None},
+              "http_max_lag_s": max((v for k, v in lags.items() if k.startswith("http-")), default=None),
               "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
               "max_lag_s": by_lag[-1] if by_lag else None,
               "p95_lag_s": by_lag[min(len(by_lag) - 1, (95 * len(by_lag)) // 100)] if by_lag else None,
