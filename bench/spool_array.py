@@ -295,7 +295,10 @@ def _warm() -> None:
     import labtrack.client.fluent  # noqa: F401
     import labtrack.client.sender  # noqa: F401
     import labtrack.client.spool_transport  # noqa: F401
+    import labtrack.client.slurm_tags  # noqa: F401
+    import labtrack.client.system_tags  # noqa: F401
     import labtrack.client.transport  # noqa: F401
+    import labtrack.mlflow_data  # noqa: F401 - resolve_database, with sqlite3
     import labtrack.spool  # noqa: F401
 
 
