@@ -513,9 +513,10 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
              f"max over {len(lags)} tasks; p95 {res['p95_lag_s']} s; median {p50} s; of the HTTP writers alone (the "
              f"watcher's and runs/search's share) max {res['http_max_lag_s']} s; runs/search polled every 0.5 s "
-             f"({res['polls']} polls, {res['watcher']['errors']} failed; a poll took {res['watcher']['median_poll_s']} s "
-             f"median, {res['watcher']['longest_poll_s']} s the longest); /proc/loadavg {res['loadavg_start']!r} at the start, "
-             f"{res['loadavg_end']!r} at the end" + _placement_note(res)),
+             f"({res['polls']} polls, {res['watcher']['errors']} failed; a poll took "
+             f"{res['watcher']['median_poll_s']} s median, {res['watcher']['longest_poll_s']} s the longest); "
+             f"/proc/loadavg {res['loadavg_start']!r} at the start, {res['loadavg_end']!r} at the end"
+             + _placement_note(res)),
         _row("spool: the floor, a do-nothing reader's lag (stat() only, under the same writers)", "≤ 5 s", 5.0,
              res["floor"]["max_lag_s"], "s",
              None if not res["floor"]["max_lag_s"] else 5.0 / max(res["floor"]["max_lag_s"], 1e-3),
