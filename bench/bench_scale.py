@@ -29,6 +29,7 @@ for p in (BENCH_DIR.parent, BENCH_DIR):
         sys.path.insert(0, str(p))
 
 from bench.common import machine, quiet_env, write_json  # noqa: E402
+from cpu_affinity import parse_cpus  # noqa: E402
 
 PARTS = ("ingest", "search", "ui", "memory")
 
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mlflow-cap-s", type=float, default=None,
                     help="stop each long MLflow workload after this many seconds (default 900; --quick 120)")
     ap.add_argument("--no-mlflow", action="store_true", help="labtrack only (parts that support it)")
+    ap.add_argument("--server-cpus", type=parse_cpus, default=None,
+                    help="ingest's spool array: the server's CPUs, e.g. 0 (bench/spool_array.py)")
+    ap.add_argument("--task-cpus", type=parse_cpus, default=None,
+                    help="ingest's spool array: the tasks' and HTTP writers' CPUs, e.g. 1")
     a = ap.parse_args(argv)
     quiet_env()
     only = [p.strip() for p in a.only.split(",") if p.strip()] or list(PARTS)
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             kwargs["mlflow_cap_s"] = a.mlflow_cap_s
         if "mlflow" in params:
             kwargs["mlflow"] = not a.no_mlflow
+        if "server_cpus" in params:
+            kwargs.update(server_cpus=a.server_cpus, task_cpus=a.task_cpus)
         print(f"[bench_scale] {part} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:

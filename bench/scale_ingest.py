@@ -1,6 +1,6 @@
 """Issue 21 ("ten times the scale"), the ingest part: figures measured in one run on this machine.
 
-    python bench/scale_ingest.py [--quick] [--only ingest,storage,spool]
+    python bench/scale_ingest.py [--quick] [--only ingest,storage,spool] [--server-cpus 0 --task-cpus 1]
 
 * **ingest**: ``lt.log_metric`` in a loop in a fresh process, end to end into SQLite
   through the server the client starts itself (zero setup), from the first call until
@@ -18,6 +18,8 @@
   through the spool and M HTTP writers at once; every point counted in the database
   (exactly once), the time until every task's latest value shows in ``runs/search``,
   each task's lag from its last write to the UI seeing it, and the server's peak RSS.
+  ``--server-cpus``/``--task-cpus`` place the server and the array on separate CPUs, as a
+  login node and compute nodes are (bench/spool_array.py's docstring).
 
 ``figures(quick)`` returns one dict per figure (figure, target, anchor, measured, unit,
 ratio, note) for bench/bench_scale.py; run alone it prints them and writes
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -46,6 +49,7 @@ for p in (str(ROOT / "src"), str(BENCH_DIR)):
         sys.path.insert(0, p)
 
 from common import machine, quiet_env, scratch, start_labtrack, write_json  # noqa: E402
+from cpu_affinity import parse_cpus  # noqa: E402
 
 SIZES = {  # quick, full
     "ingest_points": (200_000, 2_000_000),
@@ -461,6 +465,10 @@ def replay_ingest(spool: Path, folder: Path) -> tuple[float, float, int]:
     return elapsed, cpu, points
 
 
+# Where the spool part places the server and the array (bench/cpu_affinity.py); None: shared.
+PLACEMENT: dict[str, frozenset[int] | None] = {"server_cpus": None, "task_cpus": None}
+
+
 def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     from spool_array import run_array
 
@@ -469,9 +477,11 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     try:
         db = server.workdir / "mlruns.db"
         res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid,
-                        stored=lambda: spool_applied(db))
+                        stored=lambda: spool_applied(db), **PLACEMENT)
         ok, total, bad = spool_counts(db, points)
         rejected = list((db.parent / "mlruns").rglob("*.rejected"))
+        res["passes"] = {"writing": pass_timings(server.log(), res["t_go"], res["t_go"] + res["written_s"]),
+                         "after": pass_timings(server.log(), res["t_go"] + res["written_s"], time.time())}
     finally:
         server.stop()
     replay_s, replay_cpu, replay_n = replay_ingest(db.parent / "mlruns" / ".labtrack" / "spool", work / "replay")
@@ -481,7 +491,7 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     rate = n_points / stored_s if stored_s else None
     lags = sorted(res["lags"].values())
     p50 = lags[len(lags) // 2] if lags else None
-    size = f"{tasks} spooling tasks + {http} HTTP writers × {points:,} points"
+    size = f"{tasks} spooling tasks + {http} HTTP writers × {points:,} points" + _placement_note(res)
     return [
         _row("spool: every point exactly once", f"all {tasks + http} runs", tasks + http, ok, "runs",
              ok / (tasks + http),
@@ -501,20 +511,50 @@ def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
              "as the server's ingest thread does"),
         _row("spool: lag from a task's last write to runs/search showing it", "≤ 5 s (every task)", 5.0,
              res["max_lag_s"], "s", None if res["max_lag_s"] is None else 5.0 / max(res["max_lag_s"], 1e-3),
-             f"max over {len(lags)} tasks; median {p50} s; runs/search polled every 0.5 s ({res['polls']} polls); "
-             f"load average {os.getloadavg()[0]:.1f} after the array"),
+             f"max over {len(lags)} tasks; p95 {res['p95_lag_s']} s; median {p50} s; of the HTTP writers alone (the "
+             f"watcher's and runs/search's share) max {res['http_max_lag_s']} s; runs/search polled every 0.5 s "
+             f"({res['polls']} polls, {res['watcher']['errors']} failed; a poll took "
+             f"{res['watcher']['median_poll_s']} s median, {res['watcher']['longest_poll_s']} s the longest); "
+             f"/proc/loadavg {res['loadavg_start']!r} at the start, {res['loadavg_end']!r} at the end"
+             + _placement_note(res)),
         _row("spool: the floor, a do-nothing reader's lag (stat() only, under the same writers)", "≤ 5 s", 5.0,
              res["floor"]["max_lag_s"], "s",
              None if not res["floor"]["max_lag_s"] else 5.0 / max(res["floor"]["max_lag_s"], 1e-3),
              f"max over {res['floor']['tasks']} tasks; median {res['floor']['median_lag_s']} s; "
-             f"{res['floor']['sweeps']} sweeps of the spool folder; no ingester can show a value before it "
-             "sees the bytes"),
+             f"{res['floor']['sweeps']} sweeps of the spool folder ({res['floor']['cpu_s']} CPU s); no ingester "
+             "can show a value before it sees the bytes"),
         _row("spool: the server while the tasks write (scheduler)", "", None,
              ((res["sched"] or {}).get("writing") or {}).get("busiest_thread_cpu_share"),
-             "of a core", None, _sched_note(res["sched"])),
+             "of a core", None, _sched_note(res["sched"]) + f"; this process (the runs/search watcher and the "
+             f"samplers) {res['observer_cpu_s']} CPU s while the tasks write; the machine's CPU s by owner "
+             f"then: {res['cpu_by_owner_while_writing']}"),
+        _row("spool: the ingest's longest pass while the tasks write", "", None,
+             res["passes"]["writing"].get("longest_s"), "s", None, _passes_note(res["passes"])),
         _row("server RSS under the array (peak)", "≤ 300 MB", 300.0, res["peak_rss_mb"], "MB",
              None if not res["peak_rss_mb"] else 300.0 / res["peak_rss_mb"], "server process tree, sampled every 0.2 s"),
     ]
+
+
+def _passes_note(passes: dict[str, Any]) -> str:
+    """Where the ingest passes' wall time went (the server's log; pass_timings)."""
+    parts = []
+    for phase, label in (("writing", "while the tasks write"), ("after", "after")):
+        p = passes[phase]
+        if p["passes"]:
+            parts.append(f"{label}: {p['passes']} passes logged, {p['wall_s']} s in all, {p['ingest_cpu_s']} CPU s of "
+                         f"the ingest thread; the longest {p['longest_s']} s (newest values {p['its_newest_values_s']} "
+                         f"s of which folding {p['its_folding_s']} s, history {p['its_history_s']} s); the most any "
+                         f"pass took: newest values {p['max_newest_values_s']} s, folding {p['max_folding_s']} s, "
+                         f"history {p['max_history_s']} s")
+        else:
+            parts.append(f"{label}: no passes logged")
+    return "; ".join(parts)
+
+
+def _placement_note(res: dict[str, Any]) -> str:
+    if not res.get("server_cpus"):
+        return "; all on shared CPUs"
+    return f"; server on CPU(s) {res['server_cpus']}, tasks and HTTP writers on CPU(s) {res['task_cpus']}"
 
 
 def _sched_note(sched: dict[str, Any] | None) -> str:
@@ -525,10 +565,41 @@ def _sched_note(sched: dict[str, Any] | None) -> str:
     for phase, label in (("writing", "while the tasks write"), ("until_stored", "after, until every point is stored")):
         p = sched.get(phase)
         if p:
+            threads = ", ".join(f"{th['name']} {th['cpu_s']}/{th['wait_s']}" for th in p.get("threads", []))
+            cpus = ", ".join(f"{cpu} " + " ".join(f"{k} {v:.0%}" for k, v in kinds.items())
+                             for cpu, kinds in p.get("cpus", {}).items())
             parts.append(f"{label}: {p['wall_s']} s wall, server {p['cpu_s']} CPU s and {p['runnable_wait_s']} s "
                          f"runnable but waiting for a core (all threads); busiest thread "
-                         f"{p['busiest_thread_cpu_share']:.0%} of a core, waited {p['busiest_thread_wait_s']} s")
+                         f"{p['busiest_thread_cpu_share']:.0%} of a core, waited {p['busiest_thread_wait_s']} s; "
+                         f"threads CPU/waited s: {threads}; the machine's CPUs: {cpus}")
     return "; ".join(parts)
+
+
+_PASS_LINE = re.compile(r"^(\S+ \S+) INFO labtrack\.ingest: spool: .*; pass ([\d.]+) s: newest values ([\d.]+) s "
+                        r"\(folding ([\d.]+) s\), history ([\d.]+) s; ([\d.]+) CPU s$")
+
+
+def pass_timings(log_text: str, start: float, end: float) -> dict[str, Any]:
+    """The server's ingest passes that ended between ``start`` and ``end`` (epoch seconds), from
+    its log (labtrack.store.ingest.IngestReport.timings; the log may leave lines out when
+    passes are many): how many, the longest pass and its parts, the ingest thread's CPU."""
+    passes = []
+    for line in log_text.splitlines():
+        m = _PASS_LINE.match(line)
+        if not m:
+            continue
+        stamp, ms = m.group(1).split(",")
+        at = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(ms) / 1000
+        if start <= at <= end:
+            passes.append([float(x) for x in m.groups()[1:]])
+    if not passes:
+        return {"passes": 0}
+    longest = max(passes)
+    return {"passes": len(passes), "longest_s": longest[0], "its_newest_values_s": longest[1],
+            "its_folding_s": longest[2], "its_history_s": longest[3],
+            "max_newest_values_s": max(p_[1] for p_ in passes), "max_folding_s": max(p_[2] for p_ in passes),
+            "max_history_s": max(p_[3] for p_ in passes), "ingest_cpu_s": round(sum(p_[4] for p_ in passes), 2),
+            "wall_s": round(sum(p_[0] for p_ in passes), 2)}
 
 
 PARTS = {"ingest": ingest_figures, "storage": storage_figures, "spool": spool_figures}
@@ -537,11 +608,15 @@ PARTS = {"ingest": ingest_figures, "storage": storage_figures, "spool": spool_fi
 LAST_RECORD: dict[str, Any] = {}
 
 
-def figures(quick: bool, only: tuple[str, ...] = tuple(PARTS), mlflow_cap_s: float | None = None) -> list[dict[str, Any]]:
-    """The figures of ``only``'s parts; ``mlflow_cap_s`` bounds MLflow's store build (storage)."""
+def figures(quick: bool, only: tuple[str, ...] = tuple(PARTS), mlflow_cap_s: float | None = None,
+            server_cpus: frozenset[int] | None = None, task_cpus: frozenset[int] | None = None
+            ) -> list[dict[str, Any]]:
+    """The figures of ``only``'s parts; ``mlflow_cap_s`` bounds MLflow's store build (storage);
+    ``server_cpus``/``task_cpus`` place the spool part's server and array (bench/cpu_affinity.py)."""
     global MLFLOW_BUDGET_S
     if mlflow_cap_s is not None:
         MLFLOW_BUDGET_S = mlflow_cap_s
+    PLACEMENT.update(server_cpus=server_cpus, task_cpus=task_cpus)
     quiet_env()
     os.environ["LABTRACK_ASYNC_LOGGING"] = "true"  # the loop's default mode (quiet_env turns it off)
     rows: list[dict[str, Any]] = []
@@ -577,10 +652,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes: a smoke run of a few minutes")
     ap.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ", ".join(PARTS))
+    ap.add_argument("--server-cpus", type=parse_cpus, default=None,
+                    help="spool: CPUs for the server, e.g. 0 (bench/spool_array.py)")
+    ap.add_argument("--task-cpus", type=parse_cpus, default=None, help="spool: CPUs for the array, e.g. 1")
     args = ap.parse_args()
     only = tuple(p for p in args.only.split(",") if p)
     load = os.getloadavg()[0]
-    rows = figures(args.quick, only)
+    rows = figures(args.quick, only, server_cpus=args.server_cpus, task_cpus=args.task_cpus)
     print_table(rows)
     path = write_json("scale_ingest.json", {"machine": machine(), "load_at_start": load, "quick": args.quick,
                                             "rows": rows, "raw": LAST_RECORD})

@@ -15,8 +15,19 @@ server).  With ``--server-pid`` it also samples the server's RSS.
 
     python bench/spool_array.py --db DB --url URL [--token T] [--tasks 512] [--points 10000]
                                 [--http 64] [--server-pid PID]
+                                [--server-cpus 0 --task-cpus 1]
 
-prints one JSON line: the tasks that failed, each task's run name and lag, the time from
+``--server-cpus``/``--task-cpus`` (taskset's list form, e.g. ``0`` or ``1-3``) place the
+server and the producers on separate CPUs, as a login node and compute nodes are: every
+thread of the server process (and its children) is pinned to ``--server-cpus`` for the
+run and given its affinity back after, and every task and HTTP writer to ``--task-cpus``
+(bench/cpu_affinity.py).  This process (the ``runs/search`` watcher and the samplers) and
+the floor reader stand for the server's side and run on ``--server-cpus``; the floor
+reader's CPU seconds are reported (``floor.cpu_s``).  Without them everything shares every
+core, as on one machine.
+
+prints one JSON line: the tasks that failed, each task's run name and lag (and the max and p95
+over tasks), ``/proc/loadavg`` at the start and at the end, the time from
 the start until every latest value showed (``all_seen_s``), until every point was stored
 (``stored_s``, when the caller can tell), the peak RSS and the server's CPU seconds meanwhile
 (``server_cpu_s``), and the tasks' own CPU seconds (``task_cpu_s``, spooling and HTTP).
@@ -47,7 +58,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from job_array import reap  # bench/ is on sys.path: run as a script or imported beside it
+from cpu_affinity import parse_cpus, pin_self, pinned_tree  # bench/ is on sys.path: run as a
+from job_array import reap  # script or imported beside it
 
 EXPERIMENT = "scale-spool"
 BARRIER_TIMEOUT_S = 900.0
@@ -61,7 +73,9 @@ def run_name(task: int, tasks: int) -> str:
     return f"task-{task}" if task < tasks else f"http-{task - tasks}"
 
 
-def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str, barrier: Any) -> None:
+def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str, barrier: Any,
+          cpus: frozenset[int] | None) -> None:
+    pin_self(cpus)
     os.environ["LABTRACK_SPOOL"] = "1" if i < tasks else "0"
     if token and i >= tasks:
         os.environ["LABTRACK_TRACKING_TOKEN"] = token
@@ -101,10 +115,11 @@ def _child(*args: Any) -> None:
     os._exit(0)
 
 
-def _floor_reader(folder: str, out: str, barrier: Any, stop: Any) -> None:
+def _floor_reader(folder: str, out: str, barrier: Any, stop: Any, cpus: frozenset[int] | None) -> None:
     """The do-nothing reader: stat() every spool file until ``stop``, noting each size change
-    (time, size) per file; written to ``out``/floor.json."""
+    (time, size) per file; written to ``out``/floor.json with its own CPU seconds."""
     try:
+        pin_self(cpus)
         barrier.wait(BARRIER_TIMEOUT_S)
         seen: dict[str, list[tuple[float, int]]] = {}
         sweeps = 0
@@ -126,7 +141,8 @@ def _floor_reader(folder: str, out: str, barrier: Any, stop: Any) -> None:
                     changes.append((now, size))
             sweeps += 1
             stop.wait(0.01)
-        Path(out, "floor.json").write_text(json.dumps({"sweeps": sweeps, "files": seen}))
+        Path(out, "floor.json").write_text(json.dumps({"sweeps": sweeps, "files": seen,
+                                                       "cpu_s": time.process_time()}))
     except BaseException as e:  # noqa: BLE001 - reported by the exit code, one line
         print(f"floor reader: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         os._exit(1)
@@ -149,14 +165,76 @@ def floor_lags(floor: dict[str, Any], records: list[dict[str, Any]]) -> dict[int
     return lags
 
 
+_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_ticks() -> dict[str, list[int]]:
+    """Each CPU's ticks by kind (``/proc/stat``: user, nice, system, idle, iowait, irq, softirq, steal)."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            out[name] = [int(x) for x in fields[:len(_CPU_FIELDS)]]
+    return out
+
+
+def process_cpu() -> dict[int, tuple[int, str, int, int]]:
+    """Every process on the machine: pid -> (parent pid, name, CPU ticks so far (user + system),
+    its reaped children's CPU ticks)."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{name}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        out[int(name)] = (int(fields[1]), comm, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    return out
+
+
+def cpu_by_owner(before: dict[int, tuple[int, str, int, int]], after: dict[int, tuple[int, str, int, int]],
+                 server_pid: int | None) -> dict[str, Any]:
+    """CPU seconds each part of the machine used between two ``process_cpu`` snapshots: the
+    server, this process's children (the tasks, the HTTP writers, the floor reader; those
+    already reaped through this process's children's ticks), this process, and everything
+    else (other users' jobs, kernel threads), with its top three.  Other processes that
+    ended meanwhile are not seen."""
+    tick = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    groups = {"server": 0.0, "tasks_and_floor": 0.0, "this_process": 0.0, "others": 0.0}
+    others: dict[str, float] = {}
+    for pid, (ppid, comm, ticks, reaped) in after.items():
+        used = (ticks - (before[pid][2] if pid in before else 0)) / tick
+        if pid == me:
+            groups["tasks_and_floor"] += (reaped - before.get(pid, after[pid])[3]) / tick
+        if used <= 0:
+            continue
+        if pid == server_pid or ppid == server_pid:
+            groups["server"] += used
+        elif ppid == me:
+            groups["tasks_and_floor"] += used
+        elif pid == me:
+            groups["this_process"] += used
+        else:
+            groups["others"] += used
+            others[comm] = others.get(comm, 0.0) + used
+    top = sorted(others.items(), key=lambda kv: -kv[1])[:3]
+    return {**{k: round(v, 2) for k, v in groups.items()}, "top_others": [(c, round(v, 2)) for c, v in top]}
+
+
 class SchedSampler(threading.Thread):
     """Every ``interval`` seconds, each thread of a process: CPU and run-queue wait nanoseconds
-    (``/proc/PID/task/TID/schedstat``: on a core, runnable but waiting for one)."""
+    (``/proc/PID/task/TID/schedstat``: on a core, runnable but waiting for one), and what each
+    CPU of the machine did (``/proc/stat``)."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         super().__init__(name="sched", daemon=True)
         self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, dict[str, tuple[int, int]]]] = []
+        self.samples: list[tuple[float, dict[str, tuple[int, int]], dict[str, list[int]]]] = []
+        self.names: dict[str, str] = {}
         self.stop = threading.Event()
 
     def sample(self) -> None:
@@ -168,10 +246,12 @@ class SchedSampler(threading.Thread):
         for tid in tids:
             try:
                 run_ns, wait_ns, _ = Path(f"/proc/{self.pid}/task/{tid}/schedstat").read_text().split()
+                if tid not in self.names:
+                    self.names[tid] = Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().strip()
             except (FileNotFoundError, ValueError):
                 continue
             threads[tid] = (int(run_ns), int(wait_ns))
-        self.samples.append((time.time(), threads))
+        self.samples.append((time.time(), threads, cpu_ticks()))
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -189,10 +269,24 @@ class SchedSampler(threading.Thread):
         delta = {tid: (run - before[1].get(tid, (0, 0))[0], wait - before[1].get(tid, (0, 0))[1])
                  for tid, (run, wait) in after[1].items()}
         busiest = max(delta.values(), default=(0, 0))
+        top = sorted(delta.items(), key=lambda kv: -kv[1][0])[:5]
         return {"wall_s": round(wall, 2), "cpu_s": round(sum(r for r, _ in delta.values()) / 1e9, 2),
                 "runnable_wait_s": round(sum(w for _, w in delta.values()) / 1e9, 2),
                 "busiest_thread_cpu_share": round(busiest[0] / 1e9 / wall, 3),
-                "busiest_thread_wait_s": round(busiest[1] / 1e9, 2)}
+                "busiest_thread_wait_s": round(busiest[1] / 1e9, 2),
+                "threads": [{"name": self.names.get(tid, tid), "cpu_s": round(r / 1e9, 2), "wait_s": round(w / 1e9, 2)}
+                            for tid, (r, w) in top],
+                "cpus": _cpu_shares(before[2], after[2])}
+
+
+def _cpu_shares(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+    """Each CPU's share of the interval by kind (user, system, idle, ...; kinds under 0.5% left out)."""
+    out = {}
+    for cpu, ticks in after.items():
+        diff = [a - b for a, b in zip(ticks, before.get(cpu, ticks))]
+        total = sum(diff) or 1
+        out[cpu] = {k: round(d / total, 3) for k, d in zip(_CPU_FIELDS, diff) if d / total >= 0.005}
+    return out
 
 
 def _warm() -> None:
@@ -201,7 +295,10 @@ def _warm() -> None:
     import labtrack.client.fluent  # noqa: F401
     import labtrack.client.sender  # noqa: F401
     import labtrack.client.spool_transport  # noqa: F401
+    import labtrack.client.slurm_tags  # noqa: F401
+    import labtrack.client.system_tags  # noqa: F401
     import labtrack.client.transport  # noqa: F401
+    import labtrack.mlflow_data  # noqa: F401 - resolve_database, with sqlite3
     import labtrack.spool  # noqa: F401
 
 
@@ -214,6 +311,7 @@ class Watcher(threading.Thread):
         self.seen: dict[str, float] = {}
         self.polls = 0
         self.errors = 0
+        self.durations: list[float] = []  # each poll's seconds (all its pages), errors included
         self.stop = threading.Event()
 
     def poll(self) -> None:
@@ -248,21 +346,27 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set() and len(self.seen) < len(self.expected):
+            t = time.monotonic()
             try:
                 self.poll()
                 self.polls += 1
             except Exception:  # noqa: BLE001 - the experiment may not exist yet
                 self.errors += 1
+            self.durations.append(time.monotonic() - t)
             self.stop.wait(self.interval)
 
 
 class RssSampler(threading.Thread):
     """The peak RSS of a process and its children, sampled every ``interval`` seconds, and
-    the CPU seconds the process used while sampled."""
+    the CPU seconds the process used while sampled.
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
+    The process tree is looked up every ``tree_every`` seconds only: psutil finds children by
+    reading every process's parent, ~46 ms of CPU with the array's ~600 processes alive, which
+    every 0.2 s was a quarter of a core taken from the server (its own core, when placed)."""
+
+    def __init__(self, pid: int, interval: float = 0.2, tree_every: float = 5.0) -> None:
         super().__init__(name="rss", daemon=True)
-        self.pid, self.interval = pid, interval
+        self.pid, self.interval, self.tree_every = pid, interval, tree_every
         self.peak_mb = 0.0
         self.cpu_s: float | None = None
         self.stop = threading.Event()
@@ -270,18 +374,29 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         import psutil
 
-        def cpu() -> float:
+        def tree() -> list[Any]:
             root = psutil.Process(self.pid)
-            return sum(t.user + t.system for t in (p.cpu_times() for p in [root, *root.children(recursive=True)]))
+            return [root, *root.children(recursive=True)]
+
+        def cpu() -> float:
+            return sum(t.user + t.system for t in (p.cpu_times() for p in tree()))
 
         try:
             start = cpu()
         except psutil.Error:
             start = None
+        procs: list[Any] = []
+        looked = -1e9
         while not self.stop.is_set():
             try:
-                root = psutil.Process(self.pid)
-                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                if time.monotonic() - looked >= self.tree_every:
+                    procs, looked = tree(), time.monotonic()
+                rss = 0
+                for proc in procs:
+                    try:
+                        rss += proc.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        looked = -1e9  # a child ended: look again next time
                 self.peak_mb = max(self.peak_mb, rss / 2**20)
             except psutil.Error:
                 pass
@@ -294,12 +409,31 @@ class RssSampler(threading.Thread):
 
 def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int, *,
               server_pid: int | None = None, watch_interval: float = 0.5,
-              timeout: float = 1800.0, stored: Callable[[], bool] | None = None) -> dict[str, Any]:
+              timeout: float = 1800.0, stored: Callable[[], bool] | None = None,
+              server_cpus: frozenset[int] | None = None, task_cpus: frozenset[int] | None = None) -> dict[str, Any]:
     """Run the workload; returns what the module docstring describes.
 
     ``stored()`` (given by whoever counts the points) tells when every point is in the
     database; the time until then is ``stored_s`` (a task's latest value shows before its
-    history is stored in full), and the server's CPU is measured until then."""
+    history is stored in full), and the server's CPU is measured until then.
+    ``server_cpus``/``task_cpus``: the module docstring's CPU placement (the server's needs
+    ``server_pid``)."""
+    if server_cpus and server_pid is None:
+        raise ValueError("server_cpus needs server_pid: the server is pinned by its pid")
+    saved = os.sched_getaffinity(0)
+    try:
+        with pinned_tree(server_pid, server_cpus):
+            return _run_array(db, url, token, tasks, points, http, server_pid, watch_interval, timeout, stored,
+                              server_cpus, task_cpus)
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, http: int,
+               server_pid: int | None, watch_interval: float, timeout: float,
+               stored: Callable[[], bool] | None, server_cpus: frozenset[int] | None,
+               task_cpus: frozenset[int] | None) -> dict[str, Any]:
+    load_start = Path("/proc/loadavg").read_text().strip()
     _warm()
     total = tasks + http
     expected = {run_name(i, tasks): value(i, points - 1) for i in range(total)}
@@ -312,12 +446,13 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     from labtrack.spool import spool_folder
 
     floor = ctx.Process(target=_floor_reader, args=(str(spool_folder(Path(db).resolve())), str(out), barrier,
-                                                    floor_stop))
+                                                    floor_stop, server_cpus))
     procs = [ctx.Process(target=_child, args=(i, tasks, spool_uri if i < tasks else url, points, token,
-                                              str(out), barrier)) for i in range(total)]
+                                              str(out), barrier, task_cpus)) for i in range(total)]
     floor.start()
     for p in procs:
         p.start()
+    pin_self(server_cpus)  # the watcher and the samplers stand for the server's side
     # Threads only after the forks: a fork copies no threads, but it may copy a held lock.
     watcher = Watcher(url, token, expected, watch_interval)
     sampler = RssSampler(server_pid) if server_pid else None
@@ -325,13 +460,17 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     for th in (sampler, sched):
         if th:
             th.start()
+    procs_before = process_cpu()
     barrier.wait(BARRIER_TIMEOUT_S)
     t_go = time.time()
+    observer_cpu = time.process_time()  # this process, all threads: the watcher and the samplers
     watcher.start()
     deadline = time.monotonic() + timeout
     for p in procs:
         p.join(max(0.1, deadline - time.monotonic()))
     t_written = time.time()
+    observer_cpu = time.process_time() - observer_cpu
+    by_owner = cpu_by_owner(procs_before, process_cpu(), server_pid)  # children not yet reaped: counted
     # A task that failed never shows its latest value: wait only for the others.
     watcher.expected = {run_name(i, tasks): v for i, (p, v) in enumerate(zip(procs, expected.values()))
                         if p.exitcode == 0}
@@ -366,15 +505,25 @@ def run_array(db: Path, url: str, token: str | None, tasks: int, points: int, ht
     floor_file = out / "floor.json"
     floor_data = json.loads(floor_file.read_text()) if floor_file.exists() else {"sweeps": 0, "files": {}}
     floor_lag = sorted(floor_lags(floor_data, [r for r in records if r["i"] < tasks]).values())
+    by_lag = sorted(lags.values())
     result = {"tasks": tasks, "http": http, "points": points, "failed": failed,
-              "written_s": round(t_written - t_go, 2),
+              "server_cpus": sorted(server_cpus) if server_cpus else None,
+              "task_cpus": sorted(task_cpus) if task_cpus else None,
+              "loadavg_start": load_start, "loadavg_end": Path("/proc/loadavg").read_text().strip(),
+              "t_go": t_go, "written_s": round(t_written - t_go, 2),
+              "observer_cpu_s": round(observer_cpu, 2), "cpu_by_owner_while_writing": by_owner,
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
+              "watcher": {"errors": watcher.errors, "longest_poll_s": round(max(watcher.durations, default=0.0), 2),
+                          "median_poll_s": round(sorted(watcher.durations)[len(watcher.durations) // 2], 2)
+                          if watcher.durations else None},
+              "http_max_lag_s": max((v for k, v in lags.items() if k.startswith("http-")), default=None),
               "stored_s": None if stored_at is None else round(stored_at - t_go, 2),
-              "max_lag_s": max(lags.values()) if lags else None,
+              "max_lag_s": by_lag[-1] if by_lag else None,
+              "p95_lag_s": by_lag[min(len(by_lag) - 1, (95 * len(by_lag)) // 100)] if by_lag else None,
               "task_cpu_s": {"spool": round(sum(r["cpu_s"] for r in records if r["i"] < tasks), 2),
                              "http": round(sum(r["cpu_s"] for r in records if r["i"] >= tasks), 2)},
-              "floor": {"tasks": len(floor_lag), "sweeps": floor_data["sweeps"],
+              "floor": {"tasks": len(floor_lag), "sweeps": floor_data["sweeps"], "cpu_s": floor_data.get("cpu_s"),
                         "max_lag_s": floor_lag[-1] if floor_lag else None,
                         "median_lag_s": floor_lag[len(floor_lag) // 2] if floor_lag else None},
               "sched": None if sched is None else {
@@ -395,12 +544,19 @@ def main() -> None:
     ap.add_argument("--http", type=int, default=64)
     ap.add_argument("--server-pid", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--server-cpus", type=parse_cpus, default=None,
+                    help="CPUs for the server (needs --server-pid), this process and the floor reader, e.g. 0")
+    ap.add_argument("--task-cpus", type=parse_cpus, default=None,
+                    help="CPUs for the tasks and HTTP writers, e.g. 1 (see the docstring)")
     args = ap.parse_args()
+    if args.server_cpus and args.server_pid is None:
+        ap.error("--server-cpus needs --server-pid")
     os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
     for name in ("LABTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "LABTRACK_SPOOL", "SLURM_JOB_ID"):
         os.environ.pop(name, None)
     res = run_array(Path(args.db), args.url, args.token, args.tasks, args.points, args.http,
-                    server_pid=args.server_pid, timeout=args.timeout)
+                    server_pid=args.server_pid, timeout=args.timeout, server_cpus=args.server_cpus,
+                    task_cpus=args.task_cpus)
     print(json.dumps(res), flush=True)
 
 

@@ -12,6 +12,7 @@ crash between the two steps and when a record already shown is then rejected.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -169,3 +170,107 @@ def test_a_record_shown_early_and_then_rejected_leaves_the_latest_value_of_the_h
     assert_consistent(db, store, run, 100)
     assert latest(db, run)[:3] == (99, 1099, 99.0)
     assert len(list(spool_folder(db).rglob("*.rejected"))) == 1
+
+
+def runs_named(db: Path, prefix: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM runs WHERE name LIKE ?", (prefix + "%",)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_growing_tasks_newest_value_does_not_wait_for_the_runs_of_new_files(
+        db: Path, store: TrackingStore) -> None:
+    # Task K (alive: its file is this process's) is stored up to step 999; then it logs its
+    # newest points while 30 new tasks' files appear, each needing its run created first.
+    k = uuid.uuid4().hex
+    folder = spool_folder(db)
+    folder.mkdir(parents=True, exist_ok=True)
+    k_file = folder / f"{host_tag()}-z-{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
+
+    def append(*records: dict) -> None:
+        with k_file.open("a") as f:
+            for r in records:
+                f.write(json.dumps({"v": 1, "seq": 0, **r}) + "\n")
+
+    append({"op": "set_experiment", "experiment_name": "array"},
+           {"op": "create_run", "run_id": k, "experiment_name": "array", "run_name": "k"},
+           series_record(k, range(0, 1000)))
+    ingest = SpoolIngest(store, spool_folder(db))
+    while ingest.run_once().records:
+        pass
+    assert latest(db, k)[:3] == (999, 1999, 999.0)
+    append(series_record(k, range(1000, 2000)))
+    for i in range(30):
+        run = uuid.uuid4().hex
+        spool_file(db, f"-n{i:02d}", run, f"new-{i}", [series_record(run, range(0, 100))])
+
+    # At each commit of the writer: how many new runs existed when K's newest value first showed.
+    seen: list[int] = []
+
+    def on_commit(_size: int) -> None:
+        if not seen and latest(db, k)[:3] == (1999, 2999, 1999.0):
+            seen.append(runs_named(db, "new-"))
+
+    store.writer.on_group = on_commit
+    ingest.run_once()
+    store.writer.on_group = None
+    assert seen == [0], seen  # before: after all 30 runs were created
+    while ingest.run_once().records:
+        pass
+    append({"op": "close"})
+    ingest.run_once()
+    assert_consistent(db, store, k, 2000)
+
+
+def test_new_files_runs_are_created_within_the_pass_budget_and_every_point_lands_once(
+        db: Path, store: TrackingStore) -> None:
+    runs = [uuid.uuid4().hex for _ in range(20)]
+    for i, run in enumerate(runs):
+        spool_file(db, f"-{i:02d}", run, f"t-{i}", [series_record(run, range(0, 500), 1e6 * i)])
+    # No budget: each pass creates the run of one new file (and stores one file's history).
+    ingest = SpoolIngest(store, spool_folder(db), pass_s=0.0)
+    ingest.run_once()
+    assert runs_named(db, "t-") <= 2  # before: all 20 in the first pass, whatever its budget
+    while ingest.run_once().records:
+        pass
+    for i, run in enumerate(runs):
+        assert_consistent(db, store, run, 500)
+        assert latest(db, run)[:3] == (499, 1499, 1e6 * i + 499)
+
+
+def test_a_pass_stops_creating_new_files_runs_soon_after_its_budget_is_spent(
+        db: Path, store: TrackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as real_time
+
+    import labtrack.store.ingest as ingest_module
+
+    class Clock:
+        """The pass's budget is spent the moment the writer first commits."""
+        spent = False
+
+        def monotonic(self) -> float:
+            return real_time.monotonic() + (1e6 if self.spent else 0.0)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_time, name)
+
+    clock = Clock()
+    monkeypatch.setattr(ingest_module, "time", clock)
+    runs = [uuid.uuid4().hex for _ in range(64)]
+    for i, run in enumerate(runs):
+        spool_file(db, f"-{i:02d}", run, f"t-{i}", [series_record(run, range(0, 50), 1e6 * i)])
+    store.create_experiment("array")  # so that the first commit of the pass is a batch of runs
+    store.writer.on_group = lambda _size: setattr(clock, "spent", True)
+    ingest = SpoolIngest(store, spool_folder(db), pass_s=600.0)
+    ingest.run_once()
+    store.writer.on_group = None
+    # New runs go to the writer a few at a time, so the budget is seen within two handovers
+    # (before: all 64 were queued as one batch before any was created).
+    assert runs_named(db, "t-") < 40
+    clock.spent = False
+    while ingest.run_once().records:
+        pass
+    for run in runs:
+        assert_consistent(db, store, run, 50)

@@ -71,6 +71,9 @@ PASS_BYTES = 8 << 20
 PASS_S = 1.0
 _READ_BYTES = 4 << 20  # records read and parsed at a time
 _HEAD_BYTES = 4 << 10  # read for a new file's leading records (its run; read_records ends the line)
+# New files whose runs are handed to the writer at a time: a pass's budget is checked between
+# files, and a batch of 256 units (128 files' runs) can take seconds to create on a loaded core.
+_HEAD_FILES = 16
 _TAIL_BYTES = 128 << 10  # read from a file's end for its newest metric record, up to _TAIL_MAX
 _TAIL_MAX = 4 << 20
 # A batch for the writer thread (one transaction) is handed over at this many points or units.
@@ -87,7 +90,11 @@ _TRANSIENT = (OperationalError, OSError, MemoryError, TransientError)
 
 @dataclass
 class IngestReport:
-    """What one pass did."""
+    """What one pass did, and where its wall time went: showing the newest values
+    (``preview_s``, of which ``fold_s`` is their transaction, queued behind the store's
+    other writes), then the history until every batch committed (``history_s``); and the
+    CPU seconds of the thread that ran it (``cpu_s``).  A pass on a starved machine is
+    long while its CPU is small."""
 
     files: int = 0
     records: int = 0
@@ -95,10 +102,20 @@ class IngestReport:
     deferred: int = 0
     retired: int = 0
     bytes: int = 0
+    preview_s: float = 0.0
+    fold_s: float = 0.0
+    history_s: float = 0.0
+    cpu_s: float = 0.0
 
     def add(self, other: IngestReport) -> None:
-        for name in ("files", "records", "rejected", "deferred", "retired", "bytes"):
+        for name in ("files", "records", "rejected", "deferred", "retired", "bytes", "preview_s", "fold_s",
+                     "history_s", "cpu_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def timings(self) -> str:
+        """The pass's timings as one log phrase."""
+        return (f"pass {self.preview_s + self.history_s:.2f} s: newest values {self.preview_s:.2f} s "
+                f"(folding {self.fold_s:.2f} s), history {self.history_s:.2f} s; {self.cpu_s:.2f} CPU s")
 
 
 class _MissingRun(Exception):
@@ -200,7 +217,8 @@ class SpoolIngest:
     A pass of the server's thread (``run_once``) first makes every changed file's newest
     metric values visible (``_preview``: one short transaction that folds the last point of
     each series of each file's last ``log_series`` record into its run's latest values, not
-    its history),
+    its history; files whose run is not created yet get it created first, within the pass's
+    ``pass_s``, and their values folded in a second transaction),
     then applies history in file order for about ``pass_bytes`` of records or ``pass_s``
     seconds, continuing on the next pass where this one stopped.  So a task's latest value shows within a
     pass of its being written however large the backlog of history is.  Folding is a
@@ -271,13 +289,18 @@ class SpoolIngest:
 
     def _pass(self) -> IngestReport:
         report = IngestReport()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         files = spool.waiting_files(self.folder)
+        # One budget for the pass's new files' runs and its history, so neither makes the
+        # next pass's newest values wait longer than about ``pass_s``.
+        self._deadline = time.monotonic() + self.pass_s
         self._preview(files, report)
+        t1 = time.perf_counter()
+        report.preview_s = t1 - t0
         names = [str(p) for p in files]
         first = bisect.bisect_left(names, self._cursor)
         visited = []
         self._cursor = ""
-        self._deadline = time.monotonic() + self.pass_s
         for path in files[first:] + files[:first]:
             visited.append(path)
             self._ingest_file(path, False, report, True)
@@ -285,6 +308,8 @@ class SpoolIngest:
                 self._cursor = str(path)  # it may have more: the next pass starts with it
                 break
         self._finish(visited, report)
+        report.history_s = time.perf_counter() - t1
+        report.cpu_s = time.thread_time() - cpu0
         return report
 
     def _spent(self, report: IngestReport) -> bool:
@@ -325,39 +350,62 @@ class SpoolIngest:
 
     # -- newest values first --------------------------------------------------------------
     def _preview(self, files: list[Path], report: IngestReport) -> None:
-        """Make the newest metric values of every file that grew visible, in one short transaction.
+        """Make the newest metric values of every file that grew visible.
 
-        A file whose first metric record is not reached yet first gets the records before
-        it applied (its experiment and run), so that its run exists to hold them.
+        First those of files whose run exists, in one short transaction, before anything
+        else of this pass is written: a task that is finishing has had its run for long,
+        and its newest value must not wait for the runs of the files that appeared since.
+        Then the new files get the records before their first metric record applied (their
+        experiment and run), until the pass's budget is spent (the others on later passes:
+        at a job array's start hundreds of runs are created, which takes long on a loaded
+        machine), and their newest values are folded in a second transaction.
         """
-        latest: dict[str, list[MetricSeries]] = {}
-        headed: list[tuple[Path, _FileState]] = []
+        grown: list[tuple[Path, _FileState, int]] = []
         for path in files:
             state = self._states().setdefault(path.name, _FileState())
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
                 continue
-            if size <= state.offset or size <= state.previewed:
+            if size > state.offset and size > state.previewed:
+                grown.append((path, state, size))
+        self._fold_newest([g for g in grown if g[1].headed], report)
+        headed: list[tuple[Path, _FileState, int]] = []
+        for path, state, size in grown:
+            if state.headed:
                 continue
+            if headed and time.monotonic() >= self._deadline:
+                break  # the rest on the next pass (previewed stays behind: they are seen again)
+            self._apply_head(path, state, report)
+            headed.append((path, state, size))
+            if len(headed) % _HEAD_FILES == 0:
+                self._cycle()  # hand them over now, so the budget counts runs created, not queued
+        if headed:  # the runs first (in batches), then their newest values
+            self._flush_all()
+            for path, state, _ in headed:
+                if state.offset != state.saved:
+                    self._save(path.name, state.offset, state.seq, state)
+            self._fold_newest(headed, report)
+
+    def _fold_newest(self, grown: list[tuple[Path, _FileState, int]], report: IngestReport) -> None:
+        """Fold the newest point of each series of each file's last log_series record into its
+        run's latest values: one transaction, which the history of these points folds again."""
+        latest: dict[str, list[MetricSeries]] = {}
+        for path, state, size in grown:
             state.previewed = size
-            if not state.headed and self._apply_head(path, state, report):
-                headed.append((path, state))
             newest = _newest_series(path, state.offset, size)
             if newest is not None:
                 latest.setdefault(newest[0], []).extend(newest[1])
-        if headed:  # the runs first (one batch), then their newest values
-            self._flush_all()
-            for path, state in headed:
-                if state.offset != state.saved:
-                    self._save(path.name, state.offset, state.seq, state)
         if latest:
+            t = time.perf_counter()
             try:
                 self.store.fold_latest(latest)
             except _TRANSIENT:
                 raise
             except Exception as e:  # noqa: BLE001 - the history shows them in order; never block it
                 log.warning("spool: newest values not shown ahead of their history: %s", _message(e))
+            finally:
+                report.fold_s += time.perf_counter() - t
 
     def _apply_head(self, path: Path, state: _FileState, report: IngestReport) -> bool:
         """Queue the file's records before its first metric record (set_experiment, create_run...);
@@ -819,8 +867,8 @@ class IngestThread:
                 report = IngestReport()
             busy = bool(report.records or report.rejected or report.retired)
             if busy:
-                log.info("spool: %d records applied, %d rejected, %d files retired",
-                         report.records, report.rejected, report.retired)
+                log.info("spool: %d records applied, %d rejected, %d files retired; %s",
+                         report.records, report.rejected, report.retired, report.timings())
                 if self.on_applied is not None:
                     self.on_applied(report)
             # After a pass that applied something, the next one starts at once: while a job
