@@ -5,6 +5,15 @@ the array's processes never take the server's cores.  On one machine the same sp
 made with CPU affinity: ``pin_tree(server_pid, {0})`` puts the server (every thread of it,
 and its children) on CPU 0, and the array's processes call ``pin_self({1})``.  Linux
 keeps each thread on the CPUs it is given; a thread started later inherits its creator's.
+
+CPUs alone do not separate them: with the kernel's autogroup scheduling
+(``/proc/sys/kernel/sched_autogroup_enabled`` = 1, the default of desktop and many server
+kernels) the processes of one session are one scheduling group, whose weight is shared out
+among the CPUs in proportion to where its runnable threads are.  With hundreds of array
+tasks on CPU 1 in the server's session, the server's threads on CPU 0 got a sliver of one
+group's weight there, and other users' sessions on CPU 0 took most of it (bench/README.md,
+"the stalled runs/search").  ``own_session`` gives a process a session, hence a group, of
+its own, as a task on another machine has.
 """
 
 from __future__ import annotations
@@ -39,6 +48,25 @@ def pin_self(cpus: frozenset[int] | None) -> None:
     """Keep the calling process (its current thread, and the threads it starts) on ``cpus``."""
     if cpus:
         os.sched_setaffinity(0, cpus)
+
+
+def own_session() -> None:
+    """Make the calling process a session of its own: with autogroup scheduling, its own CPU
+    scheduling group (the module docstring).  A process that leads its process group already
+    (a shell's job) cannot, and keeps its session."""
+    try:
+        os.setsid()
+    except PermissionError:
+        pass
+
+
+def autogroup_enabled() -> bool | None:
+    """Whether the kernel groups processes by session for CPU scheduling (None: no such setting)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return None
 
 
 def _thread_ids(pid: int) -> list[int]:
@@ -100,4 +128,4 @@ def pinned_tree(pid: int | None, cpus: frozenset[int] | None) -> Iterator[None]:
         restore(pid, before)
 
 
-__all__ = ["parse_cpus", "pin_self", "pin_tree", "pinned_tree", "restore"]
+__all__ = ["autogroup_enabled", "own_session", "parse_cpus", "pin_self", "pin_tree", "pinned_tree", "restore"]

@@ -20,11 +20,15 @@ server).  With ``--server-pid`` it also samples the server's RSS.
 ``--server-cpus``/``--task-cpus`` (taskset's list form, e.g. ``0`` or ``1-3``) place the
 server and the producers on separate CPUs, as a login node and compute nodes are: every
 thread of the server process (and its children) is pinned to ``--server-cpus`` for the
-run and given its affinity back after, and every task and HTTP writer to ``--task-cpus``
-(bench/cpu_affinity.py).  This process (the ``runs/search`` watcher and the samplers) and
-the floor reader stand for the server's side and run on ``--server-cpus``; the floor
-reader's CPU seconds are reported (``floor.cpu_s``).  Without them everything shares every
-core, as on one machine.
+run and given its affinity back after, and every task and HTTP writer to ``--task-cpus``,
+each in a session of its own (bench/cpu_affinity.py: with the kernel's autogroup scheduling a
+session is a CPU scheduling group, and the tasks in the server's session left its threads a
+sliver of CPU 0, so the watcher's polls stalled for seconds; ``sessions`` in the result says
+how many sessions the tasks had and how many shared the server's).  This process (the
+``runs/search`` watcher and the samplers) and the floor reader stand for the server's side
+and run on ``--server-cpus``, in this process's session; the floor reader's CPU seconds are
+reported (``floor.cpu_s``).  Without them everything shares every core and one session, as
+on one machine.
 
 prints one JSON line: the tasks that failed, each task's run name and lag (and the max and p95
 over tasks), ``/proc/loadavg`` at the start and at the end, the time from
@@ -58,8 +62,9 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from cpu_affinity import parse_cpus, pin_self, pinned_tree  # bench/ is on sys.path: run as a
-from job_array import reap  # script or imported beside it
+# bench/ is on sys.path: run as a script or imported beside it
+from cpu_affinity import autogroup_enabled, own_session, parse_cpus, pin_self, pinned_tree
+from job_array import reap
 
 EXPERIMENT = "scale-spool"
 BARRIER_TIMEOUT_S = 900.0
@@ -76,6 +81,8 @@ def run_name(task: int, tasks: int) -> str:
 def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str, barrier: Any,
           cpus: frozenset[int] | None) -> None:
     pin_self(cpus)
+    if cpus:
+        own_session()  # placed: out of the server's scheduling group too (cpu_affinity's docstring)
     os.environ["LABTRACK_SPOOL"] = "1" if i < tasks else "0"
     if token and i >= tasks:
         os.environ["LABTRACK_TRACKING_TOKEN"] = token
@@ -93,7 +100,7 @@ def _task(i: int, tasks: int, uri: str, points: int, token: str | None, out: str
         size = _own_spool_size(uri) if i < tasks else None
     lt.flush()
     Path(out, f"{i}.json").write_text(json.dumps({"i": i, "run_id": run.info.run_id, "written": written,
-                                                  "pid": os.getpid(), "size": size,
+                                                  "pid": os.getpid(), "sid": os.getsid(0), "size": size,
                                                   "cpu_s": time.process_time()}))  # since the fork
 
 
@@ -509,6 +516,7 @@ def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, h
     result = {"tasks": tasks, "http": http, "points": points, "failed": failed,
               "server_cpus": sorted(server_cpus) if server_cpus else None,
               "task_cpus": sorted(task_cpus) if task_cpus else None,
+              "autogroup": autogroup_enabled(), "sessions": _sessions(records, server_pid),
               "loadavg_start": load_start, "loadavg_end": Path("/proc/loadavg").read_text().strip(),
               "t_go": t_go, "written_s": round(t_written - t_go, 2),
               "observer_cpu_s": round(observer_cpu, 2), "cpu_by_owner_while_writing": by_owner,
@@ -532,6 +540,17 @@ def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, h
               "peak_rss_mb": round(sampler.peak_mb, 1) if sampler else None,
               "server_cpu_s": round(sampler.cpu_s, 2) if sampler and sampler.cpu_s is not None else None}
     return result
+
+
+def _sessions(records: list[dict[str, Any]], server_pid: int | None) -> dict[str, int | None]:
+    """How many sessions (autogroup scheduling groups) the tasks ran in, and how many tasks in the server's."""
+    try:
+        server_sid = None if server_pid is None else os.getsid(server_pid)
+    except ProcessLookupError:
+        server_sid = None
+    sids = [r.get("sid") for r in records]
+    return {"tasks": len(set(sids)),
+            "in_server_session": None if server_sid is None else sum(1 for sid in sids if sid == server_sid)}
 
 
 def main() -> None:
