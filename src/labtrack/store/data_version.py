@@ -25,7 +25,9 @@ class DataVersion:
 
     def current(self) -> int:
         with self._lock:
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            # fetchall: the statement runs to its end, so no read transaction stays open
+            # (one would hold back the WAL's checkpoints).
+            return int(self._conn.execute("PRAGMA data_version").fetchall()[0][0])
 
     def close(self) -> None:
         with self._lock:
