@@ -79,8 +79,8 @@ def main() -> None:
             for r in range(args.rounds):
                 for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
                     for search, filt in searches.items():
-                        rep = repeat(servers[name], lambda: clients[name].search_runs(
-                            [exps[name]], filter_string=filt, max_results=1000), args.repeats)
+                        rep = repeat(servers[name], lambda c=clients[name], e=exps[name], f=filt: c.search_runs(
+                            [e], filter_string=f, max_results=1000), args.repeats)
                         assert len({len(x) for x in rep.results}) == 1
                         walls[(name, search)] += rep.walls
                         cpus[(name, search)].append(rep.cpu_s)
