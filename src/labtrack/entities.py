@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _str_text
 from typing import Any
@@ -63,9 +64,17 @@ def _key_values_text(items: dict[str, str]) -> str:
     return ",".join([f'{key_head_text(k)}{_str_text(v)}}}' for k, v in items.items()])
 
 
+_METRIC_REST = ',"timestamp":%d,"step":%d'
+# ``FINITE_METRIC_TEXT % (key_head_text(key), value, timestamp, step)`` is a latest
+# metric's whole JSON object when ``-FLOAT_MAX <= value <= FLOAT_MAX`` (``%r`` is
+# ``double_text`` of a finite float): one C-level format per metric, for pages of runs.
+FINITE_METRIC_TEXT = "%s%r" + _METRIC_REST + "}"
+FLOAT_MAX = sys.float_info.max
+
+
 def metric_rest_text(timestamp: int, step: int) -> str:
     """What follows a latest metric's value in a run's JSON (``int()`` of each, as ``to_json`` sends)."""
-    return ',"timestamp":%d,"step":%d' % (timestamp, step)
+    return _METRIC_REST % (timestamp, step)
 
 
 def run_info_text(run_id: str, run_name: str, experiment_id: str, user_id: str, status: str, artifact_uri: str,

@@ -58,6 +58,9 @@ TABLE: tuple[Setting, ...] = (
             "names (guards against DNS rebinding; wildcards as in mlflow)."),
     Setting("cors_allowed_origins", None, "LABTRACK_CORS_ALLOWED_ORIGINS",
             "Comma-separated origins allowed to call the API from a browser (default: same origin only)."),
+    Setting("search_cache", True, "LABTRACK_SEARCH_CACHE",
+            "Answer a repeated identical run search from memory while nothing has been committed to the "
+            "SQLite file since (server/search_cache.py); 0 reads the database for every search."),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -93,6 +96,7 @@ class Settings:
     expose_prometheus: str | None = None
     allowed_hosts: str | None = None
     cors_allowed_origins: str | None = None
+    search_cache: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -128,3 +128,16 @@ def test_denied_user_cannot_export_spans_over_otlp(team: dict[str, Any]) -> None
     assert bob.status_code == 403 and bob.json()["error_code"] == "PERMISSION_DENIED", bob.text
     alice = requests.post(team["url"] + "/v1/traces", data=body, headers=headers, auth=ALICE, timeout=60)
     assert alice.status_code == 200, alice.text
+
+
+@pytest.mark.timeout(300)
+def test_a_search_answered_from_memory_is_still_refused_to_a_denied_user(team: dict[str, Any]) -> None:
+    # server/search_cache.py keeps alice's answer; bob's identical request must still be
+    # checked, and refused, before any answer is looked up.
+    url, body = team["url"] + "/api/2.0/mlflow/runs/search", {"experiment_ids": [team["exp"]], "max_results": 5}
+    first = requests.post(url, json=body, auth=ALICE, timeout=60)
+    again = requests.post(url, json=body, auth=ALICE, timeout=60)
+    assert first.ok and again.text == first.text and team["run"] in first.text, first.text[:300]
+    bob = requests.post(url, json=body, auth=BOB, timeout=60)
+    assert bob.status_code == 403 and bob.json()["error_code"] == "PERMISSION_DENIED", bob.text[:300]
+    assert team["run"] not in bob.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,11 @@ import pytest
 from labtrack.entities import DatasetInput, Metric
 from labtrack.store import loading, run_query
 from labtrack.store.tracking import TrackingStore
+
+
+# Finite floats at the edges of the format each metric takes: the largest doubles, signed
+# zero, exponent notation, the smallest subnormal.
+_EDGES = (sys.float_info.max, -sys.float_info.max, -0.0, 1e16, 1.5e-7, 5e-324, 123456789012345678.0)
 
 
 def _fill(store: TrackingStore) -> str:
@@ -23,7 +29,8 @@ def _fill(store: TrackingStore) -> str:
                                user_id=odd if i == 3 else "u").info.run_id
         store.log_batch(run, metrics=[Metric("loss", 0.1 * i + 1e-17, 17 + i, i), Metric(key, -5e-324, 0, 2**62),
                                       Metric("nan", math.nan if i % 2 else 1.0, 1, 0),
-                                      Metric("inf", math.inf if i % 3 else -math.inf, 1, -2)],
+                                      Metric("inf", math.inf if i % 3 else -math.inf, 1, -2),
+                                      Metric("edge", _EDGES[i % len(_EDGES)], 3, 1)],
                         params=[("lr", "0.001"), (key, odd), ("\u6f22", "\u5b57"), ("empty", "")],
                         tags=[("mlflow.note.content", odd), (f"t{i}", "v")])
         if i == 5:  # a run with inputs goes through the Run object

@@ -16,6 +16,7 @@ from labtrack.limits import LIMITS
 from labtrack.server.args import Args
 from labtrack.server.base import RawJson, ServerContext, StreamedJson, on_writer
 from labtrack.server.read_ahead import read_ahead
+from labtrack.server.search_cache import search_cache
 from labtrack.store.artifact_locations import check_artifact_location
 from labtrack.store.validation import check_key
 
@@ -263,13 +264,18 @@ def log_model_legacy(ctx: ServerContext, a: Args) -> dict[str, Any]:
 
 
 def search_runs(ctx: ServerContext, a: Args) -> RawJson:
-    runs, token = ctx.store.search_runs_text(
-        experiment_ids=a.str_list("experiment_ids"), filter_string=a.str("filter"),
-        view_type=a.view_type("run_view_type"), max_results=a.int("max_results"),
-        order_by=a.str_list("order_by"), page_token=a.str("page_token"))
-    # A page of 1,000 runs is most of the work: written as text from the rows, no objects.
-    more = ',"next_page_token":' + json.dumps(token) if token else ""
-    return RawJson('{"runs":[' + ",".join(runs) + "]" + more + "}")
+    exp_ids, filter_string, view_type = a.str_list("experiment_ids"), a.str("filter"), a.view_type("run_view_type")
+    max_results, order_by, page_token = a.int("max_results"), a.str_list("order_by"), a.str("page_token")
+
+    def make() -> str:
+        runs, token = ctx.store.search_runs_text(
+            experiment_ids=exp_ids, filter_string=filter_string, view_type=view_type, max_results=max_results,
+            order_by=order_by, page_token=page_token)
+        # A page of 1,000 runs is most of the work: written as text from the rows, no objects.
+        more = ',"next_page_token":' + json.dumps(token) if token else ""
+        return '{"runs":[' + ",".join(runs) + "]" + more + "}"
+    key = ("runs/search", tuple(exp_ids), filter_string, view_type, max_results, tuple(order_by or ()), page_token)
+    return RawJson(search_cache(ctx).answer(key, make))
 
 
 _SPECIAL = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
