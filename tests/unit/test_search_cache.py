@@ -36,14 +36,29 @@ def _reader(conn: sqlite3.Connection) -> tuple[list[int], Callable[[], str]]:
     return calls, make
 
 
-def test_a_repeated_search_is_made_once(db: tuple[Path, sqlite3.Connection]) -> None:
+def test_a_repeated_search_is_kept_from_its_second_asking(db: tuple[Path, sqlite3.Connection]) -> None:
     path, conn = db
     cache = SearchCache(DataVersion(path))
     calls, make = _reader(sqlite3.connect(path))
-    assert cache.answer("k", make) == cache.answer("k", make) == "[]"
-    assert len(calls) == 1 and cache.hits == 1
-    assert cache.answer("other", make) == "[]" and len(calls) == 2
+    assert cache.answer("k", make) == "[]" and "k" not in cache._answers  # asked once: a page, maybe
+    assert cache.answer("k", make) == cache.answer("k", make) == cache.answer("k", make) == "[]"
+    assert len(calls) == 2 and cache.hits == 2
+    assert cache.answer("other", make) == "[]" and len(calls) == 3
     cache.close()
+
+
+def test_pages_asked_once_are_not_kept(db: tuple[Path, sqlite3.Connection]) -> None:
+    path, _ = db
+    cache = SearchCache(DataVersion(path))
+    for page in range(search_cache.ASKED + 5):
+        cache.answer(("runs", page), lambda: "x" * 100)
+    assert not cache._answers and cache._chars == 0 and len(cache._asked) == search_cache.ASKED
+    cache.close()
+
+
+def _ask_twice(cache: SearchCache, key: object, make: Callable[[], str]) -> str:
+    cache.answer(key, make)
+    return cache.answer(key, make)
 
 
 @pytest.mark.parametrize("writer", ["connection", "process"])
@@ -51,14 +66,14 @@ def test_any_commit_is_seen(db: tuple[Path, sqlite3.Connection], writer: str) ->
     path, conn = db
     cache = SearchCache(DataVersion(path))
     calls, make = _reader(sqlite3.connect(path))
-    assert cache.answer("k", make) == "[]"
+    assert _ask_twice(cache, "k", make) == "[]" and "k" in cache._answers
     if writer == "connection":
         conn.execute("INSERT INTO t VALUES (1)")
     else:  # another process on the file: the store writer's own commit count would not move
         code = f"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('INSERT INTO t VALUES (1)'); c.commit()"
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert cache.answer("k", make) == "[(1,)]"
-    assert cache.answer("k", make) == "[(1,)]" and len(calls) == 2 and cache.hits == 1
+    assert cache.answer("k", make) == "[(1,)]" and len(calls) == 3 and cache.hits == 1
     cache.close()
 
 
@@ -71,6 +86,7 @@ def test_an_answer_read_across_a_commit_is_not_kept(db: tuple[Path, sqlite3.Conn
         text = read()
         conn.execute("INSERT INTO t VALUES (2)")  # committed while the search ran
         return text
+    assert cache.answer("k", read) == "[]"  # asked before: the next answer would be kept
     assert cache.answer("k", make) == "[]"
     assert cache.answer("k", read) == "[(2,)]" and cache.hits == 0
     cache.close()
@@ -82,11 +98,11 @@ def test_answers_are_bounded_in_count_and_size(db: tuple[Path, sqlite3.Connectio
     monkeypatch.setattr(search_cache, "MAX_BYTES", 100)
     cache = SearchCache(DataVersion(path))
     for i in range(search_cache.KEEP + 3):
-        cache.answer(i, lambda: "x" * 10)
+        _ask_twice(cache, i, lambda: "x" * 10)
     assert list(cache._answers) == list(range(3, search_cache.KEEP + 3)) and cache._chars == 10 * search_cache.KEEP
-    cache.answer("big", lambda: "y" * 60)  # 80 + 60 > 100: the least recently used go
+    _ask_twice(cache, "big", lambda: "y" * 60)  # 80 + 60 > 100: the least recently used go
     assert cache._chars <= 100 and "big" in cache._answers and 3 not in cache._answers
-    cache.answer("huge", lambda: "z" * 101)  # over the whole budget: served, never kept
+    _ask_twice(cache, "huge", lambda: "z" * 101)  # over the whole budget: served, never kept
     assert "huge" not in cache._answers and cache._chars <= 100
     cache.close()
 
