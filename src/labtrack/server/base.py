@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,19 @@ class ServerContext:
     last_activity: float = field(default_factory=time.monotonic)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def one(self, name: str, make: Callable[[], Any]) -> Any:
+        """The server's one ``extra[name]``, made by ``make()`` on first use (once, however many
+        request threads ask at the same time)."""
+        found = self.extra.get(name)
+        if found is None:
+            with _MADE:
+                found = self.extra.get(name)
+                if found is None:
+                    found = self.extra[name] = make()
+        return found
+
+
+_MADE = threading.Lock()
 
 Endpoint = Callable[..., Any]
 

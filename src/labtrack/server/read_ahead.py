@@ -74,13 +74,4 @@ class ReadAhead:
 
 def read_ahead(ctx: Any) -> ReadAhead:
     """The server's one ReadAhead (made on first use)."""
-    found = ctx.extra.get("read_ahead")
-    if found is None:
-        with _made:
-            found = ctx.extra.get("read_ahead")
-            if found is None:
-                found = ctx.extra["read_ahead"] = ReadAhead(ctx.store)
-    return found
-
-
-_made = threading.Lock()
+    return ctx.one("read_ahead", lambda: ReadAhead(ctx.store))

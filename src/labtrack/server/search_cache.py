@@ -98,17 +98,10 @@ class SearchCache:
             self.version.close()
 
 
-_made = threading.Lock()
-
-
 def search_cache(ctx: Any) -> SearchCache:
     """The server's one SearchCache (made on first use): on for a SQLite file, unless the setting is off."""
-    found = ctx.extra.get("search_cache")
-    if found is None:
-        with _made:
-            found = ctx.extra.get("search_cache")
-            if found is None:
-                path = ctx.store.engines.sqlite_path
-                on = path is not None and getattr(ctx.settings, "search_cache", True)
-                found = ctx.extra["search_cache"] = SearchCache(DataVersion(path) if on else None)
-    return found
+    def make() -> SearchCache:
+        path = ctx.store.engines.sqlite_path
+        on = path is not None and getattr(ctx.settings, "search_cache", True)
+        return SearchCache(DataVersion(path) if on else None)
+    return ctx.one("search_cache", make)
