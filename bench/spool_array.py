@@ -522,6 +522,8 @@ def _run_array(db: Path, url: str, token: str | None, tasks: int, points: int, h
               "observer_cpu_s": round(observer_cpu, 2), "cpu_by_owner_while_writing": by_owner,
               "all_seen_s": round(max(watcher.seen.values()) - t_go, 2) if len(watcher.seen) == total else None,
               "seen": len(watcher.seen), "polls": watcher.polls, "lags": lags,
+              # when each task's last write was, from the start (a lag's place in the run)
+              "written_at": {run_name(r["i"], tasks): round(r["written"] - t_go, 3) for r in records},
               "watcher": {"errors": watcher.errors, "longest_poll_s": round(max(watcher.durations, default=0.0), 2),
                           "median_poll_s": round(sorted(watcher.durations)[len(watcher.durations) // 2], 2)
                           if watcher.durations else None},

@@ -274,3 +274,44 @@ def test_a_pass_stops_creating_new_files_runs_soon_after_its_budget_is_spent(
         pass
     for run in runs:
         assert_consistent(db, store, run, 50)
+
+
+def test_a_new_file_that_grows_while_its_run_is_created_shows_its_newest_value_in_that_pass(
+        db: Path, store: TrackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pass sees the file when the task has written set_experiment only; by the time its
+    # head is read, the task has created its run and logged.  The head then ends past the size
+    # the pass saw (found under a 512-task array: the pass failed with "read length must be
+    # non-negative", and every such pass cost the array a second and a reload of its progress).
+    import labtrack.spool as spool_module
+
+    run = uuid.uuid4().hex
+    folder = spool_folder(db)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{host_tag()}-g-{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
+
+    def append(*records: dict) -> None:
+        with path.open("a") as f:
+            for r in records:
+                f.write(json.dumps({"v": 1, "seq": 0, **r}) + "\n")
+
+    append({"op": "set_experiment", "experiment_name": "array"})
+    read_records = spool_module.read_records
+    grown: list[bool] = []
+
+    def growing(p: Path, offset: int, limit: int):  # type: ignore[no-untyped-def]
+        if p == path and not grown:
+            grown.append(True)
+            append({"op": "create_run", "run_id": run, "experiment_name": "array", "run_name": "g"},
+                   series_record(run, range(0, 100)))
+        return read_records(p, offset, limit)
+
+    monkeypatch.setattr(spool_module, "read_records", growing)
+    ingest = SpoolIngest(store, folder)
+    report = ingest.run_once()  # before: ValueError, and nothing of the pass kept
+    assert grown and report.records >= 2
+    assert latest(db, run)[:3] == (99, 1099, 99.0)
+    monkeypatch.setattr(spool_module, "read_records", read_records)
+    append({"op": "close"})
+    while ingest.run_once().records:
+        pass
+    assert_consistent(db, store, run, 100)

@@ -377,6 +377,12 @@ class SpoolIngest:
             if headed and time.monotonic() >= self._deadline:
                 break  # the rest on the next pass (previewed stays behind: they are seen again)
             self._apply_head(path, state, report)
+            # The head is read from the file as it is now, which may end past ``size`` (the
+            # task wrote on meanwhile): its newest values are looked for up to the end seen now.
+            try:
+                size = max(size, path.stat().st_size)
+            except FileNotFoundError:
+                pass
             headed.append((path, state, size))
             if len(headed) % _HEAD_FILES == 0:
                 self._cycle()  # hand them over now, so the budget counts runs created, not queued
@@ -913,6 +919,8 @@ def _series_of(d: dict[str, Any]) -> tuple[list[MetricSeries], list[tuple[str, s
 def _newest_series(path: Path, offset: int, size: int) -> tuple[str, list[MetricSeries]] | None:
     """(run id, the last point of each key) of the last complete log_series record (metrics
     only) between ``offset`` and ``size``, if those points are valid; read from the file's end."""
+    if size <= offset:
+        return None
     window = _TAIL_BYTES
     while True:
         start = max(offset, size - window)
