@@ -315,3 +315,33 @@ def test_a_new_file_that_grows_while_its_run_is_created_shows_its_newest_value_i
     while ingest.run_once().records:
         pass
     assert_consistent(db, store, run, 100)
+
+
+def test_the_ingest_thread_says_how_many_passes_failed_in_a_row_once_one_succeeds(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Only the first failure has a traceback (a pass retries every second); the count of the
+    # others must still reach the log, or a pass failing again and again looks like one.
+    import threading
+
+    from labtrack.store.ingest import IngestReport, IngestThread
+
+    outcomes = [ValueError("bad"), ValueError("bad"), ValueError("bad"), None]
+    done = threading.Event()
+
+    class Flaky:
+        def run_once(self) -> IngestReport:
+            if not outcomes:
+                done.set()
+                return IngestReport()
+            outcome = outcomes.pop(0)
+            if outcome is not None:
+                raise outcome
+            return IngestReport(records=1)
+
+    caplog.set_level("DEBUG", logger="labtrack.ingest")
+    thread = IngestThread(Flaky(), interval=0.01).start()  # type: ignore[arg-type]
+    assert done.wait(10)
+    thread.stop()
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert any("succeeded after 3 failed in a row" in r.getMessage() for r in caplog.records)

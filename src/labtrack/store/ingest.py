@@ -860,10 +860,12 @@ class IngestThread:
 
     def _run(self) -> None:
         last_trace = -1e9
+        failed = 0  # passes failed in a row: said once they end, since only the first has a traceback
         while not self._stop.is_set():
             try:
                 report = self.ingest.run_once()
             except Exception as e:  # a full disk or a lost database must not end ingest for good
+                failed += 1
                 # A traceback at most every 10 minutes: a pass retries every second.
                 if time.monotonic() - last_trace > 600:
                     last_trace = time.monotonic()
@@ -871,6 +873,10 @@ class IngestThread:
                 else:
                     log.debug("spool ingest failed again: %s", type(e).__name__)
                 report = IngestReport()
+            else:
+                if failed:
+                    log.warning("spool ingest: a pass succeeded after %d failed in a row", failed)
+                failed = 0
             busy = bool(report.records or report.rejected or report.retired)
             if busy:
                 log.info("spool: %d records applied, %d rejected, %d files retired; %s",
