@@ -205,12 +205,14 @@ class ReplayFloor(Server):
 
 
 def launch(name: str, cmd: list[str], port: int, workdir: Path, *, timeout: float,
-           token: str | None = None) -> Server:
-    """Start ``cmd`` in ``workdir`` and wait for /health to answer 200."""
+           token: str | None = None, own_session: bool = False) -> Server:
+    """Start ``cmd`` in ``workdir`` and wait for /health to answer 200.  ``own_session``: in a
+    session of its own (bench/cpu_affinity.py says why that matters to the scheduler)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / "server.log", "wb") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=own_session)
     server = Server(name, port, proc, workdir, 0.0, token)
     deadline = t0 + timeout
     while time.perf_counter() < deadline:
@@ -246,10 +248,10 @@ def start_mlflow(workdir: Path, timeout: float = 300.0) -> Server:
     return launch("mlflow", mlflow_command(workdir, port), port, workdir, timeout=timeout)
 
 
-def start_labtrack(workdir: Path, token: str | None, timeout: float = 60.0) -> Server:
+def start_labtrack(workdir: Path, token: str | None, timeout: float = 60.0, own_session: bool = False) -> Server:
     port = free_port()
     return launch("labtrack", labtrack_command(workdir, port, token), port, workdir,
-                  timeout=timeout, token=token)
+                  timeout=timeout, token=token, own_session=own_session)
 
 
 def start_floor(workdir: Path, token: str | None, timeout: float = 60.0) -> ReplayFloor:

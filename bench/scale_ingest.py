@@ -467,13 +467,18 @@ def replay_ingest(spool: Path, folder: Path) -> tuple[float, float, int]:
 
 # Where the spool part places the server and the array (bench/cpu_affinity.py); None: shared.
 PLACEMENT: dict[str, frozenset[int] | None] = {"server_cpus": None, "task_cpus": None}
+# The spool part's server runs in a session of its own, as it does when jupyter-server-proxy,
+# a terminal or the client's auto-start launches it: a job array's tasks (from sbatch, or a
+# terminal's shell) are never in its session.  False (--server-in-array-session): the worst
+# case, the server in one scheduling group with the 576 tasks (cpu_affinity's docstring).
+SERVER_OWN_SESSION = {"on": True}
 
 
 def spool_figures(quick: bool, work: Path) -> list[dict[str, Any]]:
     from spool_array import run_array
 
     tasks, points, http = SIZES["spool"][0 if quick else 1]
-    server = start_labtrack(work / "spool", None)
+    server = start_labtrack(work / "spool", None, own_session=SERVER_OWN_SESSION["on"])
     try:
         db = server.workdir / "mlruns.db"
         res = run_array(db, server.url, None, tasks, points, http, server_pid=server.pid,
@@ -552,9 +557,13 @@ def _passes_note(passes: dict[str, Any]) -> str:
 
 
 def _placement_note(res: dict[str, Any]) -> str:
+    shared = (res.get("sessions") or {}).get("in_server_session")
+    session = (f"; {shared} tasks in the server's session" if shared else
+               "; the server in a session of its own")
     if not res.get("server_cpus"):
-        return "; all on shared CPUs"
-    return f"; server on CPU(s) {res['server_cpus']}, tasks and HTTP writers on CPU(s) {res['task_cpus']}"
+        return "; all on shared CPUs" + session
+    return (f"; server on CPU(s) {res['server_cpus']}, tasks and HTTP writers on CPU(s) {res['task_cpus']}"
+            + session)
 
 
 def _sched_note(sched: dict[str, Any] | None) -> str:
@@ -655,7 +664,10 @@ def main() -> None:
     ap.add_argument("--server-cpus", type=parse_cpus, default=None,
                     help="spool: CPUs for the server, e.g. 0 (bench/spool_array.py)")
     ap.add_argument("--task-cpus", type=parse_cpus, default=None, help="spool: CPUs for the array, e.g. 1")
+    ap.add_argument("--server-in-array-session", action="store_true",
+                    help="spool: start the server in this process's session, the array's (the worst case)")
     args = ap.parse_args()
+    SERVER_OWN_SESSION["on"] = not args.server_in_array_session
     only = tuple(p for p in args.only.split(",") if p)
     load = os.getloadavg()[0]
     rows = figures(args.quick, only, server_cpus=args.server_cpus, task_cpus=args.task_cpus)
