@@ -15,10 +15,7 @@ from labtrack.store.eval_datasets import EvalDatasetStore
 
 
 def dataset_store(ctx: ServerContext) -> EvalDatasetStore:
-    store = ctx.extra.get("eval_datasets")
-    if store is None:
-        store = ctx.extra["eval_datasets"] = EvalDatasetStore(ctx.store)
-    return store
+    return ctx.one("eval_datasets", lambda: EvalDatasetStore(ctx.store))
 
 
 def create(ctx: ServerContext, a: Args) -> dict[str, Any]:

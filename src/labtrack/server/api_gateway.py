@@ -41,16 +41,15 @@ _OPENAI_PATHS = {"chat/completions": "llm/v1/chat", "completions": "llm/v1/compl
 
 def gateway_of(ctx: ServerContext) -> Gateway:
     """The server's gateway: ``settings.gateway_config`` and what the database keeps, read at start."""
-    gw = ctx.extra.get(GATEWAY_KEY)
-    if gw is None:
+    def make() -> Gateway:
         store = None
         if ctx.store is not None:  # a tracking server keeps the endpoints made over REST
             from labtrack.store.gateway import GatewayStore
 
             store = GatewayStore(ctx.store)
-        gw = Gateway.from_config(getattr(ctx.settings, "gateway_config", None), store)
-        ctx.extra[GATEWAY_KEY] = gw
-    return gw
+        return Gateway.from_config(getattr(ctx.settings, "gateway_config", None), store)
+
+    return ctx.one(GATEWAY_KEY, make)
 
 
 # -- endpoint configuration (MLflow 3.17's /mlflow/gateway/ REST API) ---------------------

@@ -24,10 +24,7 @@ EXPERIMENT_HEADER = "x-mlflow-experiment-id"
 
 def trace_store(ctx: ServerContext) -> TraceStore:
     """The server's TraceStore (one per server, made on first use)."""
-    store = ctx.extra.get("traces")
-    if store is None:
-        store = ctx.extra["traces"] = TraceStore(ctx.store)
-    return store
+    return ctx.one("traces", lambda: TraceStore(ctx.store))
 
 
 def _message(a: Args, name: str) -> dict[str, Any]:

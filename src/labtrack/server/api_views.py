@@ -17,10 +17,7 @@ from labtrack.store.views import ViewStore
 
 
 def view_store(ctx: ServerContext) -> ViewStore:
-    store = ctx.extra.get("views")
-    if store is None:
-        store = ctx.extra["views"] = ViewStore(ctx.store)
-    return store
+    return ctx.one("views", lambda: ViewStore(ctx.store))
 
 
 def _may(ctx: ServerContext, a: Args, experiment_id: str, capability: str) -> None:

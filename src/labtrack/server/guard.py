@@ -175,10 +175,8 @@ def screen(ctx: Any, request: httputil.HTTPServerRequest, open_route: bool) -> R
     settings = ctx.settings
     tcp = not via_unix_socket(request)
     host = request.headers.get("Host", "")
-    patterns = ctx.extra.get("allowed_hosts")
-    if patterns is None and tcp:
-        patterns = ctx.extra["allowed_hosts"] = allowed_hosts(settings)  # once: getfqdn may ask DNS
-    if tcp and not host_allowed(patterns, host):
+    # Made once: getfqdn may ask DNS.
+    if tcp and not host_allowed(ctx.one("allowed_hosts", lambda: allowed_hosts(settings)), host):
         refusals.note("refused a request with a Host header not allowed, from %s: %s %s",
                       request.remote_ip, request.method, request.path)
         return Refusal(request, 403, INVALID_HOST_MSG.encode(), "text/plain")
