@@ -35,6 +35,7 @@ from tornado import httputil, iostream, web
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
 from labtrack.server.args import Args
 from labtrack.server.guard import cookie_name, cookie_value, cors_headers
+from labtrack.thread_names import name_os_thread
 
 log = logging.getLogger("labtrack.server")
 access_log = logging.getLogger("labtrack.access")
@@ -53,7 +54,7 @@ class ServerContext:
     settings: Any
     token: str | None = None
     registry: Any = None
-    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "labtrack-req"))
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "labtrack-req", name_os_thread))
     last_activity: float = field(default_factory=time.monotonic)
     extra: dict[str, Any] = field(default_factory=dict)
 

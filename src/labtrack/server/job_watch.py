@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from labtrack import slurm_jobs
+from labtrack.thread_names import name_os_thread
 
 log = logging.getLogger("labtrack.server")
 
@@ -67,6 +68,7 @@ class JobWatch:
         return changed
 
     def _run(self) -> None:
+        name_os_thread()
         last_trace = -1e9
         while not self._stop.wait(self.interval):
             try:

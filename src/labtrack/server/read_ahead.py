@@ -23,6 +23,8 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from labtrack.thread_names import name_os_thread
+
 KEEP = 2
 TTL_S = 60.0
 
@@ -33,7 +35,7 @@ class ReadAhead:
     def __init__(self, store: Any) -> None:
         self.store = store
         self.enabled = store.engines.writer.dialect.name == "sqlite"
-        self.pool = ThreadPoolExecutor(1, "labtrack-read-ahead")
+        self.pool = ThreadPoolExecutor(1, "labtrack-read-ahead", name_os_thread)
         self.lock = threading.Lock()
         self.pages: dict[Hashable, tuple[float, int, Future[Any]]] = {}
 

@@ -57,6 +57,7 @@ from labtrack.store import schema as s
 from labtrack.store.dialect import cached, raw_executemany, upsert
 from labtrack.store.tracking import TrackingStore
 from labtrack.store.validation import LIMITS, check_series
+from labtrack.thread_names import name_os_thread
 
 log = logging.getLogger("labtrack.ingest")
 
@@ -859,6 +860,7 @@ class IngestThread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        name_os_thread()
         last_trace = -1e9
         failed = 0  # passes failed in a row: said once they end, since only the first has a traceback
         while not self._stop.is_set():

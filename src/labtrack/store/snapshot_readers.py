@@ -25,6 +25,8 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, text
 
+from labtrack.thread_names import name_os_thread
+
 T = TypeVar("T")
 MAX_SPLIT = 4  # connections (and threads) of one split read
 _SPLITTING = threading.Lock()
@@ -95,7 +97,7 @@ def _threads() -> ThreadPoolExecutor:
     global _pool
     with _made:
         if _pool is None:
-            _pool = ThreadPoolExecutor(MAX_SPLIT - 1, "labtrack-split-read")
+            _pool = ThreadPoolExecutor(MAX_SPLIT - 1, "labtrack-split-read", name_os_thread)
         return _pool
 
 

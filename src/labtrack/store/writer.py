@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from labtrack.errors import LabtrackError, TransientError
+from labtrack.thread_names import name_os_thread
 
 log = logging.getLogger("labtrack.store")
 T = TypeVar("T")
@@ -132,6 +133,7 @@ class Writer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        name_os_thread()
         with self._busy:
             self._connection = self._engine.connect()
         try:
