@@ -29,8 +29,12 @@ def name_os_thread() -> None:
     """Give the calling thread its Python name as its OS name (Linux; elsewhere nothing).
     Also a ``ThreadPoolExecutor`` initializer: its threads are named ``<prefix>_<n>``."""
     libc = _libc()
-    if libc is not None:
+    if libc is None:
+        return
+    try:
         libc.prctl(_PR_SET_NAME, os_name(threading.current_thread().name), 0, 0, 0)
+    except (AttributeError, TypeError, ValueError, OSError):
+        pass  # a name is a convenience: a failing initializer would break its whole thread pool
 
 
 @lru_cache(maxsize=1)
