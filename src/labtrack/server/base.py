@@ -57,6 +57,7 @@ class ServerContext:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "labtrack-req", name_os_thread))
     last_activity: float = field(default_factory=time.monotonic)
     extra: dict[str, Any] = field(default_factory=dict)
+    _made: list[str] = field(default_factory=list, repr=False)  # names ``one`` made, in order
 
     def one(self, name: str, make: Callable[[], Any]) -> Any:
         """The server's one ``extra[name]``, made by ``make()`` on first use (once, however many
@@ -67,7 +68,20 @@ class ServerContext:
                 found = self.extra.get(name)
                 if found is None:
                     found = self.extra[name] = make()
+                    self._made.append(name)
         return found
+
+    def close_helpers(self) -> None:
+        """Close what ``one`` made that holds something of its own (a SQLite connection, a
+        thread pool), last made first; at the server's stop, after the last request."""
+        for name in reversed(self._made):
+            close = getattr(self.extra.get(name), "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - the others still close
+                    log.warning("closing the server's %s failed", name, exc_info=True)
+        self._made.clear()
 
 
 _MADE = threading.Lock()

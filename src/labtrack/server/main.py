@@ -208,6 +208,7 @@ class Server:
         await loop.run_in_executor(None, ctx.pool.shutdown)
         if not await server.close_all_connections(timeout=10):
             log.warning("connections still open at shutdown were cut")
+        ctx.close_helpers()  # the search cache's own SQLite connection, the read-ahead's pool
         if s.unix_socket:
             try:
                 os.unlink(s.unix_socket)
