@@ -4,7 +4,7 @@ under issue 21's "≥ 90% of the replay ceiling" for those figures, measured rat
     python bench/floor_servers.py [--workload log_metric|log_batch] [--calls N] [--rounds 3]
                                   [--output NAME]
 
-The unmodified mlflow client is run against five servers, round after round so that a change
+The unmodified mlflow client is run against six servers, round after round so that a change
 of load touches them all alike.  ``log_metric`` (3,000 calls by default) is
 ``MlflowClient.log_metric(..., synchronous=True)``, one ``runs/log-metric`` POST per call;
 ``log_batch`` (100 calls by default) is ``MlflowClient.log_batch`` of 1,000 points of one key,
@@ -18,6 +18,11 @@ bench_server.py's shape, one ``runs/log-batch`` POST of about 80 KB per call.  T
 - ``asyncio``: an asyncio server parsing HTTP with httptools (the event loop under tornado
   and labtrack's server) that answers ``{}`` and stores nothing.
 - ``asyncio+sqlite``: the same, storing the point as ``thread`` does.
+- ``asyncio+store``: the same, storing with labtrack's own store write (``labtrack_writer``):
+  what labtrack keeps of a point (latest value with min/max, the summary pyramid that draws a
+  10,000,000-point metric in 0.1 s) without the server around it.  The gap from
+  ``asyncio+sqlite`` is the cost of what labtrack stores; the gap from it to ``labtrack`` is the
+  server's request handling (tornado's request objects, routing, guard, arguments, access log).
 - ``labtrack``: ``labtrack server``.
 
 The minimal servers check nothing (no auth, no run, no validation) and keep no history
@@ -39,6 +44,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS_DIR, Server, launch, machine, median, scratch,  # noqa: E402
                     start_floor, start_labtrack, free_port)
 
+FLOOR_RUN = "0" * 32  # the run every minimal server's calls name
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 _DDL = ("CREATE TABLE IF NOT EXISTS points (run TEXT, key TEXT, step INTEGER, ts INTEGER, value REAL,"
         " PRIMARY KEY (run, key, step, ts, value)) WITHOUT ROWID",
@@ -82,7 +89,37 @@ def _store(db: sqlite3.Connection, target: bytes, body: bytes) -> None:
     db.execute("COMMIT")
 
 
-def serve_asyncio(port: int, db: sqlite3.Connection | None) -> None:
+def labtrack_writer(path: str) -> Callable[[bytes, bytes], None]:
+    """What ``asyncio+store`` stores with: labtrack's own write of the points (``TrackingStore.log_batch``:
+    the points, the latest value with min/max, the summary pyramid), applied inline on the event loop
+    as labtrack's server applies a small write when its writer is idle, without the server around it
+    (no tornado request objects, routing, guard, argument parsing or access log).  The run
+    ``FLOOR_RUN`` is created first; the value and step are taken as given (no validation)."""
+    from labtrack.entities import Metric
+    from labtrack.store.tracking import TrackingStore
+
+    store = TrackingStore(f"sqlite:///{path}")
+    exp = store.create_experiment("floor")
+    store.create_run(exp, user_id="", start_time=None, run_name="floor", tags={}, run_id=FLOOR_RUN)
+
+    def write(target: bytes, body: bytes) -> None:
+        if target.endswith(b"/runs/log-metric"):
+            a = json.loads(body)
+            metrics = [Metric(a["key"], float(a["value"]), int(a["timestamp"]), int(a.get("step", 0)))]
+        elif target.endswith(b"/runs/log-batch"):
+            metrics = [Metric(p["key"], float(p["value"]), int(p["timestamp"]), int(p.get("step", 0)))
+                       for p in json.loads(body).get("metrics", [])]
+        else:
+            return
+        op = lambda _conn: store.log_batch(FLOOR_RUN, metrics=metrics)  # noqa: E731
+        if store.writer.apply_now_from_loop(op) is None:
+            store.writer.run(op)
+
+    return write
+
+
+def serve_asyncio(port: int, db: sqlite3.Connection | None,
+                  write: Callable[[bytes, bytes], None] | None = None) -> None:
     import httptools
 
     class Conn(asyncio.Protocol):
@@ -106,6 +143,8 @@ def serve_asyncio(port: int, db: sqlite3.Connection | None) -> None:
         def on_message_complete(self) -> None:
             if db is not None:
                 _store(db, self.url, self.body)
+            if write is not None:
+                write(self.url, self.body)
             self.transport.write(_OK)
 
     async def main() -> None:
@@ -189,6 +228,7 @@ def run(workload: str, calls: int, rounds: int) -> dict[str, Any]:
             servers["thread"] = _start_minimal("thread", tmp / "thread")
             servers["asyncio"] = _start_minimal("asyncio", tmp / "asyncio")
             servers["asyncio+sqlite"] = _start_minimal("asyncio+sqlite", tmp / "asyncio-sqlite")
+            servers["asyncio+store"] = _start_minimal("asyncio+store", tmp / "asyncio-store")
             servers["labtrack"] = start_labtrack(tmp / "labtrack", None)
             run_ids = {}
             for name, server in servers.items():
@@ -196,7 +236,7 @@ def run(workload: str, calls: int, rounds: int) -> dict[str, Any]:
                     c = MlflowClient(server.url)
                     run_ids[name] = c.create_run(c.create_experiment("floor")).info.run_id
                 else:
-                    run_ids[name] = "0" * 32
+                    run_ids[name] = FLOOR_RUN
             raw: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
             for r in range(rounds):
                 for name, server in servers.items():
@@ -221,12 +261,14 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=None, help="calls a round (3,000 log_metric, 100 log_batch)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output", default=None, help="results name (floor_servers[_log_batch])")
-    ap.add_argument("--serve", choices=["thread", "asyncio", "asyncio+sqlite"], help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=["thread", "asyncio", "asyncio+sqlite", "asyncio+store"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve == "thread":
         serve_thread(args.port, _open_db(args.db))
+    elif args.serve == "asyncio+store":
+        serve_asyncio(args.port, None, labtrack_writer(args.db))
     elif args.serve:
         serve_asyncio(args.port, _open_db(args.db) if args.serve == "asyncio+sqlite" else None)
     else:
