@@ -268,8 +268,9 @@ def _dataset(conn: Connection, dataset_id: str) -> dict[str, Any]:
                      .where(s.eval_dataset_records.c.dataset_id == dataset_id)).scalar_one()
     out: dict[str, Any] = {"dataset_id": row.dataset_id, "name": row.name, "digest": row.digest,
                            "created_time": row.created_time, "last_update_time": row.last_update_time,
-                           "profile": json.dumps({"num_records": n}),
                            "experiment_ids": _experiments(conn, dataset_id)}
+    if n:  # MLflow's store writes a profile when records are merged: a dataset never filled has none
+        out["profile"] = json.dumps({"num_records": n})
     for k in ("tags", "schema", "created_by", "last_updated_by"):
         if getattr(row, k) is not None:
             out[k] = getattr(row, k)
