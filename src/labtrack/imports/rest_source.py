@@ -166,12 +166,14 @@ class RestSource:
         that does not serve datasets (MLflow before 3.3)."""
         from labtrack.imports.eval_dataset_rows import record
 
-        def page(endpoint: str, message: dict[str, Any], token: str | None) -> dict[str, Any]:
-            return self.client.transport.call("GET", endpoint, {**message, "page_token": token}, api=V3_API)
+        def page(endpoint: str, message: dict[str, Any], token: str | None, method: str = "GET") -> dict[str, Any]:
+            if token:
+                message = {**message, "page_token": token}
+            return self.client.transport.call(method, endpoint, message, api=V3_API)
 
         out = []
-        try:
-            found = list(_pages(lambda t: page("datasets/search", {"max_results": 1000}, t), "datasets"))
+        try:  # POST: the search both MLflow and labtrack serve
+            found = list(_pages(lambda t: page("datasets/search", {"max_results": 1000}, t, "POST"), "datasets"))
         except LabtrackError as e:
             if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
                 return []

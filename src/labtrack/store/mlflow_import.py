@@ -337,5 +337,5 @@ def eval_datasets(conn: Connection, records: Sequence[EvalDatasetRecord], exp_id
     return skipped
 
 
-__all__ = ["COUNTED", "counts", "eval_datasets", "experiment_locations", "experiments", "logged_models", "metric_counts",
-           "metrics", "registered_models", "runs", "trace_ids", "traces"]
+__all__ = ["COUNTED", "counts", "eval_datasets", "experiment_locations", "experiments", "logged_models",
+           "metric_counts", "metrics", "registered_models", "runs", "trace_ids", "traces"]
