@@ -97,11 +97,13 @@ def observe(uri: str) -> dict[str, Any]:
         mlflow.set_tracking_uri(None)
 
 
-def _compare(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+def _compare(ours: dict[str, Any], theirs: dict[str, Any], later: bool = False) -> None:
     assert theirs["in evals"] == ["qa"] and theirs["in other"] == ["empty", "qa"]
     qa = theirs["qa"]
-    assert len(qa["records"]) == 3 and qa["tags"].get("stage") == "final" and "gone" not in qa["tags"]
-    assert sorted(repr(r["outputs"]) for r in qa["records"]) == ["'because'", "'so'", "{}"]  # {}: none given
+    assert len(qa["records"]) == 3 + later and qa["tags"].get("stage") == ("reviewed" if later else "final")
+    assert "gone" not in qa["tags"]
+    outputs = ["'because'", "'now'", "'so'", "{}"] if later else ["'because'", "'so'", "{}"]  # {}: none given
+    assert sorted(repr(r["outputs"]) for r in qa["records"]) == outputs
     assert ours.keys() == theirs.keys()
     for key, seen in theirs.items():
         if isinstance(seen, dict):  # field by field: a difference says where it is
@@ -121,10 +123,10 @@ def _import_twice(source: str, tmp_path: Path) -> tuple[Path, str]:
     return target, done.stdout + done.stderr
 
 
-def _compare_on_labtrack(target: Path, theirs: dict[str, Any], tmp_path: Path) -> None:
+def _compare_on_labtrack(target: Path, theirs: dict[str, Any], tmp_path: Path, later: bool = False) -> None:
     server = start_server(f"sqlite:///{target}", tmp_path, token=None)
     try:
-        _compare(observe(server.url), theirs)
+        _compare(observe(server.url), theirs, later)
     finally:
         server.stop()
 
@@ -133,15 +135,34 @@ def _not_imported(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("labtrack: not imported: ")]
 
 
+# What MLflow's users change after a first import: a record merged into, a new record, a tag.
+LATER = textwrap.dedent("""
+    import sys, mlflow
+    from mlflow.genai.datasets import get_dataset, search_datasets, set_dataset_tags
+
+    mlflow.set_tracking_uri(sys.argv[1])
+    exp = mlflow.get_experiment_by_name("evals").experiment_id
+    qa = get_dataset(dataset_id=search_datasets(experiment_ids=[exp])[0].dataset_id)
+    qa.merge_records([{"inputs": {"question": "when?"}, "outputs": "now", "expectations": {"why": "late"}},
+                      {"inputs": {"question": "where?"}, "expectations": {"answer": "here"}}])
+    set_dataset_tags(qa.dataset_id, {"stage": "reviewed"})
+""")
+
+
 def _database_round_trip(url: str, tmp_path: Path) -> None:
     fill(url, tmp_path)
     target, _ = _import_twice(url, tmp_path)
+    later = subprocess.run([sys.executable, "-c", LATER, url], cwd=tmp_path, env=mlflow_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert later.returncode == 0, later.stderr[-3000:]
+    third = run_import(url, "--to", str(target), cwd=tmp_path)  # the new record; the changes overwrite
+    assert third.returncode == 0 and _counts(third.stdout) == "1 dataset records", third.stdout
     mlflow_server = start_mlflow_on(url, tmp_path / "mlflow")
     try:
         theirs = observe(mlflow_server.uri)
     finally:
         stop(mlflow_server.proc)
-    _compare_on_labtrack(target, theirs, tmp_path)
+    _compare_on_labtrack(target, theirs, tmp_path, later=True)
 
 
 def test_eval_datasets_import_from_an_mlflow_sqlite_database(tmp_path: Path, no_mlflow_env: None) -> None:

@@ -302,9 +302,10 @@ def traces(conn: Connection, records: Sequence[TraceRecord], exp_ids: dict[str, 
 # -- evaluation datasets ---------------------------------------------------------------------
 
 def eval_datasets(conn: Connection, records: Sequence[EvalDatasetRecord], exp_ids: dict[str, str]) -> list[str]:
-    """Datasets with their MLflow ids (name, tags, schema and times overwritten: MLflow's are newer),
-    the records they lack (by record id) and their links to imported experiments.  A record whose
-    inputs the copy already holds under another id (added here since) is left out and named."""
+    """Datasets and their records with their MLflow ids, and their links to imported experiments.
+    What MLflow may change (a dataset's name, tags, schema; a record's merged outputs, expectations
+    and tags; times and users) is overwritten, as a run's tags are.  A record whose inputs the copy
+    holds under another id (added here since) is left out and named."""
     skipped = []
     d, r_t = s.eval_datasets, s.eval_dataset_records
     for ds in records:
@@ -321,19 +322,17 @@ def eval_datasets(conn: Connection, records: Sequence[EvalDatasetRecord], exp_id
         rows = []
         for rec in ds.records:
             key = input_hash(rec.inputs)
-            if key in have:
-                if have[key] != rec.record_id:
-                    skipped.append(f"record {rec.record_id} of dataset {ds.dataset_id} (record {have[key]} "
-                                   "has its inputs)")
+            if have.setdefault(key, rec.record_id) != rec.record_id:
+                skipped.append(f"record {rec.record_id} of dataset {ds.dataset_id} (record {have[key]} has its inputs)")
                 continue
-            have[key] = rec.record_id
             rows.append({"dataset_record_id": rec.record_id, "dataset_id": ds.dataset_id, "input_hash": key,
                          "inputs": json_text(rec.inputs), "outputs": json_text(rec.outputs),
                          "expectations": json_text(rec.expectations), "tags": json_text(rec.tags),
                          "source": json_text(rec.source), "source_type": rec.source_type,
                          "created_time": rec.created_time, "last_update_time": rec.last_update_time,
                          "created_by": rec.created_by, "last_updated_by": rec.last_updated_by})
-        _insert_ignore(conn, r_t, rows)
+        _overwrite(conn, r_t, rows, ["dataset_record_id"], ["outputs", "expectations", "tags", "source", "source_type",
+                                                            "last_update_time", "last_updated_by"])
     return skipped
 
 
