@@ -84,7 +84,7 @@ def no_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def start_mlflow_on(backend_uri: str, workdir: Path) -> Any:
+def start_mlflow_on(backend_uri: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Any:
     """A real ``mlflow server`` on an existing MLflow store (tests/client/conftest.py's way)."""
     from tests.client.conftest import TrackingServer, stop, wait_healthy
     from tests.servers import free_port
@@ -98,7 +98,8 @@ def start_mlflow_on(backend_uri: str, workdir: Path) -> Any:
         proc = subprocess.Popen(
             ["mlflow", "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
              str(workdir / "art"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=mlflow_env(), start_new_session=True)
+            stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env={**mlflow_env(), **(extra_env or {})},
+            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, log, 300)

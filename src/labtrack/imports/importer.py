@@ -213,6 +213,12 @@ def _copy(source: Any, experiments: list[Any], store: Any, dest: Path,
         for batch in source.traces(list(exp_ids), have, summary.skipped.append):
             kept = [t for t in batch if t.experiment_id in exp_ids]
             summary.skipped += store.write(lambda conn: mi.traces(conn, kept, exp_ids))
+    if hasattr(source, "eval_datasets"):  # MLflow's file store has none
+        datasets = source.eval_datasets()
+        if datasets:
+            summary.skipped += store.write(lambda conn: mi.eval_datasets(conn, datasets, exp_ids))
+    if hasattr(source, "not_imported"):  # first: these lines are never cut off by a long list of skipped runs
+        summary.skipped[:0] = source.not_imported()
     after = store.read(mi.counts)
     summary.copied = {k: after[k] - before[k] for k in after}
     summary.seconds = time.monotonic() - started

@@ -116,3 +116,37 @@ class TraceRecord:
     spans: list[dict[str, Any]] | None = None
     assessments: list[dict[str, Any]] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalRecordRecord:
+    """One record of an evaluation dataset, its fields as the mlflow client sees them (decoded JSON)."""
+
+    record_id: str
+    inputs: dict[str, Any]
+    outputs: Any = None
+    expectations: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    source_type: str | None = None
+    created_time: int = 0
+    last_update_time: int = 0
+    created_by: str | None = None
+    last_updated_by: str | None = None
+
+
+@dataclass
+class EvalDatasetRecord:
+    """An evaluation dataset (``mlflow.genai.datasets``): ids kept, with its records and experiments."""
+
+    dataset_id: str
+    name: str
+    digest: str | None = None
+    schema: str | None = None
+    created_time: int = 0
+    last_update_time: int = 0
+    created_by: str | None = None
+    last_updated_by: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    experiment_ids: list[str] = field(default_factory=list)
+    records: list[EvalRecordRecord] = field(default_factory=list)

@@ -11,6 +11,7 @@ copied at the same size.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,10 +20,12 @@ from typing import Any
 
 from labtrack.client.artifact_repo import file_sizes
 from labtrack.client.client import all_pages
+from labtrack.client.traces import V3_API
 from labtrack.entities import MetricSeries
 from labtrack.errors import LabtrackError
 from labtrack.imports.records import (
     DatasetRecord,
+    EvalDatasetRecord,
     ExperimentRecord,
     LoggedModelRecord,
     ModelVersionRecord,
@@ -157,6 +160,46 @@ class RestSource:
         reply = self.client._read("GET", endpoint, message)
         return PagedList((entity.from_json(m) for m in reply.get(key) or []), reply.get("next_page_token"))
 
+    # -- evaluation datasets, and what is not imported -----------------------------------------
+    def eval_datasets(self) -> list[EvalDatasetRecord]:
+        """Every dataset (``datasets/search``), its records and experiment ids; none from a server
+        that does not serve datasets (MLflow before 3.3)."""
+        from labtrack.imports.eval_dataset_rows import record
+
+        def page(endpoint: str, message: dict[str, Any], token: str | None, method: str = "GET") -> dict[str, Any]:
+            if token:
+                message = {**message, "page_token": token}
+            return self.client.transport.call(method, endpoint, message, api=V3_API)
+
+        out = []
+        try:  # POST: the search both MLflow and labtrack serve
+            found = list(_pages(lambda t: page("datasets/search", {"max_results": 1000}, t, "POST"), "datasets"))
+        except LabtrackError as e:
+            if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
+                return []
+            raise
+        for d in found:
+            tags = d.get("tags") or {}
+            rec = EvalDatasetRecord(
+                d["dataset_id"], d.get("name", ""), d.get("digest"), d.get("schema"), int(d.get("created_time") or 0),
+                int(d.get("last_update_time") or 0), d.get("created_by"), d.get("last_updated_by"),
+                {k: str(v) for k, v in (json.loads(tags) if isinstance(tags, str) else tags).items()})
+            rec.experiment_ids = [str(e) for e in page(f"datasets/{d['dataset_id']}/experiment-ids", {}, None)
+                                  .get("experiment_ids") or []]
+            for item in _pages(lambda t, i=d["dataset_id"]: page(f"datasets/{i}/records",
+                                                                         {"max_results": 1000}, t), "records"):
+                rec.records.append(record(item, stored=False))
+            out.append(rec)
+        return out
+
+    def not_imported(self) -> list[str]:
+        """A line per kind this server lists that the import does not copy (``imports.unread``)."""
+        from labtrack.imports.unread import rest_lines
+
+        def call(api: str, endpoint: str, query: dict[str, Any]) -> dict[str, Any]:
+            return self.client.transport.call("GET", endpoint, query, api=api, retries=False)
+        return rest_lines(call, getattr(self, "_experiment_ids", []))
+
     # -- MLflow 3 traces: the readers ``labtrack push`` uses ----------------------------------
     def traces(self, experiment_ids: Sequence[str], known: set[str],
                skip: Callable[[str], None]) -> Iterator[list[TraceRecord]]:
@@ -224,6 +267,19 @@ class RestSource:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 local.replace(dst)
                 on_file(dst, size)
+
+
+def _pages(page: Callable[[str | None], dict[str, Any]], key: str) -> Iterator[Any]:
+    """The items under ``key`` of every page (``page(token)``; a list, or JSON text of one: MLflow's
+    records travel as text)."""
+    token = None
+    while True:
+        reply = page(token)
+        items = reply.get(key) or []
+        yield from json.loads(items) if isinstance(items, str) else items
+        token = reply.get("next_page_token")
+        if not token:
+            return
 
 
 def _is_prompt(model: Any) -> bool:

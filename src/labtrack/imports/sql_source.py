@@ -23,6 +23,7 @@ from labtrack.entities import MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.imports.records import (
     DatasetRecord,
+    EvalDatasetRecord,
     ExperimentRecord,
     LoggedModelRecord,
     ModelMetricRecord,
@@ -51,6 +52,7 @@ TRACES = "867495a8f9d4"  # trace_info, trace_tags, trace_request_metadata (MLflo
 ASSESSMENTS = "770bee3ae1dd"
 SPANS = "a1b2c3d4e5f6"  # spans in the database; before, in the trace's traces.json artifact
 TRACE_LINKS = "de4033877273"  # entity_associations: link_traces_to_run
+EVAL_DATASETS = "71994744cf8e"  # evaluation_datasets, _tags, _records (MLflow 3.3)
 
 _CHUNK = 400  # run ids per IN list (SQLite's old limit is 999 parameters)
 _TRACES_PER_READ = 200
@@ -297,6 +299,28 @@ class SqlSource:
                 if name in models:
                     models[name].aliases[alias] = int(version)
         return list(models.values())
+
+    # -- evaluation datasets, and what is not imported -------------------------------------------
+    def eval_datasets(self) -> list[EvalDatasetRecord]:
+        from labtrack.imports import eval_dataset_rows
+
+        return eval_dataset_rows.read(self._rows) if self.has(EVAL_DATASETS) else []
+
+    def not_imported(self) -> list[str]:
+        """A line per kind of row this source holds that the import does not copy (``imports.unread``)."""
+        from sqlalchemy import inspect
+
+        from labtrack.imports.unread import sql_tables
+
+        quote = self.engine.dialect.identifier_preparer.quote
+
+        def count(table: str, where: str | None) -> int:
+            return int(self._rows(f"SELECT COUNT(*) FROM {quote(table)}" + (f" WHERE {where}" if where else ""))[0][0])
+        tables = inspect(self._conn).get_table_names()
+        links = [(str(a), str(b), int(n)) for a, b, n in self._rows(
+            "SELECT source_type, destination_type, COUNT(*) FROM entity_associations "
+            "GROUP BY source_type, destination_type")] if "entity_associations" in tables else []
+        return sql_tables(tables, count, links)
 
     # -- MLflow 3 traces -------------------------------------------------------------------------
     def traces(self, experiment_ids: Sequence[str], known: set[str],

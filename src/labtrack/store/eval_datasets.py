@@ -32,7 +32,13 @@ def _digest(name: str, t: int) -> str:
     return hashlib.sha256(f"{name}:{t}".encode()).hexdigest()[:8]
 
 
-def _json(value: Any) -> str | None:
+def input_hash(inputs: Any) -> str:
+    """The key records merge on: a hash of their inputs (MLflow's SQL store computes the same)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def json_text(value: Any) -> str | None:
+    """A value as the JSON text a column keeps (None stays NULL)."""
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
@@ -72,7 +78,7 @@ class EvalDatasetStore:
                     raise ResourceDoesNotExist(f"No Experiment with id={e} exists")
             conn.execute(insert(s.eval_datasets).values(
                 dataset_id=dataset_id, name=name, digest=_digest(name, t), created_time=t, last_update_time=t,
-                created_by=user, last_updated_by=user, tags=_json(tag_dict) if tag_dict else None))
+                created_by=user, last_updated_by=user, tags=json_text(tag_dict) if tag_dict else None))
             if exp_ids:
                 conn.execute(insert(s.eval_dataset_experiments),
                              [{"dataset_id": dataset_id, "experiment_id": e} for e in dict.fromkeys(exp_ids)])
@@ -139,7 +145,7 @@ class EvalDatasetStore:
             current = _dataset(conn, dataset_id)
             merged = {**json.loads(current.get("tags") or "{}"), **new}
             conn.execute(update(s.eval_datasets).where(s.eval_datasets.c.dataset_id == dataset_id)
-                         .values(tags=_json(merged), last_update_time=now_ms()))
+                         .values(tags=json_text(merged), last_update_time=now_ms()))
         self.t.write(op)
 
     def delete_tag(self, dataset_id: str, key: str) -> None:
@@ -147,7 +153,7 @@ class EvalDatasetStore:
             current = json.loads(_dataset(conn, dataset_id).get("tags") or "{}")
             current.pop(key, None)
             conn.execute(update(s.eval_datasets).where(s.eval_datasets.c.dataset_id == dataset_id)
-                         .values(tags=_json(current) if current else None, last_update_time=now_ms()))
+                         .values(tags=json_text(current) if current else None, last_update_time=now_ms()))
         self.t.write(op)
 
     def experiment_ids(self, dataset_id: str) -> list[str]:
@@ -190,7 +196,7 @@ class EvalDatasetStore:
             inserted = updated = 0
             last_user = None
             for rec in records:
-                key = hashlib.sha256(json.dumps(rec["inputs"], sort_keys=True).encode()).hexdigest()
+                key = input_hash(rec["inputs"])
                 tags = rec.get("tags") or None
                 user = tags.get(USER_TAG) if isinstance(tags, dict) else None
                 last_user = user or last_user
@@ -199,19 +205,19 @@ class EvalDatasetStore:
                     source = rec.get("source")
                     conn.execute(insert(r_t).values(
                         dataset_record_id="dr-" + uuid.uuid4().hex, dataset_id=dataset_id, input_hash=key,
-                        inputs=_json(rec["inputs"]), outputs=_json(rec.get("outputs")),
-                        expectations=_json(rec.get("expectations")), tags=_json(tags), source=_json(source),
+                        inputs=json_text(rec["inputs"]), outputs=json_text(rec.get("outputs")),
+                        expectations=json_text(rec.get("expectations")), tags=json_text(tags), source=json_text(source),
                         source_type=(source or {}).get("source_type") if isinstance(source, dict) else None,
                         created_time=t, last_update_time=t, created_by=user, last_updated_by=user))
                     inserted += 1
                     continue
                 changes: dict[str, Any] = {"last_update_time": t}
                 if "outputs" in rec:
-                    changes["outputs"] = _json(rec["outputs"])
+                    changes["outputs"] = json_text(rec["outputs"])
                 if rec.get("expectations"):
-                    changes["expectations"] = _json({**json.loads(row.expectations or "{}"), **rec["expectations"]})
+                    changes["expectations"] = json_text({**json.loads(row.expectations or "{}"), **rec["expectations"]})
                 if tags:
-                    changes["tags"] = _json({**json.loads(row.tags or "{}"), **tags})
+                    changes["tags"] = json_text({**json.loads(row.tags or "{}"), **tags})
                 if user:
                     changes["last_updated_by"] = user
                 conn.execute(update(r_t).where(r_t.c.dataset_record_id == row.dataset_record_id).values(**changes))
@@ -262,8 +268,9 @@ def _dataset(conn: Connection, dataset_id: str) -> dict[str, Any]:
                      .where(s.eval_dataset_records.c.dataset_id == dataset_id)).scalar_one()
     out: dict[str, Any] = {"dataset_id": row.dataset_id, "name": row.name, "digest": row.digest,
                            "created_time": row.created_time, "last_update_time": row.last_update_time,
-                           "profile": json.dumps({"num_records": n}),
                            "experiment_ids": _experiments(conn, dataset_id)}
+    if n:  # MLflow's store writes a profile when records are merged: a dataset never filled has none
+        out["profile"] = json.dumps({"num_records": n})
     for k in ("tags", "schema", "created_by", "last_updated_by"):
         if getattr(row, k) is not None:
             out[k] = getattr(row, k)
@@ -286,4 +293,4 @@ def _record(r: Any) -> dict[str, Any]:
     return out
 
 
-__all__ = ["EvalDatasetStore"]
+__all__ = ["EvalDatasetStore", "input_hash", "json_text"]

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from labtrack.entities import DatasetInput, MetricSeries
 from labtrack.errors import InvalidParameterValue
 from labtrack.imports.records import (
+    EvalDatasetRecord,
     ExperimentRecord,
     LoggedModelRecord,
     RegisteredModelRecord,
@@ -29,6 +30,7 @@ from labtrack.registry_entities import DELETED_STAGE
 from labtrack.store import metrics as metric_rows
 from labtrack.store import schema as s
 from labtrack.store.dialect import upsert
+from labtrack.store.eval_datasets import input_hash, json_text
 from labtrack.store.model_sources import PROMPT_SOURCES, resolve_source
 from labtrack.store.tracking import _dataset_uuid, join_uri, now_ms
 
@@ -38,7 +40,7 @@ COUNTED = {
     "metric points": s.metrics, "dataset inputs": s.run_inputs, "logged models": s.logged_models,
     "registered models": s.registered_models, "model versions": s.model_versions,
     "aliases": s.registered_model_aliases, "traces": s.traces, "assessments": s.assessments,
-    "trace links": s.trace_runs,
+    "trace links": s.trace_runs, "evaluation datasets": s.eval_datasets, "dataset records": s.eval_dataset_records,
 }
 
 
@@ -297,5 +299,42 @@ def traces(conn: Connection, records: Sequence[TraceRecord], exp_ids: dict[str, 
     return skipped
 
 
-__all__ = ["COUNTED", "counts", "experiment_locations", "experiments", "logged_models", "metric_counts",
-           "metrics", "registered_models", "runs", "trace_ids", "traces"]
+# -- evaluation datasets ---------------------------------------------------------------------
+
+def eval_datasets(conn: Connection, records: Sequence[EvalDatasetRecord], exp_ids: dict[str, str]) -> list[str]:
+    """Datasets and their records with their MLflow ids, and their links to imported experiments.
+    What MLflow may change (a dataset's name, tags, schema; a record's merged outputs, expectations
+    and tags; times and users) is overwritten, as a run's tags are.  A record whose inputs the copy
+    holds under another id (added here since) is left out and named."""
+    skipped = []
+    d, r_t = s.eval_datasets, s.eval_dataset_records
+    for ds in records:
+        _overwrite(conn, d, [{
+            "dataset_id": ds.dataset_id, "name": ds.name, "digest": ds.digest or "", "schema": ds.schema,
+            "created_time": ds.created_time, "last_update_time": ds.last_update_time, "created_by": ds.created_by,
+            "last_updated_by": ds.last_updated_by, "tags": json_text(ds.tags) if ds.tags else None,
+        }], ["dataset_id"], ["name", "digest", "schema", "last_update_time", "last_updated_by", "tags"])
+        _insert_ignore(conn, s.eval_dataset_experiments, [
+            {"dataset_id": ds.dataset_id, "experiment_id": int(exp_ids[e])} for e in dict.fromkeys(ds.experiment_ids)
+            if e in exp_ids])
+        have = {row[0]: row[1] for row in conn.execute(select(r_t.c.input_hash, r_t.c.dataset_record_id)
+                                                      .where(r_t.c.dataset_id == ds.dataset_id))}
+        rows = []
+        for rec in ds.records:
+            key = input_hash(rec.inputs)
+            if have.setdefault(key, rec.record_id) != rec.record_id:
+                skipped.append(f"record {rec.record_id} of dataset {ds.dataset_id} (record {have[key]} has its inputs)")
+                continue
+            rows.append({"dataset_record_id": rec.record_id, "dataset_id": ds.dataset_id, "input_hash": key,
+                         "inputs": json_text(rec.inputs), "outputs": json_text(rec.outputs),
+                         "expectations": json_text(rec.expectations), "tags": json_text(rec.tags),
+                         "source": json_text(rec.source), "source_type": rec.source_type,
+                         "created_time": rec.created_time, "last_update_time": rec.last_update_time,
+                         "created_by": rec.created_by, "last_updated_by": rec.last_updated_by})
+        _overwrite(conn, r_t, rows, ["dataset_record_id"], ["outputs", "expectations", "tags", "source", "source_type",
+                                                            "last_update_time", "last_updated_by"])
+    return skipped
+
+
+__all__ = ["COUNTED", "counts", "eval_datasets", "experiment_locations", "experiments", "logged_models",
+           "metric_counts", "metrics", "registered_models", "runs", "trace_ids", "traces"]
