@@ -35,6 +35,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -101,6 +102,55 @@ def writer_of(path: Path) -> tuple[str, int] | None:
     if len(parts) != 3 or not parts[1].isdigit():
         return None
     return parts[0], int(parts[1])
+
+
+# A server's journal (store/journal.py) is a spool file it applies itself, hidden by this
+# prefix while the server lives; the ingest sees it under its spool name once the server is gone.
+JOURNAL_PREFIX = "."
+
+
+def journal_files(folder: Path) -> list[Path]:
+    """The hidden journals in ``folder`` (live, or left by a server that stopped)."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(folder / n for n in names if n.startswith(JOURNAL_PREFIX) and n.endswith(SUFFIX)
+                  and writer_of(Path(n[len(JOURNAL_PREFIX):])) is not None)
+
+
+def reveal_orphaned_journals(folder: Path, idle_s: float) -> list[Path]:
+    """Rename the journals whose server is gone (its process is not alive on this host, or the
+    file has been silent for ``idle_s``) to their spool names, so the ingest applies what they
+    hold beyond their progress, which the server saved under that name.  Returns the new names."""
+    revealed = []
+    for path in journal_files(folder):
+        visible = path.with_name(path.name[len(JOURNAL_PREFIX):])
+        try:
+            if not writer_gone(visible, path.stat().st_mtime, idle_s):
+                continue
+            os.replace(path, visible)
+        except FileNotFoundError:
+            continue  # its server removed it (a clean stop) or another ingest revealed it
+        revealed.append(visible)
+    return revealed
+
+
+def writer_gone(path: Path, mtime: float, idle_s: float) -> bool:
+    """Whether the process that writes spool file ``path`` (last written at ``mtime``) is gone:
+    not alive on this host, or silent for ``idle_s`` (a process on another host can't be asked)."""
+    if time.time() - mtime > idle_s:
+        return True
+    who = writer_of(path)
+    if who is None or who[0] != host_tag():
+        return False
+    try:
+        os.kill(who[1], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def spool_files(folder: Path) -> list[Path]:
@@ -331,5 +381,6 @@ def _check(rec: Any) -> str | None:
     return None
 
 
-__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "host_tag", "legacy_folder",
-           "new_spool_path", "read_records", "spool_files", "spool_folder", "waiting_files", "writer_of"]
+__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "host_tag", "journal_files", "legacy_folder",
+           "new_spool_path", "read_records", "reveal_orphaned_journals", "spool_files", "spool_folder",
+           "waiting_files", "writer_gone", "writer_of"]

@@ -242,7 +242,7 @@ class SpoolIngest:
         self._deadline = 0.0
         self._files: dict[str, _FileState] | None = None
         self._experiments: dict[str, str] = {}
-        self._host = spool.host_tag()
+        self._reload = False  # set by another thread: reload every file's progress before the next pass
         self._building: list[_Unit] = []  # the next batch
         self._building_points = 0
         self._inflight: _Batch | None = None  # the batch the writer is storing
@@ -288,10 +288,22 @@ class SpoolIngest:
             self._files = None
             raise
 
+    def reload(self) -> None:
+        """Read every file's progress from the database again before the next pass: a journal
+        handed over by its server (store/journal.py) has progress that this ingest never saw."""
+        self._reload = True
+
+    def _start(self) -> list[Path]:
+        """The files of a pass, after the journals of servers that are gone were revealed."""
+        if spool.reveal_orphaned_journals(self.folder, self.idle_retire_s) or self._reload:
+            self._reload = False
+            self._files = None  # between passes nothing is in flight: the database's progress is all there is
+        return spool.waiting_files(self.folder)
+
     def _pass(self) -> IngestReport:
         report = IngestReport()
         t0, cpu0 = time.perf_counter(), time.thread_time()
-        files = spool.waiting_files(self.folder)
+        files = self._start()
         # One budget for the pass's new files' runs and its history, so neither makes the
         # next pass's newest values wait longer than about ``pass_s``.
         self._deadline = time.monotonic() + self.pass_s
@@ -322,7 +334,7 @@ class SpoolIngest:
         touched: set[str] = set()
 
         def loop(force: bool) -> None:
-            files = spool.waiting_files(self.folder)
+            files = self._start()
             for path in files:
                 if self._ingest_file(path, force, report, False):
                     touched.add(path.name)
@@ -782,7 +794,7 @@ class SpoolIngest:
         return self._files
 
     def _save(self, sid: str, offset: int, seq: int, state: _FileState) -> None:
-        self.store.write(_progress_op(sid, offset, seq))
+        self.store.write(progress_op(sid, offset, seq))
         state.saved = offset
 
     def _reject(self, path: Path, offset: int, record: Any, error: str, report: IngestReport) -> None:
@@ -824,18 +836,7 @@ class SpoolIngest:
             self._apply_new(target, state, report, force=True)
 
     def _writer_gone(self, path: Path, mtime: float) -> bool:
-        if time.time() - mtime > self.idle_retire_s:
-            return True
-        who = spool.writer_of(path)
-        if who is None or who[0] != self._host:
-            return False
-        try:
-            os.kill(who[1], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return spool.writer_gone(path, mtime, self.idle_retire_s)
 
 
 class IngestThread:
@@ -983,7 +984,7 @@ def _last_point(item: Any) -> MetricSeries:
                                       last(item["values"], VALUE))])[0]
 
 
-def _progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
+def progress_op(sid: str, offset: int, seq: int) -> Callable[[Connection], None]:
     """The write that records a file's progress (``spool_progress``)."""
     return partial(_save_progress, rows=[{"spool_id": sid, "applied_offset": offset, "applied_seq": seq}])
 
@@ -1022,4 +1023,4 @@ def _ends_with_close(path: Path, size: int) -> bool:
         return False
 
 
-__all__ = ["DEFER_S", "IDLE_RETIRE_S", "IngestReport", "IngestThread", "SpoolIngest"]
+__all__ = ["DEFER_S", "IDLE_RETIRE_S", "IngestReport", "IngestThread", "SpoolIngest", "progress_op"]
