@@ -19,6 +19,16 @@ _SERVER_FILES = ("mlruns.db", "mlruns.db-wal", "mlruns.db-shm", "mlruns.db-journ
                  "mlruns/.labtrack/mlruns.db.lock")
 
 
+def _journal(rel: str) -> bool:
+    """The server's journal of answered writes (store/journal.py), and the spool folder that its
+    first one makes: the server's own, like the database's WAL."""
+    folder, _, name = rel.rpartition("/")
+    return rel == _SPOOL or (folder == _SPOOL and name.startswith(".") and name.endswith(".jsonl"))
+
+
+_SPOOL = "mlruns/.labtrack/spool"
+
+
 class DatabaseSnapshotter:
     """Reads every table of a database (as the test process, never through the server)."""
 
@@ -53,7 +63,7 @@ def file_snapshot(folder: Path) -> dict[str, tuple[str, Any]]:
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = path.relative_to(folder).as_posix()
-            if rel in _SERVER_FILES or (Path(dirpath) == folder and name.startswith("server-")):
+            if rel in _SERVER_FILES or (Path(dirpath) == folder and name.startswith("server-")) or _journal(rel):
                 continue
             if path.is_symlink():
                 out[rel] = ("link", os.readlink(path))

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import time
+from json.encoder import encode_basestring_ascii as _json_text
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from labtrack.errors import InvalidParameterValue
 from labtrack.limits import LIMITS
 from labtrack.server.args import Args
 from labtrack.server.base import RawJson, ServerContext, StreamedJson, on_writer
+from labtrack.server.early_answer import EarlyWrite
 from labtrack.server.read_ahead import read_ahead
 from labtrack.server.search_cache import search_cache
 from labtrack.store.artifact_locations import check_artifact_location
@@ -160,6 +162,30 @@ def log_metric(ctx: ServerContext, a: Args) -> dict[str, Any]:
     return {}
 
 
+def _early_log_metric(ctx: ServerContext, a: Args, body: bytes | None) -> EarlyWrite | None:
+    """``log_metric`` planned for an early answer (server/early_answer.py): a point without
+    model or dataset links.  The journal holds the point as stored (its timestamp resolved)."""
+    if a.from_query:
+        return None
+    m = _metric(a.data)
+    if m.model_id is not None or m.dataset_name is not None or m.dataset_digest is not None:
+        return None
+    run_id = a.run_id()
+    return EarlyWrite(run_id, ctx.store.log_batch_op(run_id, metrics=[m]), lambda: _batch_of_one(run_id, m))
+
+
+def _batch_of_one(run_id: str, m: Metric) -> bytes:
+    """A log_batch record's fields holding one point, as json.dumps writes them, formatted directly."""
+    value = m.value
+    number = repr(value) if math.isfinite(value) else ("NaN" if value != value else "Infinity" if value > 0
+                                                       else "-Infinity")  # Python's json reads these
+    return ('{"run_id":%s,"metrics":[{"key":%s,"value":%s,"timestamp":%d,"step":%d}]}'
+            % (_json_text(run_id), _json_text(m.key), number, m.timestamp, m.step)).encode()
+
+
+log_metric.early = _early_log_metric  # type: ignore[attr-defined]
+
+
 @on_writer
 def log_param(ctx: ServerContext, a: Args) -> dict[str, Any]:
     ctx.store.log_batch(a.run_id(), params=[(a.req("key"), a.str("value", required=True) or "")])
@@ -218,6 +244,33 @@ def log_batch(ctx: ServerContext, a: Args) -> dict[str, Any]:
         metrics, series = [_metric(m) for m in items], None  # the store names the limit
     ctx.store.log_batch(run_id, metrics=metrics, params=params, tags=tags, series=series or ())
     return {}
+
+
+_BATCH_FIELDS = frozenset({"run_id", "run_uuid", "metrics", "params", "tags"})
+
+
+def _early_log_batch(ctx: ServerContext, a: Args, body: bytes | None) -> EarlyWrite | None:
+    """``log_batch`` planned for an early answer: plain metrics only (a param may fail in the
+    database: a changed value).  The journal holds the request's body as it came when it can
+    (ASCII, only a batch's fields, ``run_id`` named), which costs no second JSON encoding."""
+    if a.from_query or a.data.get("params") or a.data.get("tags"):
+        return None
+    items = a.objects("metrics")
+    series = _plain_series(items)
+    if not series or not _within_limits(len(items), 0, 0):
+        return None
+    run_id = a.run_id()
+
+    def fields() -> bytes:
+        if (body is not None and a.data.get("run_id") == run_id and body.isascii()
+                and body.lstrip()[:1] == b"{" and _BATCH_FIELDS.issuperset(a.data)):
+            # Newlines are only whitespace in valid JSON: a line per record.
+            return body.replace(b"\n", b" ").replace(b"\r", b" ")
+        return json.dumps({"run_id": run_id, "metrics": items}, separators=(",", ":")).encode()
+    return EarlyWrite(run_id, ctx.store.log_batch_op(run_id, series=series), fields)
+
+
+log_batch.early = _early_log_batch  # type: ignore[attr-defined]
 
 
 def _within_limits(metrics: int, params: int, tags: int) -> bool:

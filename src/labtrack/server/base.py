@@ -33,6 +33,7 @@ from typing import Any
 from tornado import httputil, iostream, web
 
 from labtrack.errors import BadRequest, LabtrackError, TransientError, Unauthenticated
+from labtrack.server import early_answer
 from labtrack.server.args import Args
 from labtrack.server.guard import cookie_name, cookie_value, cors_headers
 from labtrack.thread_names import name_os_thread
@@ -427,8 +428,10 @@ class ApiRequest(httputil.HTTPMessageDelegate):
         self._release()
         # Callbacks, not a coroutine: a Task per request cost as much as its parsing.
         try:
-            future = call_endpoint(self.ctx, self.fn, request_args(self.request),
-                                   body_bytes=len(self.request.body or b""))
+            args = request_args(self.request)
+            if self._answered_early(args):
+                return
+            future = call_endpoint(self.ctx, self.fn, args, body_bytes=len(self.request.body or b""))
         except Exception as exc:  # noqa: BLE001 - rendered as MLflow's error reply
             self._fail(exc)
             return
@@ -438,6 +441,23 @@ class ApiRequest(httputil.HTTPMessageDelegate):
             self._answer(future)
         else:
             future.add_done_callback(self._answer)
+
+    def _answered_early(self, args: Args) -> bool:
+        """Whether the endpoint's write was answered before it was stored, or answered from its
+        future at once (server/early_answer.py); False when it goes the usual way."""
+        early = getattr(self.fn, "early", None)
+        journal = early_answer.journal_of(self.ctx) if early is not None else None
+        if journal is None:
+            return False
+        plan = early(self.ctx, args, None if self.request.query_arguments else self.request.body)
+        if plan is None:
+            return False
+        outcome = early_answer.answer(self.ctx, journal, plan, lambda: self._reply(200, b"{}"))
+        if outcome is False:
+            return False
+        if outcome is not True:
+            self._answer(outcome)
+        return True
 
     def on_connection_close(self) -> None:
         self.closed = True

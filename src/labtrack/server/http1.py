@@ -409,7 +409,8 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
             raise ValueError("Illegal characters (CR or LF) in a response header")
         m.remaining = 0
-        self._send(text.encode("latin1") + b"\r\n\r\n" + body)
+        if self.transport is not None:  # nobody awaits this write: no future for it (_send's)
+            self.transport.write(text.encode("latin1") + b"\r\n\r\n" + body)
         self.finish()
 
     def write(self, chunk: bytes) -> asyncio.Future[None]:
@@ -438,7 +439,10 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         self.last_active = time.monotonic()
         self.answered_one = True
         if self.messages:
-            self._pump(self.messages[0])
+            # On the loop's next turn: an answer may be written before its request is done
+            # (server/early_answer.py stores the write after), and the next request must
+            # not start inside it.
+            asyncio.get_running_loop().call_soon(self._pump, self.messages[0])
         else:
             self._resume_reading()
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from labtrack import ownership
 from labtrack.server.tokens import new_token
@@ -148,6 +149,7 @@ class Server:
             self._basic_auth(ctx)
         app = make_app(ctx)
         ingest = self._start_ingest(store, db_path, ctx)
+        journal = self._journal(store, db_path, ctx, ingest)
         from labtrack.server.job_watch import start_job_watch
 
         jobs = start_job_watch(store)  # runs of SLURM jobs end as their jobs end
@@ -201,6 +203,10 @@ class Server:
             await loop.run_in_executor(None, ingest.stop)
         if jobs is not None:
             await loop.run_in_executor(None, jobs.stop)
+        if journal is not None:
+            forget = journal.close()  # later writes are answered after they are stored
+            if forget is not None:
+                await loop.run_in_executor(None, store.write, forget)
         await loop.run_in_executor(None, store.close)
         # Let running requests answer (writes now get 503), then close kept-alive
         # connections: a request still open when asyncio.run ends is cancelled, and
@@ -228,6 +234,21 @@ class Server:
 
         return IngestThread(SpoolIngest(store, spool_folder(db_path)),  # type: ignore[arg-type]
                             on_applied=touch).start()
+
+    @staticmethod
+    def _journal(store: Any, db_path: Path | None, ctx: Any, ingest: Any) -> Any:
+        """The journal of writes answered before they are stored (server/early_answer.py): on a
+        SQLite file in WAL mode, with its spool ingest running, unless LABTRACK_EARLY_ANSWER=0."""
+        from labtrack.server import early_answer
+
+        if db_path is None or ingest is None or store.engines.journal_mode != "wal" or not early_answer.enabled():
+            return None
+        from labtrack.spool import spool_folder
+        from labtrack.store.journal import Journal
+
+        journal = ctx.extra[early_answer.JOURNAL_KEY] = Journal(spool_folder(db_path))
+        ctx.extra[early_answer.HAND_OVER_KEY] = ingest.ingest.reload
+        return journal
 
     async def _watch(self, ctx: object) -> None:
         """Idle timeout and parent-death watchdog (no orphans behind the proxy)."""

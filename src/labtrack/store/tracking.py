@@ -401,6 +401,14 @@ class TrackingStore:
                 metric_rows.insert_series(conn, run_id, series)
         return op
 
+    @staticmethod
+    def run_active_now(conn: Connection, run_id: str) -> bool:
+        """Whether ``run_id`` is an active run, read on SQLite's own connection outside any
+        transaction, for a caller that holds the idle writer's connection (server/early_answer.py)."""
+        sql = cached(conn, "run_state_sql", lambda c: _RUN_STATE.compile(dialect=c.dialect)).string
+        row = conn.connection.driver_connection.execute(sql, (run_id,)).fetchone()
+        return row is not None and row[0] == "active"
+
     def fold_latest(self, latest: dict[str, Sequence[MetricSeries]]) -> list[str]:
         """Fold points into their runs' latest values (and min/max) only, not their history,
         in one transaction; return the runs skipped because they are missing or not active.

@@ -102,17 +102,23 @@ class Writer:
             return fn(applying[1])
         return self.submit(fn).result()
 
-    def apply_now_from_loop(self, fn: Callable[[Connection], T]) -> asyncio.Future[T] | None:
+    def apply_now_from_loop(self, fn: Callable[[Connection], T],
+                            before: Callable[[Connection], None] | None = None) -> asyncio.Future[T] | None:
         """Apply ``fn`` at once on the event loop's thread if the writer is idle, else None.
 
         The returned future is already answered.  Only for small writes (a
-        request of a few KB): the loop serves nothing else meanwhile.
+        request of a few KB): the loop serves nothing else meanwhile.  ``before``
+        (which must not raise) gets the connection first, outside any transaction,
+        with the writer held: a read there sees what ``fn``'s transaction will begin from,
+        unless another process commits in between (server/early_answer.py).
         """
         if not self._inline or not self._busy.acquire(blocking=False):
             return None
         try:
             if self._stopped or self._connection is None or not self._queue.empty():
                 return None
+            if before is not None:
+                before(self._connection)
             reply = _Immediate(asyncio.get_running_loop().create_future())
             self._connection = self._apply(self._connection, [(fn, reply)])
             return reply.future
