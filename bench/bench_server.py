@@ -1,11 +1,12 @@
 """The same mlflow-client workload against ``mlflow server`` and ``labtrack server``, side by side.
 
-    python bench/bench_server.py [--quick] [--only mlflow|labtrack]
+    python bench/bench_server.py [--quick] [--only mlflow|labtrack] [--rounds N]
 
 Both servers are fresh processes on fresh SQLite files in this run (MLflow with
 ``--workers 1``).  The workload is driven by the unmodified ``mlflow`` client from
 this process; for reading a long history it is also driven by a plain ``requests``
-page loop and by ``labtrack.Client``.  Each figure is printed for both servers with
+page loop and by ``labtrack.Client``.  Each timed phase runs in rounds, interleaved across
+the servers; each figure is printed for both servers (the median of their rounds) with
 the ratio (> 1 means labtrack is better) and, where issue 2 sets one, the target.
 Results also go to ``bench/results/server.json``.  Timings never gate tests.
 """
@@ -23,6 +24,7 @@ import random
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    Repeated,
     Row,
     Server,
+    interleaved,
     machine,
-    measure,
     median,
     quiet_env,
     repeat,
@@ -63,11 +66,16 @@ class Sizes:
     history_repeats: int = 3
     launches: int = 3
     settle_s: float = 5.0
+    rounds: int = 5
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(log_metric_calls=30, batches=3, history_points=10_000, runs=100,
-                   search_repeats=2, history_repeats=1, launches=1, settle_s=2.0)
+                   search_repeats=2, history_repeats=1, launches=1, settle_s=2.0, rounds=2)
+
+    def per_round(self, total: int) -> int:
+        """Calls a round, so that the rounds together make at least ``total``."""
+        return max(1, math.ceil(total / self.rounds))
 
 
 def say(msg: str) -> None:
@@ -105,27 +113,42 @@ def search_data(sizes: Sizes) -> list[dict[str, Any]]:
     return runs
 
 
-def phase_log_metric(server: Server, sizes: Sizes, out: dict[str, Any]) -> None:
+Round = Callable[[int], Repeated]
+"""One timed round of one figure on one server, given the round's number: ``common.repeat``'s record."""
+
+
+def quiet_stdout() -> contextlib.AbstractContextManager[Any]:
+    return contextlib.redirect_stdout(io.StringIO())  # no "View run at" lines from the fluent API
+
+
+def phase_log_metric(server: Server, sizes: Sizes) -> dict[str, Round]:
+    """A run warmed with 10 calls; each round resumes it and makes its share of the sync calls."""
     import mlflow
 
     mlflow.set_tracking_uri(server.url)
-    mlflow.set_experiment("bench-log-metric")
-    with contextlib.redirect_stdout(io.StringIO()), mlflow.start_run():  # no "View run at" lines
+    exp = mlflow.set_experiment("bench-log-metric").experiment_id
+    with quiet_stdout(), mlflow.start_run() as run:
         for i in range(10):  # warm the connection and the server's code paths
             mlflow.log_metric("warm", i, step=i, synchronous=True)
+    n = sizes.per_round(sizes.log_metric_calls)
 
-        def go() -> None:
-            for i in range(sizes.log_metric_calls):
-                mlflow.log_metric("m", i * 0.5, step=i, synchronous=True)
-        sample, _ = measure(server, go)
-    out["log_metric"] = {"calls": sizes.log_metric_calls, "wall_s": sample.wall_s, "cpu_s": sample.cpu_s,
-                         "client_cpu_s": sample.client_cpu_s,
-                         "calls_per_s": sizes.log_metric_calls / sample.wall_s,
-                         "cpu_ms_per_call": 1000 * sample.cpu_s / sizes.log_metric_calls}
+    def one(r: int) -> Repeated:
+        steps = iter(range(r * n, (r + 1) * n))
+
+        def call() -> None:
+            i = next(steps)
+            mlflow.log_metric("m", i * 0.5, step=i, synchronous=True)
+
+        # The fluent API's tracking URI, experiment and active run are global: this server's, untimed.
+        mlflow.set_tracking_uri(server.url)
+        mlflow.set_experiment(experiment_id=exp)
+        with quiet_stdout(), mlflow.start_run(run_id=run.info.run_id):
+            return repeat(server, call, n)
+    return {"log_metric": one}
 
 
-def phase_log_batch(server: Server, sizes: Sizes, batches: list[list[Any]], out: dict[str, Any]) -> str:
-    """Times the first ``sizes.batches`` batches, then logs the rest of the long history."""
+def phase_log_batch(server: Server, sizes: Sizes, batches: list[list[Any]], out: dict[str, Any]) -> dict[str, Round]:
+    """Round ``r`` logs the history's batches ``r * n`` to ``(r + 1) * n``; ``fill_history`` the rest."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -133,23 +156,24 @@ def phase_log_batch(server: Server, sizes: Sizes, batches: list[list[Any]], out:
     exp = client.create_experiment("bench-log-batch")
     warm = client.create_run(exp).info.run_id
     client.log_batch(warm, metrics=[Metric("w", float(i), 1, i) for i in range(sizes.batch_size)])
-    run_id = client.create_run(exp, run_name="history").info.run_id
-    timed = batches[:sizes.batches]
+    run_id = out["history_run_id"] = client.create_run(exp, run_name="history").info.run_id
+    n = sizes.per_round(sizes.batches)
 
-    def go() -> None:
-        for b in timed:
-            client.log_batch(run_id, metrics=b)
-    sample, _ = measure(server, go)
-    points = sum(len(b) for b in timed)
-    out["log_batch"] = {"batches": len(timed), "points": points, "wall_s": sample.wall_s, "cpu_s": sample.cpu_s,
-                        "client_cpu_s": sample.client_cpu_s,
-                        "points_per_s": points / sample.wall_s,
-                        "cpu_ms_per_batch": 1000 * sample.cpu_s / len(timed)}
+    def one(r: int) -> Repeated:
+        todo = iter(batches[r * n:(r + 1) * n])
+        return repeat(server, lambda: client.log_batch(run_id, metrics=next(todo)), n)
+    return {"log_batch": one}
+
+
+def fill_history(server: Server, sizes: Sizes, batches: list[list[Any]], out: dict[str, Any]) -> None:
+    """The history's batches that no timed round logged."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(server.url)
     t0 = time.perf_counter()
-    for b in batches[sizes.batches:]:
-        client.log_batch(run_id, metrics=b)
+    for b in batches[sizes.rounds * sizes.per_round(sizes.batches):]:
+        client.log_batch(out["history_run_id"], metrics=b)
     out["history_fill_s"] = time.perf_counter() - t0
-    return run_id
 
 
 def _plain_history(url: str, token: str | None, run_id: str) -> int:
@@ -182,7 +206,7 @@ def _labtrack_client() -> Any:
     return cls if cls is not None and hasattr(cls, "get_metric_history") else None
 
 
-def phase_history(server: Server, sizes: Sizes, run_id: str, out: dict[str, Any]) -> None:
+def phase_history(server: Server, sizes: Sizes, run_id: str) -> dict[str, Round]:
     from mlflow import MlflowClient
 
     client = MlflowClient(server.url)
@@ -194,16 +218,13 @@ def phase_history(server: Server, sizes: Sizes, run_id: str, out: dict[str, Any]
     if lt_client is not None:
         lt = lt_client(server.url)
         readers["labtrack_client"] = lambda: len(lt.get_metric_history(run_id, HISTORY_KEY))
-    res: dict[str, Any] = {"points": sizes.history_points}
-    for name, fn in readers.items():
+    n = sizes.per_round(sizes.history_repeats)
+    for fn in readers.values():
         fn()  # warm, as every other phase: the connection, and the replay floor's recording
-        r = repeat(server, fn, sizes.history_repeats)
-        res[name] = {"wall_s": r.wall_s, "walls": r.walls, "cpu_s": r.cpu_s, "client_cpu_s": r.client_cpu_s,
-                     "points_read": sorted(set(r.results))}
-    out["history"] = res
+    return {name: lambda r, fn=fn: repeat(server, fn, n) for name, fn in readers.items()}
 
 
-def phase_search(server: Server, sizes: Sizes, data: list[dict[str, Any]], out: dict[str, Any]) -> None:
+def phase_search(server: Server, sizes: Sizes, data: list[dict[str, Any]], out: dict[str, Any]) -> dict[str, Round]:
     import requests
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
@@ -219,8 +240,7 @@ def phase_search(server: Server, sizes: Sizes, data: list[dict[str, Any]], out: 
             params=[Param(k, v) for k, v in d["params"].items()],
             tags=[RunTag(k, v) for k, v in d["tags"].items()])
     setup = time.perf_counter() - t0
-    res: dict[str, Any] = {"runs": len(data), "setup_s": setup,
-                           "setup_runs_per_s": len(data) / setup}
+    out["search"] = {"runs": len(data), "setup_s": setup, "setup_runs_per_s": len(data) / setup}
     session = requests.Session()
     if server.token:
         session.headers["Authorization"] = f"Bearer {server.token}"
@@ -237,13 +257,24 @@ def phase_search(server: Server, sizes: Sizes, data: list[dict[str, Any]], out: 
         "filtered_http": lambda: plain(FILTER),
         "unfiltered_http": lambda: plain(""),
     }
-    for name, search in searches.items():
+    n = sizes.per_round(sizes.search_repeats)
+    for search in searches.values():
         search()  # warm
-        r = repeat(server, search, sizes.search_repeats)
-        res[name] = {"wall_s": r.wall_s, "walls": r.walls, "cpu_s": r.cpu_s, "client_cpu_s": r.client_cpu_s,
-                     "runs_found": sorted({len(x) for x in r.results}),
-                     "filter": "" if name.startswith("unfiltered") else FILTER}
-    out["search"] = res
+    return {name: lambda r, fn=fn: repeat(server, fn, n) for name, fn in searches.items()}
+
+
+def over_rounds(reps: list[Repeated]) -> dict[str, Any]:
+    """One figure of one server over its rounds: ``wall_s`` is the median of the rounds' wall
+    per call; CPU (server and client) is summed over the rounds, then divided by the calls."""
+    calls = sum(len(r.walls) for r in reps)
+    return {
+        "calls": calls,
+        "wall_s": median([sum(r.walls) / len(r.walls) for r in reps]),
+        "cpu_s": sum(r.cpu_s * len(r.walls) for r in reps) / calls,
+        "client_cpu_s": sum(r.client_cpu_s * len(r.walls) for r in reps) / calls,
+        "rounds": [{"wall_s": sum(r.walls), "cpu_s": r.cpu_s * len(r.walls),
+                    "client_cpu_s": r.client_cpu_s * len(r.walls), "walls": r.walls} for r in reps],
+    }
 
 
 def settle(servers: list[Server], quiet_s: float, timeout: float = 60) -> float:
@@ -259,8 +290,10 @@ def settle(servers: list[Server], quiet_s: float, timeout: float = 60) -> float:
 
 def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
           data: list[dict[str, Any]], token: str | None, floor: bool) -> dict[str, dict[str, Any]]:
-    """Every phase runs on each server back to back, so a change in the machine's load
-    between phases weighs on both sides alike.
+    """Each phase sets up and warms up on every server, then its timed part runs in
+    ``sizes.rounds`` rounds, each on every server in an order that rotates round by round
+    (``common.interleaved``): a drift of the machine's load or of the client's own CPU
+    weighs on every server alike.  A server's figure is the median of its rounds.
 
     With ``floor``, the phases also run against the replay floor (see
     ``common.ReplayFloor``), after the launches, which it has no part in.
@@ -292,21 +325,51 @@ def bench(kinds: list[str], sizes: Sizes, root: Path, batches: list[list[Any]],
         for kind in kinds:
             out[kind]["rss_after_launch_mb"] = servers[kind].rss_mb()
 
-        def each(label: str, phase: Any, report: Any) -> None:
-            for kind, server in servers.items():
-                phase(server, out[kind])
+        def timed(label: str, phase: Callable[[str, Server], dict[str, Round]],
+                  summary: Callable[[dict[str, Any], dict[str, list[Repeated]]], None],
+                  report: Callable[[dict[str, Any]], str]) -> None:
+            """The phase's setup and warm-up on every server, then its rounds, interleaved."""
+            rounds = {kind: phase(kind, server) for kind, server in servers.items()}
+            got: dict[str, dict[str, list[Repeated]]] = {k: {f: [] for f in figs} for k, figs in rounds.items()}
+            for r, kind in interleaved(list(servers), sizes.rounds):
+                for figure, one in rounds[kind].items():
+                    got[kind][figure].append(one(r))
+            for kind in servers:
+                summary(out[kind], got[kind])
                 say(f"{kind} {label}: {report(out[kind])}")
 
-        each("log_metric", lambda sv, o: phase_log_metric(sv, sizes, o),
-             lambda o: f"{o['log_metric']['calls_per_s']:.1f} calls/s")
-        run_ids: dict[str, str] = {}
-        each("log_batch", lambda sv, o: run_ids.__setitem__(sv.name, phase_log_batch(sv, sizes, batches, o)),
-             lambda o: f"{o['log_batch']['points_per_s']:.0f} points/s (history filled in {o['history_fill_s']:.1f} s)")
-        each("get_metric_history", lambda sv, o: phase_history(sv, sizes, run_ids[sv.name], o),
-             lambda o: ", ".join(f"{k} {v['wall_s']:.3f} s" for k, v in o["history"].items() if k != "points"))
-        each("search_runs", lambda sv, o: phase_search(sv, sizes, data, o),
-             lambda o: f"{o['search']['filtered']['wall_s']:.3f} s filtered, "
-                       f"{o['search']['unfiltered']['wall_s']:.3f} s unfiltered (setup {o['search']['setup_s']:.1f} s)")
+        def log_metric(o: dict[str, Any], got: dict[str, list[Repeated]]) -> None:
+            f = o["log_metric"] = over_rounds(got["log_metric"])
+            f.update(calls_per_s=1 / f["wall_s"], cpu_ms_per_call=1000 * f["cpu_s"])
+
+        def log_batch(o: dict[str, Any], got: dict[str, list[Repeated]]) -> None:
+            f = o["log_batch"] = over_rounds(got["log_batch"])
+            f.update(points=f["calls"] * sizes.batch_size, points_per_s=sizes.batch_size / f["wall_s"],
+                     cpu_ms_per_batch=1000 * f["cpu_s"])
+
+        def history(o: dict[str, Any], got: dict[str, list[Repeated]]) -> None:
+            o["history"] = {"points": sizes.history_points, **{
+                name: {**over_rounds(reps), "points_read": sorted({x for r in reps for x in r.results})}
+                for name, reps in got.items()}}
+
+        def search(o: dict[str, Any], got: dict[str, list[Repeated]]) -> None:
+            for name, reps in got.items():
+                o["search"][name] = {**over_rounds(reps),
+                                     "runs_found": sorted({len(x) for r in reps for x in r.results}),
+                                     "filter": "" if name.startswith("unfiltered") else FILTER}
+
+        timed("log_metric", lambda k, sv: phase_log_metric(sv, sizes), log_metric,
+              lambda o: f"{o['log_metric']['calls_per_s']:.1f} calls/s")
+        timed("log_batch", lambda k, sv: phase_log_batch(sv, sizes, batches, out[k]), log_batch,
+              lambda o: f"{o['log_batch']['points_per_s']:.0f} points/s")
+        for kind, server in servers.items():
+            fill_history(server, sizes, batches, out[kind])
+            say(f"{kind} history filled in {out[kind]['history_fill_s']:.1f} s")
+        timed("get_metric_history", lambda k, sv: phase_history(sv, sizes, out[k]["history_run_id"]), history,
+              lambda o: ", ".join(f"{k} {v['wall_s']:.3f} s" for k, v in o["history"].items() if k != "points"))
+        timed("search_runs", lambda k, sv: phase_search(sv, sizes, data, out[k]), search,
+              lambda o: "{:.3f} s filtered, {:.3f} s unfiltered (setup {:.1f} s)".format(
+                  o["search"]["filtered"]["wall_s"], o["search"]["unfiltered"]["wall_s"], o["search"]["setup_s"]))
 
         if "floor" in servers:
             servers.pop("floor").stop()
@@ -409,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small counts: a smoke run in under 2 minutes")
     ap.add_argument("--only", choices=("mlflow", "labtrack"), help="run one side only (no ratios)")
     ap.add_argument("--output", default="server.json", help="file name under bench/results/")
+    ap.add_argument("--rounds", type=int, help="rounds each timed phase is split into, interleaved across "
+                    "the servers (default 5, 2 with --quick)")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the replay floor (the 'ceiling' column: what an instant server would reach)")
     args = ap.parse_args(argv)
@@ -421,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     # The mlflow client sends it as a bearer token; MLflow's server ignores it.
     os.environ["MLFLOW_TRACKING_TOKEN"] = token
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.rounds is not None:
+        if args.rounds < 1:
+            ap.error("--rounds must be at least 1")
+        sizes.rounds = args.rounds
     machine_info = machine()
     say(f"sizes: {sizes}")
     batches = history_batches(sizes)
@@ -443,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     print(title)
     print("ratio: how many times better labtrack is (MLflow/labtrack for times, CPU, memory; "
           "labtrack/MLflow for rates)")
-    print("server CPU: user+system seconds of the server's whole process tree over the phase")
+    print(f"wall: the median over {sizes.rounds} rounds, interleaved across the servers, of a round's wall "
+          "time per call")
+    print("server CPU: user+system seconds of the server's whole process tree over the rounds, per call")
     if results["floor"] is not None:
         print("ceiling: the ratio of a server that answers instantly (bench/replay.py replaying labtrack's "
               "answers), i.e. the most any server can reach through that client")

@@ -19,11 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -321,6 +321,19 @@ def repeat(server: Server, fn: Callable[[], Any], n: int) -> Repeated:
         client = time.process_time() - p0
         cpu = server.cpu_s() - c0
     return Repeated(walls, cpu / n, client / n, results)
+
+
+T = TypeVar("T")
+
+
+def interleaved(names: Sequence[T], rounds: int) -> Iterator[tuple[int, T]]:
+    """``(round, name)``: every name once a round, round after round, the first name moving
+    on by one each round so that none always goes first (the client's own CPU drifts with
+    order and time, and this spreads the drift over every name alike)."""
+    for r in range(rounds):
+        k = r % len(names)
+        for name in [*names[k:], *names[:k]]:
+            yield r, name
 
 
 def median(xs: list[float]) -> float:

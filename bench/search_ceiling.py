@@ -26,8 +26,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_server import FILTER, Sizes, search_data  # noqa: E402
-from common import (Server, machine, repeat, scratch, start_floor, start_labtrack,  # noqa: E402
-                    write_json)
+from common import (Server, interleaved, machine, repeat, scratch, start_floor,  # noqa: E402
+                    start_labtrack, write_json)
 
 
 def _load(server: Server, data: list[dict[str, Any]]) -> str:
@@ -75,15 +75,13 @@ def main() -> None:
                     client.search_runs([exps[name]], filter_string=filt, max_results=1000)
             walls: dict[tuple[str, str], list[float]] = {(n, s): [] for n in servers for s in searches}
             cpus: dict[tuple[str, str], list[float]] = {(n, s): [] for n in servers for s in searches}
-            names = list(servers)
-            for r in range(args.rounds):
-                for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
-                    for search, filt in searches.items():
-                        rep = repeat(servers[name], lambda c=clients[name], e=exps[name], f=filt: c.search_runs(
-                            [e], filter_string=f, max_results=1000), args.repeats)
-                        assert len({len(x) for x in rep.results}) == 1
-                        walls[(name, search)] += rep.walls
-                        cpus[(name, search)].append(rep.cpu_s)
+            for _, name in interleaved(list(servers), args.rounds):
+                for search, filt in searches.items():
+                    rep = repeat(servers[name], lambda c=clients[name], e=exps[name], f=filt: c.search_runs(
+                        [e], filter_string=f, max_results=1000), args.repeats)
+                    assert len({len(x) for x in rep.results}) == 1
+                    walls[(name, search)] += rep.walls
+                    cpus[(name, search)].append(rep.cpu_s)
             out: dict[str, Any] = {"machine": machine(), "rounds": args.rounds, "repeats": args.repeats,
                                    "load_start": load0, "load_end": os.getloadavg()[0], "rows": []}
             print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, 2 CPUs")
