@@ -4,8 +4,8 @@ under issue 21's "≥ 90% of the replay ceiling" for those figures, measured rat
     python bench/floor_servers.py [--workload log_metric|log_batch] [--calls N] [--rounds 3]
                                   [--output NAME]
 
-The unmodified mlflow client is run against six servers, round after round so that a change
-of load touches them all alike.  ``log_metric`` (3,000 calls by default) is
+The unmodified mlflow client is run against these servers, round after round (the first one
+moving on each round) so that a change of load touches them all alike.  ``log_metric`` (3,000 calls by default) is
 ``MlflowClient.log_metric(..., synchronous=True)``, one ``runs/log-metric`` POST per call;
 ``log_batch`` (100 calls by default) is ``MlflowClient.log_batch`` of 1,000 points of one key,
 bench_server.py's shape, one ``runs/log-batch`` POST of about 80 KB per call.  The servers:
@@ -24,6 +24,10 @@ bench_server.py's shape, one ``runs/log-batch`` POST of about 80 KB per call.  T
   ``asyncio+sqlite`` is the cost of what labtrack stores; the gap from it to ``labtrack`` is the
   server's request handling (tornado's request objects, routing, guard, arguments, access log).
 - ``labtrack``: ``labtrack server``.
+- ``labtrack-late``: ``labtrack server`` with ``LABTRACK_EARLY_ANSWER=0``: every write answered
+  after its commit, as before the early answers (server/early_answer.py).
+
+``--servers`` picks some of them (``replay`` always runs: it is the ceiling).
 
 The minimal servers check nothing (no auth, no run, no validation) and keep no history
 summaries: each is less than a tracking server must do, so a share of the ceiling they miss
@@ -49,8 +53,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS_DIR, Server, launch, machine, median, scratch,  # noqa: E402
-                    start_floor, start_labtrack, free_port)
+from common import (RESULTS_DIR, Server, free_port, interleaved, launch, machine, median,  # noqa: E402
+                    scratch, start_floor, start_labtrack)
 
 FLOOR_RUN = "0" * 32  # the run every minimal server's calls name
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
@@ -217,30 +221,42 @@ def _loop(workload: str, server: Server, run_id: str, calls: int, offset: int) -
             "client_cpu_ms": 1000 * client_cpu / calls}
 
 
-def run(workload: str, calls: int, rounds: int) -> dict[str, Any]:
+SERVERS = ("replay", "thread", "asyncio", "asyncio+sqlite", "asyncio+store", "labtrack", "labtrack-late")
+
+
+def _start(name: str, workdir: Path) -> Server:
+    if name == "replay":
+        return start_floor(workdir, None)
+    if name == "labtrack":
+        return start_labtrack(workdir, None)
+    if name == "labtrack-late":
+        os.environ["LABTRACK_EARLY_ANSWER"] = "0"
+        try:
+            return start_labtrack(workdir, None)
+        finally:
+            del os.environ["LABTRACK_EARLY_ANSWER"]
+    return _start_minimal(name, workdir)
+
+
+def run(workload: str, calls: int, rounds: int, names: tuple[str, ...] = SERVERS) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     load = os.getloadavg()
     servers: dict[str, Server] = {}
     with scratch("lt-floor-servers-") as tmp:
         try:
-            servers["replay"] = start_floor(tmp / "replay", None)
-            servers["thread"] = _start_minimal("thread", tmp / "thread")
-            servers["asyncio"] = _start_minimal("asyncio", tmp / "asyncio")
-            servers["asyncio+sqlite"] = _start_minimal("asyncio+sqlite", tmp / "asyncio-sqlite")
-            servers["asyncio+store"] = _start_minimal("asyncio+store", tmp / "asyncio-store")
-            servers["labtrack"] = start_labtrack(tmp / "labtrack", None)
+            for name in ("replay", *(n for n in names if n != "replay")):
+                servers[name] = _start(name, tmp / name.replace("+", "-"))
             run_ids = {}
             for name, server in servers.items():
-                if name in ("replay", "labtrack"):
+                if name in ("replay", "labtrack", "labtrack-late"):
                     c = MlflowClient(server.url)
                     run_ids[name] = c.create_run(c.create_experiment("floor")).info.run_id
                 else:
                     run_ids[name] = FLOOR_RUN
             raw: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-            for r in range(rounds):
-                for name, server in servers.items():
-                    raw[name].append(_loop(workload, server, run_ids[name], calls, r * (calls + 20)))
+            for r, name in interleaved(list(servers), rounds):
+                raw[name].append(_loop(workload, servers[name], run_ids[name], calls, r * (calls + 20)))
         finally:
             for server in servers.values():
                 server.stop()
@@ -261,6 +277,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=None, help="calls a round (3,000 log_metric, 100 log_batch)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output", default=None, help="results name (floor_servers[_log_batch])")
+    ap.add_argument("--servers", default=",".join(SERVERS), help=f"some of {','.join(SERVERS)}")
     ap.add_argument("--serve", choices=["thread", "asyncio", "asyncio+sqlite", "asyncio+store"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -273,7 +290,11 @@ def main() -> None:
         serve_asyncio(args.port, _open_db(args.db) if args.serve == "asyncio+sqlite" else None)
     else:
         calls = args.calls or (3000 if args.workload == "log_metric" else 100)
-        out = run(args.workload, calls, args.rounds)
+        names = tuple(n.strip() for n in args.servers.split(",") if n.strip())
+        unknown = sorted(set(names) - set(SERVERS))
+        if unknown:
+            ap.error(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
+        out = run(args.workload, calls, args.rounds, names)
         what = "sync log_metric" if args.workload == "log_metric" else f"log_batch of {BATCH:,} points"
         print(f"{what} through the mlflow client, {calls:,} calls x {args.rounds} rounds,"
               f" load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}")
