@@ -23,6 +23,7 @@ from labtrack.server import early_answer
 from labtrack.server.early_answer import EarlyWrite
 from labtrack.store import schema as s
 from labtrack.store.ingest import SpoolIngest
+from labtrack.store import journal as journal_module
 from labtrack.store.journal import Journal
 from labtrack.store.tracking import TrackingStore
 from tests.servers import ServerProcess, start_server
@@ -82,9 +83,10 @@ def test_the_mlflow_clients_sync_writes_are_journaled_and_read_back_at_once(
     assert records[0]["metrics"] == [{"key": "loss", "value": 1.0, "timestamp": records[0]["metrics"][0]["timestamp"],
                                       "step": 0}]
     assert [m["value"] for m in records[-1]["metrics"]] == [i / 10 for i in range(10)]
-    # Stored with the journal's progress: everything in it is applied.
+    # Its progress is saved every SAVE_EVERY records: never beyond what is in it.
     sid = journal.name[1:]
-    assert _progress(tmp_path / "mlruns.db")[sid] == (journal.stat().st_size, 21)
+    offset, seq = _progress(tmp_path / "mlruns.db").get(sid, (0, 0))
+    assert offset <= journal.stat().st_size and seq <= 21
     assert oct(journal.stat().st_mode & 0o777) == oct(0o600)
 
     srv.stop()  # a clean stop removes the applied journal and forgets its progress
@@ -199,7 +201,12 @@ def _plan(store: TrackingStore, run_id: str, step: int, fail: bool = False) -> E
     return EarlyWrite(run_id, op, lambda: fields)
 
 
-def test_an_answered_write_that_fails_is_stored_by_the_spool_ingest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("save_every", [1, journal_module.SAVE_EVERY])
+def test_an_answered_write_that_fails_is_stored_by_the_spool_ingest(tmp_path: Path, save_every: int,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With its progress saved at every record, the ingest applies only the write that failed;
+    saved less often, it applies again those before, which stores nothing twice."""
+    monkeypatch.setattr(journal_module, "SAVE_EVERY", save_every)
     store, run_id = _store(tmp_path)
     folder = tmp_path / "spool"
     journal, handed, replies = Journal(folder), [], []
@@ -218,8 +225,9 @@ def test_an_answered_write_that_fails_is_stored_by_the_spool_ingest(tmp_path: Pa
         ingest = SpoolIngest(store, folder)
         ingest.reload()
         report = ingest.run_all()
-        assert (report.records, report.rejected) == (1, 0)
+        assert (report.records, report.rejected) == (1 if save_every == 1 else 3, 0)
         assert [m.step for m in store.get_metric_history(run_id, "m")[0]] == [0, 1, 2, 3]
+        assert store.get_run(run_id).data.metrics == {"m": 3.0}
         assert ingest.run_all().records == 0  # once
     finally:
         store.close()

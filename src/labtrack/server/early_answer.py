@@ -9,16 +9,16 @@ says why), a write planned here goes:
 1. with the writer held, its run is read to be active, outside any transaction;
 2. the write is appended to the server's journal, and ``{}`` is answered;
 3. the write is applied as any write (its run checked again, the points, their
-   latest values and chart summaries) and committed with the journal's progress,
-   before the event loop reads another request, so any request that follows
-   the answer sees the write.
+   latest values and chart summaries) and committed (with the journal's progress,
+   every so often), before the event loop reads another request, so any request
+   that follows the answer sees the write.
 
 A run that is not active (or a journal that cannot be written) is not answered
 early: the write is applied as without this path and its error, MLflow's, is
 answered after.  After an early answer only the database, the disk, or another
 process deleting the run between steps 1 and 3 can fail it; the journal then
-goes to the spool ingest, which stores the write from it exactly once, or sets
-it aside in the journal's ``.rejected`` file.  Only writes whose every other
+goes to the spool ingest, which stores the write from it (a point stored twice
+is one point), or sets it aside in the journal's ``.rejected`` file.  Only writes whose every other
 failure is found before step 1 are planned (``api_tracking``): metrics without
 model or dataset links, and no params (a changed param fails in the database).
 With basic-auth (a permission check per request) or ``LABTRACK_EARLY_ANSWER=0``
@@ -90,8 +90,9 @@ def answer(ctx: Any, journal: Journal, plan: EarlyWrite, reply: Callable[[], Non
 
     def op(conn: Connection) -> None:
         plan.op(conn)
-        if entry is not None:
-            journal.progress(entry)(conn)
+        save = journal.progress(entry) if entry is not None else None
+        if save is not None:
+            save(conn)
 
     future = ctx.store.writer.apply_now_from_loop(op, before)
     if future is None:
