@@ -259,6 +259,22 @@ def test_a_run_deleted_by_another_process_after_the_check_ends_in_the_rejected_f
         store.close()
 
 
+def test_a_journaled_write_is_stored_even_if_its_reply_fails(tmp_path: Path) -> None:
+    store, run_id = _store(tmp_path)
+    journal = Journal(tmp_path / "spool")
+
+    def reply() -> None:
+        raise ConnectionResetError("the client went away")
+
+    async def go() -> Any:
+        return early_answer.answer(_Ctx(store, []), journal, _plan(store, run_id, 7), reply)
+    try:
+        assert asyncio.run(go()) is True
+        assert [m.step for m in store.get_metric_history(run_id, "m")[0]] == [7]
+    finally:
+        store.close()
+
+
 def test_a_full_journal_makes_way_for_a_new_one(tmp_path: Path) -> None:
     store, run_id = _store(tmp_path)
     folder = tmp_path / "spool"

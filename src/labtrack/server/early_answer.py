@@ -86,7 +86,10 @@ def answer(ctx: Any, journal: Journal, plan: EarlyWrite, reply: Callable[[], Non
         except Exception as e:  # noqa: BLE001 - answered after the commit instead, as without a journal
             log.warning("early answer: %s; answering after the write", e)
             return
-        reply()
+        try:
+            reply()
+        except Exception:  # noqa: BLE001 - journaled: it is stored all the same
+            log.exception("early answer: the reply failed; storing the write")
 
     def op(conn: Connection) -> None:
         plan.op(conn)
