@@ -232,8 +232,16 @@ class Server:
         def touch(_report: object) -> None:
             ctx.last_activity = time.monotonic()  # type: ignore[attr-defined]  # ingesting is not idle
 
-        return IngestThread(SpoolIngest(store, spool_folder(db_path)),  # type: ignore[arg-type]
-                            on_applied=touch).start()
+        ingest = SpoolIngest(store, spool_folder(db_path))  # type: ignore[arg-type]
+        try:
+            # A killed server's answered writes (server/early_answer.py), stored before we answer.
+            report = ingest.recover_journals()
+            if report.records or report.rejected:
+                log.info("journals of a stopped server: %d writes stored, %d rejected",
+                         report.records, report.rejected)
+        except Exception:  # noqa: BLE001 - the ingest thread retries every second
+            log.exception("storing the journals of a stopped server failed; retrying in the background")
+        return IngestThread(ingest, on_applied=touch).start()
 
     @staticmethod
     def _journal(store: Any, db_path: Path | None, ctx: Any, ingest: Any) -> Any:

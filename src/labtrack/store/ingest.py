@@ -293,6 +293,21 @@ class SpoolIngest:
         handed over by its server (store/journal.py) has progress that this ingest never saw."""
         self._reload = True
 
+    def recover_journals(self) -> IngestReport:
+        """Apply what the journals of servers that are gone hold beyond their progress (a
+        server's start, before it answers anything: every write a killed server answered is
+        stored before any request can look for it)."""
+        def go() -> IngestReport:
+            report = IngestReport()
+            revealed = spool.reveal_orphaned_journals(self.folder, self.idle_retire_s)
+            if revealed:
+                self._files = None
+                for path in revealed:
+                    self._ingest_file(path, True, report, False)
+                self._finish(revealed, report)
+            return report
+        return self._guarded(go)
+
     def _start(self) -> list[Path]:
         """The files of a pass, after the journals of servers that are gone were revealed."""
         if spool.reveal_orphaned_journals(self.folder, self.idle_retire_s) or self._reload:
