@@ -13,7 +13,7 @@ leading dot while the server lives, so no ingest reads it meanwhile.  Every
 ``SAVE_EVERY`` records, a write is stored with the journal's progress
 (``spool_progress``, under the spool name, in the same transaction).  What is
 not applied is applied by the spool ingest from that progress: after a crash,
-once the server is gone (``spool.reveal_orphaned_journals``), and at once if a
+by the next server as it starts (``SpoolIngest.recover_journals``), and at once if a
 store after an answer fails (``hand_over``).  The few records after the last
 save are applied again, which changes nothing (see ``progress``).  A fully applied journal is removed when it grows past
 ``max_bytes`` (a new one starts) and when the server stops.
