@@ -270,28 +270,6 @@ def start_floor(workdir: Path, token: str | None, timeout: float = 60.0) -> Repl
 # -- measuring ----------------------------------------------------------------------
 
 @dataclass
-class Sample:
-    """One phase: wall seconds at the client, CPU seconds of the server tree and of the client."""
-
-    wall_s: float
-    cpu_s: float
-    client_cpu_s: float
-
-
-def measure(server: Server, fn: Callable[[], Any]) -> tuple[Sample, Any]:
-    """Run ``fn`` once; the client's CPU (this process, all threads) shows what caps the wall time."""
-    with server.timed():
-        c0 = server.cpu_s()
-        p0 = time.process_time()
-        t0 = time.perf_counter()
-        result = fn()
-        wall = time.perf_counter() - t0
-        client = time.process_time() - p0
-        cpu = server.cpu_s() - c0
-    return Sample(wall, cpu, client), result
-
-
-@dataclass
 class Repeated:
     """``n`` runs of one call: each wall time, and the CPU per call over all of them.
 

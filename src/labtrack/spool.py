@@ -234,19 +234,37 @@ class SpoolWriter:
         # First use, after a fork (the parent keeps its file), after close, or after retirement.
         file_modes.make_folder(self.folder)  # never readable by other users, whatever the umask
         self.path = new_spool_path(self.folder)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        self._fd, self._ino = create_append_only(self.path)
         _fsync_folder(self.folder)  # the new name itself must survive a crash, not only its data
-        self._ino = os.fstat(self._fd).st_ino
         self._pid = os.getpid()
         self._seq = 0
         self._closed = False
         return self._fd
 
     def _still_there(self) -> bool:
-        try:
-            return self.path is not None and os.stat(self.path).st_ino == self._ino
-        except FileNotFoundError:
-            return False
+        return still_there(self.path, self._ino)
+
+
+def create_append_only(path: Path) -> tuple[int, int]:
+    """A new file at ``path`` (never one that exists), 0600, open to append: (descriptor, inode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+    return fd, os.fstat(fd).st_ino
+
+
+def still_there(path: Path | None, ino: int) -> bool:
+    """Whether ``path`` is still the file of inode ``ino`` (not retired or revealed meanwhile)."""
+    try:
+        return path is not None and os.stat(path).st_ino == ino
+    except FileNotFoundError:
+        return False
+
+
+def record_line(op: str, seq: int, fields: bytes = b"{}") -> bytes:
+    """One record's line: ``fields`` (a JSON object's text on one line) with ``op``, ``v`` and
+    ``seq`` written after them, so that none of its own fields can stand in for those (JSON's
+    last duplicate wins)."""
+    inner = fields.strip()[1:-1].strip()
+    return b'{%s%s"op":"%s","v":%d,"seq":%d}\n' % (inner, b"," if inner else b"", op.encode(), VERSION, seq)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -381,6 +399,7 @@ def _check(rec: Any) -> str | None:
     return None
 
 
-__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "host_tag", "journal_files", "legacy_folder",
+__all__ = ["BadLine", "SpoolChunk", "SpoolRecord", "SpoolWriter", "create_append_only", "host_tag", "journal_files",
+           "legacy_folder", "record_line", "still_there",
            "new_spool_path", "read_records", "reveal_orphaned_journals", "spool_files", "spool_folder",
            "waiting_files", "writer_gone", "writer_of"]

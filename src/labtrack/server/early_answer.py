@@ -51,8 +51,7 @@ class EarlyWrite:
 
     run_id: str
     op: Callable[[Connection], None]  # the store's write (``TrackingStore.log_batch_op``)
-    fields: Callable[[], bytes]  # its journal record's fields: a JSON object's text on one line
-    spool_op: str = "log_batch"
+    fields: Callable[[], bytes]  # its journal record's fields, a log_batch's: a JSON object's text on one line
 
 
 def enabled() -> bool:
@@ -82,7 +81,7 @@ def answer(ctx: Any, journal: Journal, plan: EarlyWrite, reply: Callable[[], Non
         try:
             if not ctx.store.run_active_now(conn, plan.run_id):
                 return  # the write's own check finds why, and its error is answered after
-            entry = journal.append(plan.spool_op, plan.fields())
+            entry = journal.append("log_batch", plan.fields())
         except Exception as e:  # noqa: BLE001 - answered after the commit instead, as without a journal
             log.warning("early answer: %s; answering after the write", e)
             return

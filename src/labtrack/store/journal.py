@@ -72,19 +72,16 @@ class Journal:
         return self.path.name[len(spool.JOURNAL_PREFIX):]
 
     def append(self, op: str, fields: bytes) -> Entry:
-        """Append one ``op`` record.  ``fields`` is a JSON object's text on one line (a request's
-        body as it came, say); ``op``, ``v`` and ``seq`` are written after its fields, so none of
-        them can stand in for those (JSON's last duplicate wins).  Raises OSError, and the write
-        is then not answered early."""
+        """Append one ``op`` record of ``fields``, a JSON object's text on one line (a request's
+        body as it came, say; ``spool.record_line``).  Raises OSError, and the write is then not
+        answered early."""
         if op not in spool.OPS:
             raise ValueError(f"not a spool operation: {op!r}")
         if self.closed:
             raise OSError("the journal is closed")
         fd = self._open()
         self._seq += 1
-        inner = fields.strip()[1:-1].strip()
-        line = b'{%s%s"op":"%s","v":%d,"seq":%d}\n' % (inner, b"," if inner else b"", op.encode(),
-                                                        spool.VERSION, self._seq)
+        line = spool.record_line(op, self._seq, fields)
         view = memoryview(line)
         try:
             while view:
@@ -104,17 +101,15 @@ class Journal:
         hand-over: a journal holds only metric points, and storing a point again changes
         nothing (the same point is one point; latest values and chart summaries are maxima
         and minima).  Saving every record was a statement a write, a tenth of its server CPU."""
-        forget = self._forget
-        if entry.seq % SAVE_EVERY and not forget:
+        if entry.seq % SAVE_EVERY and not self._forget:
             return None
-        self._forget = []
-        save = progress_op(entry.sid, entry.end, entry.seq)
-        if not forget:
+        save, forget = progress_op(entry.sid, entry.end, entry.seq), self._forgetting()
+        if forget is None:
             return save
 
         def op(conn: Connection) -> None:
             save(conn)
-            conn.execute(delete(s.spool_progress).where(s.spool_progress.c.spool_id.in_(forget)))
+            forget(conn)
         return op
 
     def stored(self, entry: Entry) -> None:
@@ -134,8 +129,7 @@ class Journal:
         visible = self.path.with_name(self.sid)
         self._seq += 1
         try:
-            os.write(self._fd, b"{\"op\":\"%s\",\"v\":%d,\"seq\":%d}\n" % (spool.CLOSE_OP.encode(), spool.VERSION,
-                                                                           self._seq))
+            os.write(self._fd, spool.record_line(spool.CLOSE_OP, self._seq))
         except OSError:
             pass  # unclosed, it is retired once this server is gone
         self._close_fd()
@@ -154,6 +148,10 @@ class Journal:
             self.hand_over()
         elif self.path is not None:
             self._remove()
+        return self._forgetting()
+
+    def _forgetting(self) -> Callable[[Connection], Any] | None:
+        """The write that deletes the progress of the journals removed since the last one."""
         forget, self._forget = self._forget, []
         if not forget:
             return None
@@ -164,23 +162,16 @@ class Journal:
         last, self._written_at = self._written_at, now
         # Only a journal silent for long can have been revealed and retired (IDLE_RETIRE_S):
         # a stat then, not on every append.
-        if self._fd is not None and (now - last < STAT_AFTER_S or self._still_there()):
+        if self._fd is not None and (now - last < STAT_AFTER_S or spool.still_there(self.path, self._ino)):
             return self._fd
         if self._fd is not None:
             self._close_fd()  # revealed and retired while idle: its records are all applied
         file_modes.make_folder(self.folder)
         visible = spool.new_spool_path(self.folder)
         self.path = visible.with_name(spool.JOURNAL_PREFIX + visible.name)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
-        self._ino = os.fstat(self._fd).st_ino
+        self._fd, self._ino = spool.create_append_only(self.path)
         self._size = self._applied = self._seq = 0
         return self._fd
-
-    def _still_there(self) -> bool:
-        try:
-            return self.path is not None and os.stat(self.path).st_ino == self._ino
-        except FileNotFoundError:
-            return False
 
     def _remove(self) -> None:
         assert self.path is not None

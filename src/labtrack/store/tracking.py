@@ -405,7 +405,7 @@ class TrackingStore:
     def run_active_now(conn: Connection, run_id: str) -> bool:
         """Whether ``run_id`` is an active run, read on SQLite's own connection outside any
         transaction, for a caller that holds the idle writer's connection (server/early_answer.py)."""
-        sql = cached(conn, "run_state_sql", lambda c: _RUN_STATE.compile(dialect=c.dialect)).string
+        sql = _run_state_sql(conn).string
         row = conn.connection.driver_connection.execute(sql, (run_id,)).fetchone()
         return row is not None and row[0] == "active"
 
@@ -724,10 +724,13 @@ _RUN_STATE = select(s.runs.c.lifecycle_stage).where(
     s.runs.c.run_uuid == bindparam("run_id"))
 
 
+def _run_state_sql(conn: Connection) -> Any:
+    return cached(conn, "run_state_sql", lambda c: _RUN_STATE.compile(dialect=c.dialect))
+
+
 def _check_active_run(conn: Connection, run_id: str) -> None:
     """Nothing for an active run; ``_active_run_row``'s errors otherwise."""
-    rows = raw_rows(conn, cached(conn, "run_state_sql", lambda c: _RUN_STATE.compile(dialect=c.dialect)),
-                    {"run_id": run_id})
+    rows = raw_rows(conn, _run_state_sql(conn), {"run_id": run_id})
     if not (rows and rows[0][0] == "active"):
         _active_run_row(conn, run_id)
 
