@@ -23,6 +23,9 @@ bench_server.py's shape, one ``runs/log-batch`` POST of about 80 KB per call.  T
   10,000,000-point metric in 0.1 s) without the server around it.  The gap from
   ``asyncio+sqlite`` is the cost of what labtrack stores; the gap from it to ``labtrack`` is the
   server's request handling (tornado's request objects, routing, guard, arguments, access log).
+- ``asyncio+sqlite-early``, ``asyncio+store-early``: the same two, answering ``{}`` first and
+  storing after, on the same event-loop turn (as labtrack's early answers): what storing costs a
+  client that no longer waits for it.
 - ``labtrack``: ``labtrack server``.
 - ``labtrack-late``: ``labtrack server`` with ``LABTRACK_EARLY_ANSWER=0``: every write answered
   after its commit, as before the early answers (server/early_answer.py).
@@ -123,7 +126,7 @@ def labtrack_writer(path: str) -> Callable[[bytes, bytes], None]:
 
 
 def serve_asyncio(port: int, db: sqlite3.Connection | None,
-                  write: Callable[[bytes, bytes], None] | None = None) -> None:
+                  write: Callable[[bytes, bytes], None] | None = None, early: bool = False) -> None:
     import httptools
 
     class Conn(asyncio.Protocol):
@@ -145,11 +148,14 @@ def serve_asyncio(port: int, db: sqlite3.Connection | None,
             self.body += body
 
         def on_message_complete(self) -> None:
+            if early:  # answered first, stored on the same loop turn (as labtrack's early answers)
+                self.transport.write(_OK)
             if db is not None:
                 _store(db, self.url, self.body)
             if write is not None:
                 write(self.url, self.body)
-            self.transport.write(_OK)
+            if not early:
+                self.transport.write(_OK)
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Conn, "127.0.0.1", port)
@@ -221,7 +227,8 @@ def _loop(workload: str, server: Server, run_id: str, calls: int, offset: int) -
             "client_cpu_ms": 1000 * client_cpu / calls}
 
 
-SERVERS = ("replay", "thread", "asyncio", "asyncio+sqlite", "asyncio+store", "labtrack", "labtrack-late")
+MINIMAL = ("thread", "asyncio", "asyncio+sqlite", "asyncio+store", "asyncio+sqlite-early", "asyncio+store-early")
+SERVERS = ("replay", *MINIMAL, "labtrack", "labtrack-late")
 
 
 def _start(name: str, workdir: Path) -> Server:
@@ -229,12 +236,13 @@ def _start(name: str, workdir: Path) -> Server:
         return start_floor(workdir, None)
     if name == "labtrack":
         return start_labtrack(workdir, None)
-    if name == "labtrack-late":
-        os.environ["LABTRACK_EARLY_ANSWER"] = "0"
+    variant = {"labtrack-late": ("LABTRACK_EARLY_ANSWER", "0")}.get(name)
+    if variant is not None:
+        os.environ[variant[0]] = variant[1]
         try:
             return start_labtrack(workdir, None)
         finally:
-            del os.environ["LABTRACK_EARLY_ANSWER"]
+            del os.environ[variant[0]]
     return _start_minimal(name, workdir)
 
 
@@ -249,7 +257,7 @@ def run(workload: str, calls: int, rounds: int, names: tuple[str, ...] = SERVERS
                 servers[name] = _start(name, tmp / name.replace("+", "-"))
             run_ids = {}
             for name, server in servers.items():
-                if name in ("replay", "labtrack", "labtrack-late"):
+                if name == "replay" or name.startswith("labtrack"):
                     c = MlflowClient(server.url)
                     run_ids[name] = c.create_run(c.create_experiment("floor")).info.run_id
                 else:
@@ -278,16 +286,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output", default=None, help="results name (floor_servers[_log_batch])")
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"some of {','.join(SERVERS)}")
-    ap.add_argument("--serve", choices=["thread", "asyncio", "asyncio+sqlite", "asyncio+store"], help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=MINIMAL, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve == "thread":
         serve_thread(args.port, _open_db(args.db))
-    elif args.serve == "asyncio+store":
-        serve_asyncio(args.port, None, labtrack_writer(args.db))
     elif args.serve:
-        serve_asyncio(args.port, _open_db(args.db) if args.serve == "asyncio+sqlite" else None)
+        early = args.serve.endswith("-early")
+        kind = args.serve.removesuffix("-early")
+        if kind == "asyncio+store":
+            serve_asyncio(args.port, None, labtrack_writer(args.db), early=early)
+        else:
+            serve_asyncio(args.port, _open_db(args.db) if kind == "asyncio+sqlite" else None, early=early)
     else:
         calls = args.calls or (3000 if args.workload == "log_metric" else 100)
         names = tuple(n.strip() for n in args.servers.split(",") if n.strip())

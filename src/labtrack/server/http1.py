@@ -218,11 +218,19 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_header_bytes(len(name) + len(value))
-        assert self._headers is not None
+        headers = self._headers
+        assert headers is not None
+        key = name.decode("latin1")
         # RFC 9110 5.5: whitespace around a field value is not part of it (llhttp
         # keeps the trailing part); tornado would refuse the value, quoting it.
+        text = value.decode("latin1").strip(" \t")
+        if key not in headers:
+            # llhttp has refused what tornado's ``add`` checks for (a name that is not a token,
+            # a control character in a value): set, without checking again.
+            headers[key] = text
+            return
         try:
-            self._headers.add(name.decode("latin1"), value.decode("latin1").strip(" \t"))
+            headers.add(key, text)
         except httputil.HTTPInputError:
             self._refuse("a header field is malformed")  # never the value: it may be a token
 
