@@ -29,6 +29,8 @@ bench_server.py's shape, one ``runs/log-batch`` POST of about 80 KB per call.  T
 - ``labtrack``: ``labtrack server``.
 - ``labtrack-late``: ``labtrack server`` with ``LABTRACK_EARLY_ANSWER=0``: every write answered
   after its commit, as before the early answers (server/early_answer.py).
+- ``labtrack-nolane``: ``labtrack server`` with ``LABTRACK_METRIC_LANE=0``: early answers, every
+  request through the tornado application (no server/metric_lane.py).
 
 ``--servers`` picks some of them (``replay`` always runs: it is the ceiling).
 
@@ -228,7 +230,7 @@ def _loop(workload: str, server: Server, run_id: str, calls: int, offset: int) -
 
 
 MINIMAL = ("thread", "asyncio", "asyncio+sqlite", "asyncio+store", "asyncio+sqlite-early", "asyncio+store-early")
-SERVERS = ("replay", *MINIMAL, "labtrack", "labtrack-late")
+SERVERS = ("replay", *MINIMAL, "labtrack", "labtrack-late", "labtrack-nolane")
 
 
 def _start(name: str, workdir: Path) -> Server:
@@ -236,7 +238,8 @@ def _start(name: str, workdir: Path) -> Server:
         return start_floor(workdir, None)
     if name == "labtrack":
         return start_labtrack(workdir, None)
-    variant = {"labtrack-late": ("LABTRACK_EARLY_ANSWER", "0")}.get(name)
+    variant = {"labtrack-late": ("LABTRACK_EARLY_ANSWER", "0"),
+               "labtrack-nolane": ("LABTRACK_METRIC_LANE", "0")}.get(name)
     if variant is not None:
         os.environ[variant[0]] = variant[1]
         try:

@@ -137,25 +137,34 @@ def check_token(ctx: ServerContext, request: httputil.HTTPServerRequest) -> None
     if not token or via_unix_socket(request):
         # The socket sits in a private (0700) folder: reaching it is the credential.
         return
-    header = request.headers.get("Authorization", "")
-    offered = None
-    if header.startswith("Bearer "):
-        offered = header[7:].strip()
-    elif header.startswith("Basic "):
-        try:
-            offered = base64.b64decode(header[6:]).decode().split(":", 1)[1]
-        except (ValueError, IndexError, UnicodeDecodeError):
-            offered = None
+    offered = offered_token(request.headers.get("Authorization", ""))
     if offered is None:
         # The browser's cookie is named for this server and holds a value derived from the token.
         cookie = request.cookies.get(cookie_name(token))
         if cookie is not None and hmac.compare_digest(cookie.value.encode(), cookie_value(token).encode()):
             return
-    if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
+    if not token_matches(token, offered):
         raise Unauthenticated("A valid token is required: the mlflow client sends it from "
                               "MLFLOW_TRACKING_TOKEN (lt from LABTRACK_TRACKING_TOKEN too), other "
                               "clients as 'Authorization: Bearer <token>', a browser through the "
                               "?token= URL the server printed.")
+
+
+def offered_token(header: str) -> str | None:
+    """The token an ``Authorization`` header offers: a bearer token, or a basic password."""
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    if header.startswith("Basic "):
+        try:
+            return base64.b64decode(header[6:]).decode().split(":", 1)[1]
+        except (ValueError, IndexError, UnicodeDecodeError):
+            return None
+    return None
+
+
+def token_matches(token: str, offered: str | None) -> bool:
+    """Whether ``offered`` is the server's token (compared in constant time)."""
+    return offered is not None and hmac.compare_digest(offered.encode(), token.encode())
 
 
 def via_unix_socket(request: httputil.HTTPServerRequest) -> bool:
@@ -524,7 +533,7 @@ class ApiRequest(httputil.HTTPMessageDelegate):
 
     def _reply(self, status: int, data: bytes) -> None:
         if not self.closed:
-            fields = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(data))), ("Date", _http_date())]
+            fields = json_fields(len(data))
             origin = self.request.headers.get("Origin")
             if origin is not None:
                 fields += cors_headers(self.ctx.settings, origin)
@@ -539,6 +548,11 @@ class ApiRequest(httputil.HTTPMessageDelegate):
                                          httputil.HTTPHeaders(fields), data)
                 connection.finish()
         log_access(status, self.request, self.every_request_logged)
+
+
+def json_fields(length: int) -> list[tuple[str, str]]:
+    """The header fields of a JSON reply of ``length`` bytes (CORS fields are the caller's)."""
+    return [("Content-Type", JSON_TYPE), ("Content-Length", str(length)), ("Date", _http_date())]
 
 
 _date_cache: list[Any] = [0, ""]

@@ -82,6 +82,12 @@ def host_allowed(patterns: list[str], host: str) -> bool:
     return any("*" in p and (fnmatch.fnmatchcase(host, p) or fnmatch.fnmatchcase(bare, p)) for p in patterns)
 
 
+def host_ok(ctx: Any, host: str) -> bool:
+    """Whether a TCP request's Host header is answered by this server (``host_allowed``)."""
+    # Made once: getfqdn may ask DNS.
+    return host_allowed(ctx.one("allowed_hosts", lambda: allowed_hosts(ctx.settings)), host)
+
+
 def _ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -175,8 +181,7 @@ def screen(ctx: Any, request: httputil.HTTPServerRequest, open_route: bool) -> R
     settings = ctx.settings
     tcp = not via_unix_socket(request)
     host = request.headers.get("Host", "")
-    # Made once: getfqdn may ask DNS.
-    if tcp and not host_allowed(ctx.one("allowed_hosts", lambda: allowed_hosts(settings)), host):
+    if tcp and not host_ok(ctx, host):
         refusals.note("refused a request with a Host header not allowed, from %s: %s %s",
                       request.remote_ip, request.method, request.path)
         return Refusal(request, 403, INVALID_HOST_MSG.encode(), "text/plain")
@@ -204,4 +209,4 @@ def screen(ctx: Any, request: httputil.HTTPServerRequest, open_route: bool) -> R
 
 
 __all__ = ["FRAME_HEADERS", "Refusal", "allowed_hosts", "cookie_name", "cookie_value", "cors_headers",
-           "host_allowed", "origin_allowed", "screen"]
+           "host_allowed", "host_ok", "origin_allowed", "screen"]

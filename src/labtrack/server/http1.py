@@ -39,7 +39,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 from tornado import httputil, iostream
@@ -80,14 +80,17 @@ class _Context:
 class _Message:
     """One request on a connection: parsed headers, body not yet handed on, and its progress."""
 
-    __slots__ = ("start_line", "headers", "keep_alive", "chunks", "buffered", "complete", "delegate",
-                 "started", "body_open", "waiting", "finished_reading", "max_body", "received",
+    __slots__ = ("start_line", "headers", "fields", "lane", "keep_alive", "chunks", "buffered", "complete",
+                 "delegate", "started", "body_open", "waiting", "finished_reading", "max_body", "received",
                  "close_callback", "answered", "chunking", "remaining", "write_finished", "disconnect")
 
-    def __init__(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders,
-                 keep_alive: bool, max_body: int) -> None:
+    def __init__(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders | None,
+                 fields: list[tuple[bytes, bytes]], lane: LaneRequest | None, keep_alive: bool,
+                 max_body: int) -> None:
         self.start_line = start_line
-        self.headers = headers
+        self.headers = headers        # built when the application needs them: not for a lane's request
+        self.fields = fields          # the header fields as they came
+        self.lane = lane              # a lane's answer for it, waiting for the whole body
         self.keep_alive = keep_alive
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -105,6 +108,18 @@ class _Message:
         self.remaining: int | None = None
         self.write_finished = False
         self.disconnect = not keep_alive
+
+
+# A lane (``Http1Server(lane=...)``) may answer a request from its raw header fields, without
+# the application's request objects: ``take`` returns a callable for the request or None, and
+# that callable, given the whole body, answers through ``Http1Connection.respond`` and returns
+# True, or returns False and the request goes to the application as any other.
+LaneRequest = Callable[["Http1Connection", bytes], bool]
+
+
+class Lane(Protocol):
+    def take(self, conn: Http1Connection, method: bytes, url: bytes,
+             fields: list[tuple[bytes, bytes]]) -> LaneRequest | None: ...
 
 
 class _Refused(Exception):
@@ -126,7 +141,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         self.in_headers = False
         self.answered_one = False
         self._url = b""
-        self._headers: httputil.HTTPHeaders | None = None
+        self._fields: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._reading_paused = False
         self._writing_paused = False
@@ -206,7 +221,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
 
     def on_message_begin(self) -> None:
         self._url = b""
-        self._headers = httputil.HTTPHeaders()
+        self._fields = []
         self._header_bytes = 0
         self.in_headers = True
         if self.answered_one:
@@ -218,21 +233,25 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_header_bytes(len(name) + len(value))
-        headers = self._headers
-        assert headers is not None
-        key = name.decode("latin1")
-        # RFC 9110 5.5: whitespace around a field value is not part of it (llhttp
-        # keeps the trailing part); tornado would refuse the value, quoting it.
-        text = value.decode("latin1").strip(" \t")
-        if key not in headers:
-            # llhttp has refused what tornado's ``add`` checks for (a name that is not a token,
-            # a control character in a value): set, without checking again.
-            headers[key] = text
-            return
-        try:
-            headers.add(key, text)
-        except httputil.HTTPInputError:
-            self._refuse("a header field is malformed")  # never the value: it may be a token
+        self._fields.append((name, value))
+
+    def _headers_of(self, fields: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
+        headers = httputil.HTTPHeaders()
+        for name, value in fields:
+            key = name.decode("latin1")
+            # RFC 9110 5.5: whitespace around a field value is not part of it (llhttp
+            # keeps the trailing part); tornado would refuse the value, quoting it.
+            text = value.decode("latin1").strip(" \t")
+            if key not in headers:
+                # llhttp has refused what tornado's ``add`` checks for (a name that is not a
+                # token, a control character in a value): set, without checking again.
+                headers[key] = text
+                continue
+            try:
+                headers.add(key, text)
+            except httputil.HTTPInputError:
+                self._refuse("a header field is malformed")  # never the value: it may be a token
+        return headers
 
     def _count_header_bytes(self, n: int) -> None:
         self._header_bytes += n
@@ -240,13 +259,15 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
             self._refuse("request headers too large")
 
     def on_headers_complete(self) -> None:
-        assert self._headers is not None
         parser = self.parser
-        start_line = httputil.RequestStartLine(parser.get_method().decode("latin1"),
-                                               self._url.decode("latin1"),
+        fields, self._fields = self._fields, []
+        method = parser.get_method()
+        lane = self.server.lane
+        taken = lane.take(self, method, self._url, fields) if lane is not None else None
+        start_line = httputil.RequestStartLine(method.decode("latin1"), self._url.decode("latin1"),
                                                "HTTP/" + parser.get_http_version())
-        m = _Message(start_line, self._headers, parser.should_keep_alive(), self.server.max_body_size)
-        self._headers = None
+        headers = self._headers_of(fields) if taken is None else None
+        m = _Message(start_line, headers, fields, taken, parser.should_keep_alive(), self.server.max_body_size)
         self.in_headers = False
         self.messages.append(m)
         if len(self.messages) == 1:
@@ -282,6 +303,18 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
 
     def _pump(self, m: _Message) -> None:
         """Take the first request as far as it can go without waiting."""
+        if m.lane is not None:
+            if not m.complete:
+                if len(self.messages) == 1:
+                    self._resume_reading()
+                return  # the lane answers from the whole body
+            answer, m.lane = m.lane, None
+            try:
+                if self._call(answer, self, b"".join(m.chunks)) or self._closing:
+                    return
+                m.headers = self._headers_of(m.fields)  # not the lane's: the application's, as any request
+            except _Refused:
+                return
         try:
             while not m.waiting and not self._closing:
                 if not m.started:
@@ -309,6 +342,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
             pass
 
     def _open_body(self, m: _Message) -> None:
+        assert m.headers is not None
         m.body_open = True
         if m.received > m.max_body or _declared_length(m.headers) > m.max_body:
             self._refuse("request body too large")
@@ -588,8 +622,9 @@ class Http1Server:
     def __init__(self, delegate: httputil.HTTPServerConnectionDelegate, *, max_body_size: int,
                  idle_timeout: float = IDLE_TIMEOUT_S, header_timeout: float = HEADER_TIMEOUT_S,
                  body_timeout: float = BODY_TIMEOUT_S, max_connections: int | None = None,
-                 max_per_peer: int | None = None) -> None:
+                 max_per_peer: int | None = None, lane: Lane | None = None) -> None:
         self.delegate = delegate
+        self.lane = lane
         self.max_body_size = max_body_size
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout

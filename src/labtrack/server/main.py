@@ -153,7 +153,13 @@ class Server:
         from labtrack.server.job_watch import start_job_watch
 
         jobs = start_job_watch(store)  # runs of SLURM jobs end as their jobs end
-        server = Http1Server(app, max_body_size=64 << 20, idle_timeout=3600)
+        lane = None
+        if journal is not None and os.environ.get("LABTRACK_METRIC_LANE", "1") != "0":
+            # Small metric writes answered early from their raw header fields (server/metric_lane.py).
+            from labtrack.server.metric_lane import MetricLane
+
+            lane = MetricLane(ctx, app)
+        server = Http1Server(app, max_body_size=64 << 20, idle_timeout=3600, lane=lane)
         if s.unix_socket:
             Path(s.unix_socket).parent.mkdir(parents=True, exist_ok=True)
             await server.add_sockets([bind_unix_socket(s.unix_socket, mode=0o600)])
