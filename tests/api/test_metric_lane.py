@@ -40,7 +40,7 @@ def lane(tmp_path: Path) -> Iterator[MetricLane]:
 
 
 def _conn(family: int = socket.AF_INET) -> Any:
-    return SimpleNamespace(context=SimpleNamespace(address_family=family))
+    return SimpleNamespace(context=SimpleNamespace(address_family=family), lane_passed=None)
 
 
 def _fields(**changes: bytes | None) -> list[tuple[bytes, bytes]]:
@@ -99,6 +99,16 @@ def test_a_repeated_field_goes_to_the_application(lane: MetricLane, name: bytes)
     fields = _fields()
     fields.append((name.lower(), dict(fields)[name]))
     assert lane.take(_conn(), b"POST", PATH, fields) is None
+
+
+def test_a_connection_passes_again_only_with_the_same_host_and_token(lane: MetricLane) -> None:
+    conn = _conn()
+    assert lane.take(conn, b"POST", PATH, _fields()) is not None
+    assert lane.take(conn, b"POST", PATH, _fields()) is not None
+    assert lane.take(conn, b"POST", PATH, _fields(Authorization=b"Bearer wrong")) is None
+    assert lane.take(conn, b"POST", PATH, _fields(Host=b"evil.example")) is None
+    assert lane.take(conn, b"POST", PATH, _fields(Authorization=None)) is None
+    assert lane.take(_conn(), b"POST", PATH, _fields(Authorization=b"Bearer wrong")) is None
 
 
 def test_no_lane_on_a_server_without_early_answers(lane: MetricLane) -> None:

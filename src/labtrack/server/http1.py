@@ -149,6 +149,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         self._closing = False  # close() or abort() called: nothing more is read or written
         self._lost = False
         self._close_when_idle = False
+        self.lane_passed: Any = None  # the Host and Authorization fields the server's lane let pass
 
     # -- asyncio.Protocol ------------------------------------------------------------
 

@@ -83,13 +83,16 @@ class MetricLane:
                 or not 0 < int(length) <= base.SMALL_WRITE_BYTES):
             return None
         context = conn.context
-        if context is None or context.address_family != socket.AF_UNIX:
+        if (context is None or context.address_family != socket.AF_UNIX) and conn.lane_passed != (host, authorization):
             if host is None or not guard.host_ok(self.ctx, _text(host)):
                 return None
             token = self.ctx.token
             if token and (authorization is None
                           or not base.token_matches(token, base.offered_token(_text(authorization)))):
                 return None
+            # The same two fields on this connection pass again: the client that sent them holds
+            # the connection (the server's token and allowed hosts do not change while it runs).
+            conn.lane_passed = (host, authorization)
         return lambda c, body: self._answer(fn, c, body)
 
     def _answer(self, fn: base.Endpoint, conn: Http1Connection, body: bytes) -> bool:
