@@ -218,7 +218,7 @@ class SpoolWriter:
             self._fd = None
             try:
                 self._seq += 1
-                os.write(fd, _dump({"v": VERSION, "seq": self._seq, "op": CLOSE_OP}).encode())
+                os.write(fd, record_line(CLOSE_OP, self._seq))
                 os.fsync(fd)
             except OSError:
                 pass  # the file stays unclosed; ingest retires it once the writer is gone

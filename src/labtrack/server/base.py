@@ -454,14 +454,11 @@ class ApiRequest(httputil.HTTPMessageDelegate):
     def _answered_early(self, args: Args) -> bool:
         """Whether the endpoint's write was answered before it was stored, or answered from its
         future at once (server/early_answer.py); False when it goes the usual way."""
-        early = getattr(self.fn, "early", None)
-        journal = early_answer.journal_of(self.ctx) if early is not None else None
-        if journal is None:
+        planned = early_answer.plan_of(self.ctx, self.fn, args,
+                                       None if self.request.query_arguments else self.request.body)
+        if planned is None:
             return False
-        plan = early(self.ctx, args, None if self.request.query_arguments else self.request.body)
-        if plan is None:
-            return False
-        outcome = early_answer.answer(self.ctx, journal, plan, lambda: self._reply(200, b"{}"))
+        outcome = early_answer.answer(self.ctx, *planned, lambda: self._reply(200, b"{}"))
         if outcome is False:
             return False
         if outcome is not True:

@@ -66,6 +66,17 @@ def journal_of(ctx: Any) -> Journal | None:
     return journal if journal is not None and not journal.closed else None
 
 
+def plan_of(ctx: Any, fn: Callable[..., Any], args: Any, body: bytes | None) -> tuple[Journal, EarlyWrite] | None:
+    """The journal and ``fn``'s plan for this write (``fn.early``), or None when it is not answered
+    early (no journal, no plan).  Raises what planning raises: a bad argument's error."""
+    early = getattr(fn, "early", None)
+    journal = journal_of(ctx) if early is not None else None
+    if journal is None:
+        return None
+    plan = early(ctx, args, body)
+    return None if plan is None else (journal, plan)
+
+
 def answer(ctx: Any, journal: Journal, plan: EarlyWrite, reply: Callable[[], None]) -> asyncio.Future[Any] | bool:
     """Apply ``plan`` on the event loop, calling ``reply()`` first if its run is active and it is
     journaled.
@@ -115,4 +126,4 @@ def answer(ctx: Any, journal: Journal, plan: EarlyWrite, reply: Callable[[], Non
     return True
 
 
-__all__ = ["EarlyWrite", "HAND_OVER_KEY", "JOURNAL_KEY", "answer", "enabled", "journal_of"]
+__all__ = ["EarlyWrite", "HAND_OVER_KEY", "JOURNAL_KEY", "answer", "enabled", "journal_of", "plan_of"]

@@ -99,18 +99,15 @@ class MetricLane:
         """Whether the write was answered here (early); False sends it to the application."""
         ctx = self.ctx
         ctx.last_activity = time.monotonic()
-        journal = early_answer.journal_of(ctx)
-        if journal is None:
-            return False
         try:
             data = base.parse_json(body)
-            plan = fn.early(ctx, Args(data), body) if type(data) is dict else None  # type: ignore[attr-defined]
+            planned = early_answer.plan_of(ctx, fn, Args(data), body) if type(data) is dict else None
         except Exception:  # noqa: BLE001 - the application answers the error, in its words
             return False
-        if plan is None:
+        if planned is None:
             return False
-        reply = base.json_fields(2)
-        return early_answer.answer(ctx, journal, plan, lambda: conn.respond(200, "OK", reply, b"{}")) is True
+        reply = lambda: conn.respond(200, "OK", base.json_fields(2), b"{}")  # noqa: E731
+        return early_answer.answer(ctx, *planned, reply) is True
 
 
 def _text(value: bytes) -> str:
