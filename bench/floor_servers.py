@@ -58,6 +58,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cpu_affinity import parse_cpus, pin_self, pin_tree  # noqa: E402
+
 from common import (RESULTS_DIR, Server, free_port, interleaved, launch, machine, median,  # noqa: E402
                     scratch, start_floor, start_labtrack)
 
@@ -249,7 +251,10 @@ def _start(name: str, workdir: Path) -> Server:
     return _start_minimal(name, workdir)
 
 
-def run(workload: str, calls: int, rounds: int, names: tuple[str, ...] = SERVERS) -> dict[str, Any]:
+def run(workload: str, calls: int, rounds: int, names: tuple[str, ...] = SERVERS,
+        server_cpus: frozenset[int] | None = None, client_cpus: frozenset[int] | None = None) -> dict[str, Any]:
+    """``server_cpus``/``client_cpus``: each server (its whole process tree) and this client on
+    CPUs of their own (bench/cpu_affinity.py), as a client and a server on separate machines."""
     from mlflow import MlflowClient
 
     load = os.getloadavg()
@@ -258,6 +263,10 @@ def run(workload: str, calls: int, rounds: int, names: tuple[str, ...] = SERVERS
         try:
             for name in ("replay", *(n for n in names if n != "replay")):
                 servers[name] = _start(name, tmp / name.replace("+", "-"))
+                for proc in (servers[name], getattr(servers[name], "upstream", None)):
+                    if server_cpus and proc is not None:
+                        pin_tree(proc.pid, server_cpus)
+            pin_self(client_cpus)
             run_ids = {}
             for name, server in servers.items():
                 if name == "replay" or name.startswith("labtrack"):
@@ -278,7 +287,9 @@ def run(workload: str, calls: int, rounds: int, names: tuple[str, ...] = SERVERS
         rows.append({"server": name, "wall_ms": wall, "of_ceiling": ceiling / wall,
                      "server_cpu_ms": median([x["server_cpu_ms"] for x in xs]),
                      "client_cpu_ms": median([x["client_cpu_ms"] for x in xs])})
+    placement = {"server_cpus": sorted(server_cpus or ()), "client_cpus": sorted(client_cpus or ())}
     return {"benchmark": "floor_servers", "workload": workload, "calls": calls, "rounds": rounds, "load_start": load,
+            **placement,
             "load_end": os.getloadavg(), "machine": machine(), "rows": rows, "raw": raw}
 
 
@@ -289,6 +300,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output", default=None, help="results name (floor_servers[_log_batch])")
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"some of {','.join(SERVERS)}")
+    ap.add_argument("--server-cpus", type=parse_cpus, default=None,
+                    help="CPUs for every server's processes, e.g. 1 (taskset's list form)")
+    ap.add_argument("--client-cpus", type=parse_cpus, default=None,
+                    help="CPUs for this process, the mlflow client, e.g. 0")
     ap.add_argument("--serve", choices=MINIMAL, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -308,10 +323,12 @@ def main() -> None:
         unknown = sorted(set(names) - set(SERVERS))
         if unknown:
             ap.error(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
-        out = run(args.workload, calls, args.rounds, names)
+        out = run(args.workload, calls, args.rounds, names, args.server_cpus, args.client_cpus)
         what = "sync log_metric" if args.workload == "log_metric" else f"log_batch of {BATCH:,} points"
         print(f"{what} through the mlflow client, {calls:,} calls x {args.rounds} rounds,"
-              f" load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}")
+              f" load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}"
+              + (f"; servers on CPU(s) {out['server_cpus']}, client on {out['client_cpus'] or 'any'}"
+                 if out["server_cpus"] else ""))
         print(f"{'server':<16}{'wall ms/call':>14}{'of ceiling':>12}{'server CPU ms':>15}{'client CPU ms':>15}")
         for r in out["rows"]:
             print(f"{r['server']:<16}{r['wall_ms']:>14.3f}{r['of_ceiling']:>11.0%}"

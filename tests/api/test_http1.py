@@ -197,6 +197,31 @@ def test_request_sent_byte_by_byte(raw: Raw, server: ServerProcess, run_id: str)
     assert 2000 in _history(server, run_id)
 
 
+def test_requests_of_two_connections_in_interleaved_pieces(server: ServerProcess, run_id: str) -> None:
+    # Every connection's reads go through one buffer of the server's (http1.Http1Connection.get_buffer):
+    # pieces of two requests, each cut mid-field and mid-body, arriving in turn, must stay apart.
+    conns = [Raw(server), Raw(server)]
+    try:
+        requests_ = []
+        for i, conn in enumerate(conns):
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            body = json.dumps({"run_id": run_id, "key": f"piece{i}", "value": str(i) * 3000}).encode()
+            requests_.append(conn.request("POST", "/api/2.0/mlflow/runs/set-tag", body))
+        cuts = [0, 40, 150, 1500, 2600, None]
+        for a, b in zip(cuts, cuts[1:]):
+            for conn, req in zip(conns, requests_):
+                conn.send(req[a:b])
+                time.sleep(0.02)  # each piece its own read
+        for conn in conns:
+            status, _, body = conn.response()
+            assert (status, json.loads(body)) == (200, {})
+    finally:
+        for conn in conns:
+            conn.close()
+    tags = {t["key"]: t["value"] for t in server.api("GET", "runs/get", {"run_id": run_id}).json()["run"]["data"]["tags"]}
+    assert (tags["piece0"], tags["piece1"]) == ("0" * 3000, "1" * 3000)
+
+
 def test_head_answer_has_no_body(raw: Raw) -> None:
     # The GET pipelined after the HEAD is read right only if the HEAD's answer had no body.
     raw.send(raw.request("HEAD", "/health") + raw.request("GET", "/health"))

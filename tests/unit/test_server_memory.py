@@ -22,9 +22,13 @@ def _applied(env: dict[str, str]) -> list[str]:
     return json.loads(out.stdout)
 
 
-def test_the_arena_count_is_set_on_glibc() -> None:
-    assert _applied({}) == ["MALLOC_ARENA_MAX"]
+ALL = ["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+
+
+def test_the_arena_count_and_fixed_thresholds_are_set_on_glibc() -> None:
+    assert _applied({}) == ALL
 
 
 def test_a_setting_the_user_made_in_the_environment_is_left_alone() -> None:
-    assert _applied({"MALLOC_ARENA_MAX": "8"}) == []
+    assert _applied({"MALLOC_ARENA_MAX": "8"}) == ALL[1:]
+    assert _applied({"MALLOC_TRIM_THRESHOLD_": "1048576"}) == ALL[:2]

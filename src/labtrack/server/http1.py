@@ -57,6 +57,7 @@ IDLE_TIMEOUT_S = 600.0    # a kept-alive connection between requests
 RESERVED_FDS = 64         # descriptors kept for the database, WAL, logs, spool files and accept()
 ACCEPT_BATCH = 16         # connections accepted per loop turn (each holds a descriptor before we see it)
 LISTEN_BACKLOG = 128
+READ_BUFFER_BYTES = 256 << 10  # a socket read at most, as asyncio's own reads
 LINGER_S = 2.0            # reading (and dropping) the rest of a refused request's body
 
 _NO_BODY_CODES = (204, 304)
@@ -126,8 +127,14 @@ class _Refused(Exception):
     """The request cannot be taken (too large, or its handler failed); the connection is closing."""
 
 
-class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
-    """One client connection: parses requests and is tornado's HTTPConnection for them."""
+class Http1Connection(asyncio.BufferedProtocol, httputil.HTTPConnection):
+    """One client connection: parses requests and is tornado's HTTPConnection for them.
+
+    Its socket is read into the server's one read buffer (``get_buffer``), which the parser
+    reads at once: asyncio's default (``data_received``) allocates 256 KiB for every read,
+    which the C allocator then takes from, and gives back to, the system again and again
+    (server/memory.py).  ``data_received`` still takes bytes from a caller.
+    """
 
     def __init__(self, server: Http1Server) -> None:
         self.server = server
@@ -151,7 +158,7 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         self._close_when_idle = False
         self.lane_passed: Any = None  # the Host and Authorization fields the server's lane let pass
 
-    # -- asyncio.Protocol ------------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -164,7 +171,14 @@ class Http1Connection(asyncio.Protocol, httputil.HTTPConnection):
         if self.server.admit(self):
             self.server.connections.add(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The parser copies out what it hands on (URL, fields, body): nothing keeps the view.
+        self.data_received(self.server.read_buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._closing:
             return
         self.last_active = time.monotonic()
@@ -626,6 +640,8 @@ class Http1Server:
                  max_per_peer: int | None = None, lane: Lane | None = None) -> None:
         self.delegate = delegate
         self.lane = lane
+        # Every connection's reads, one at a time on the event loop (Http1Connection.get_buffer).
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
         self.max_body_size = max_body_size
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
