@@ -2,7 +2,7 @@
 under issue 21's "≥ 90% of the replay ceiling" for those figures, measured rather than argued.
 
     python bench/floor_servers.py [--workload log_metric|log_batch] [--calls N] [--rounds 3]
-                                  [--output NAME]
+                                  [--output NAME] [--server-cpus 1 --client-cpus 0]
 
 The unmodified mlflow client is run against these servers, round after round (the first one
 moving on each round) so that a change of load touches them all alike.  ``log_metric`` (3,000 calls by default) is
@@ -38,7 +38,9 @@ The minimal servers check nothing (no auth, no run, no validation) and keep no h
 summaries: each is less than a tracking server must do, so a share of the ceiling they miss
 is out of reach for any server of that shape on this machine.  Each row gives the wall time
 per call, its share of the ceiling (the replay's wall over the row's), and the CPU per call of
-the server process and of the client.  Results: ``bench/results/<output>.json``.
+the server process and of the client.  ``--server-cpus``/``--client-cpus`` put every server's
+process tree and this client on CPUs of their own (bench/cpu_affinity.py), as two machines
+would be.  Results: ``bench/results/<output>.json``.
 """
 
 from __future__ import annotations
