@@ -1,5 +1,6 @@
 """``labtrack push --to``: runs logged to a labtrack server, published to a real ``mlflow
-server`` and to another labtrack server, read back there with the real mlflow client.
+server`` and to another labtrack server, read back there with the real mlflow client (runs,
+models, traces, prompts and evaluation datasets).
 
 The source is filled by the unmodified mlflow client (nested runs, NaN/±Inf and a
 2,000-point history, artifacts, a logged sklearn model registered with a stage and
@@ -9,6 +10,7 @@ it finds the server through ``mlruns.db``.  A second push must add nothing.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from tests.servers import ServerProcess, start_server
 EXPERIMENT = "push-exp"
 MODEL = "push-model"
 PROMPT = "push-prompt"
+DATASET = "push-eval-set"
 HISTORY = 2000
 MAPPING_TAGS = ("labtrack.push.source_run_id",)
 
@@ -81,6 +84,15 @@ SOURCE_SCRIPT = textwrap.dedent("""
         pass
     client = MlflowClient()
     client.link_traces_to_run([mlflow.get_last_active_trace_id()], child.info.run_id)
+    from mlflow.genai.datasets import create_dataset
+    exp_id = mlflow.get_experiment_by_name(sys.argv[1]).experiment_id
+    dataset = create_dataset(name=sys.argv[4], experiment_id=exp_id, tags={"stage": "v1", "owner": "nlp"})
+    dataset.merge_records([
+        {"inputs": {"question": "what?"}, "expectations": {"answer": "that"}, "tags": {"topic": "things"}},
+        {"inputs": {"question": "how?", "detail": [1, 2.5, None]}, "outputs": {"answer": "so"},
+         "expectations": {"answer": "like so", "score": 0.9}},
+    ])
+    dataset.merge_records([client.get_trace(trace_id)])  # a record made from a trace: its source is the trace
     client.transition_model_version_stage(sys.argv[2], "1", "Staging")
     client.set_registered_model_alias(sys.argv[2], "champion", "1")
     client.set_model_version_tag(sys.argv[2], "1", "validated", "yes")
@@ -98,7 +110,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = start_server(f"sqlite:///{folder / 'mlruns.db'}", folder)
     env = _mlflow_env(srv.url, srv.token)
     env["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
-    out = subprocess.run([sys.executable, "-c", SOURCE_SCRIPT, EXPERIMENT, MODEL, PROMPT], env=env,
+    out = subprocess.run([sys.executable, "-c", SOURCE_SCRIPT, EXPERIMENT, MODEL, PROMPT, DATASET], env=env,
                          capture_output=True, text=True, timeout=300, cwd=folder)
     assert out.returncode == 0, out.stderr[-3000:]
     yield srv
@@ -158,7 +170,8 @@ def _summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     line = out.stdout.strip().splitlines()[-1]
     return {name: int(n) for n, name in re.findall(r"(\d+) (new|completed|unchanged|metric points|"
                                                    r"artifact files|logged models|model versions|traces|"
-                                                   r"trace links|assessments|prompt versions)[,; ]", line)}
+                                                   r"trace links|assessments|prompt versions|dataset records|"
+                                                   r"evaluation datasets)[,; ]", line)}
 
 
 def _as_stored(histories: dict[str, list[tuple[int, int, str]]], kind: str) -> dict[str, Any]:
@@ -386,3 +399,69 @@ def test_push_copies_traces_with_their_assessments_and_the_prompts(
     assert counts["traces"] == counts["trace links"] == counts["assessments"] == counts["prompt versions"] == 0, \
         again.stdout
     assert _genai(destination.uri, destination.token, monkeypatch) == got
+
+
+def _eval_datasets(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The push experiment's evaluation datasets, their tags and records, as the mlflow client sees them."""
+    import mlflow
+    from mlflow.genai.datasets import get_dataset, search_datasets
+
+    client = _client(url, token, monkeypatch)
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    mlflow.set_tracking_uri(url)
+    try:
+        found = {d.name: d for d in search_datasets(experiment_ids=[exp])}
+        out = {}
+        for name, d in found.items():
+            d = get_dataset(name=name)  # by name, as a user finds it
+            records = sorted(
+                (json.dumps(r["inputs"], sort_keys=True), json.dumps(r["outputs"] or None, sort_keys=True),
+                 json.dumps(r["expectations"] or None, sort_keys=True),
+                 json.dumps({k: v for k, v in (r["tags"] or {}).items() if k != "mlflow.user"}, sort_keys=True),
+                 getattr(r["source"].source_type, "value", None) if r["source"] else None, r["source_id"],
+                 json.dumps(r["source"].source_data if r["source"] else None, sort_keys=True))
+                for r in d.to_df().to_dict("records"))
+            out[name] = {"tags": {k: v for k, v in d.tags.items() if k != "mlflow.user"},
+                         "experiments": d.experiment_ids == [exp], "records": records}
+        return out
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_push_copies_evaluation_datasets_with_their_records(
+        source: ServerProcess, destination: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An evaluation dataset goes with its experiment: its tags, and every record's inputs,
+    outputs, expectations, tags and source (a trace's id for one made from a trace)."""
+    first = _push(source, destination)
+    assert first.returncode == 0, first.stderr[-3000:]
+    want = _eval_datasets(source.url, source.token, monkeypatch)
+    assert list(want) == [DATASET] and len(want[DATASET]["records"]) >= 3  # another destination's may follow
+    assert {"HUMAN", "TRACE"} <= {r[4] for r in want[DATASET]["records"]}
+    got = _eval_datasets(destination.uri, destination.token, monkeypatch)
+    assert got == want
+    again = _push(source, destination)
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = _summary(again)
+    assert counts["dataset records"] == counts["evaluation datasets"] == 0, again.stdout
+    assert _eval_datasets(destination.uri, destination.token, monkeypatch) == got
+    # Records added and changed at the source since: only those two go.
+    checked = {f"checked for {destination.uri}": True}
+    _merge(source, monkeypatch, [{"inputs": {"question": "added later", "to": destination.uri}},
+                                 {"inputs": {"question": "what?"}, "expectations": checked}])
+    third = _push(source, destination)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert _summary(third)["dataset records"] == 2, third.stdout
+    assert _eval_datasets(destination.uri, destination.token, monkeypatch) == \
+        _eval_datasets(source.url, source.token, monkeypatch)
+
+
+def _merge(source: ServerProcess, monkeypatch: pytest.MonkeyPatch, records: list[dict[str, Any]]) -> None:
+    import mlflow
+    from mlflow.genai.datasets import get_dataset
+
+    _client(source.url, source.token, monkeypatch)
+    mlflow.set_tracking_uri(source.url)
+    try:
+        get_dataset(name=DATASET).merge_records(records)
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -9,7 +9,9 @@ and end time), params, tags, every metric's full history (NaN and ±Inf
 kept), dataset inputs, artifacts, the MLflow 3 logged models it produced
 (with their files) and the registered-model versions made from it (stages,
 aliases, tags, descriptions).  Sources of those versions are rewritten to
-the destination's runs and logged models.
+the destination's runs and logged models.  With the experiments go their
+traces and prompts (``push_genai.py``) and their evaluation datasets
+(``push_eval_datasets.py``).
 
 Idempotent: the destination keeps the mapping in tags (``SOURCE_RUN_TAG`` on
 runs, ``SOURCE_MODEL_TAG`` on logged models, ``SOURCE_VERSION_TAG`` on model
@@ -34,6 +36,7 @@ from typing import Any
 
 from labtrack.client.artifact_repo import file_sizes
 from labtrack.client.client import all_pages
+from labtrack.client.push_eval_datasets import has_eval_datasets, push_eval_datasets
 from labtrack.client.push_genai import push_prompts, push_traces
 from labtrack.client.traces import trace_infos
 from labtrack.entities import Experiment, LoggedModel, Metric, Run
@@ -71,6 +74,8 @@ class PushReport:
     assessments: int = 0
     prompts: int = 0
     prompt_versions: int = 0
+    eval_datasets: int = 0
+    dataset_records: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def added(self) -> int:
@@ -90,9 +95,10 @@ class PushReport:
                 f"{self.dataset_inputs} dataset inputs, "
                 f"{self.artifact_files} artifact files ({_size(self.artifact_bytes)}), "
                 f"{self.logged_models} logged models, {self.model_versions} model versions, "
-                f"{self.traces} traces, {self.trace_links} trace links, {self.assessments} assessments, {self.prompt_versions} prompt versions; "
-                f"created {self.registered_models} registered models, {self.prompts} prompts and "
-                f"{self.experiments_created} experiments")
+                f"{self.traces} traces, {self.trace_links} trace links, {self.assessments} assessments, "
+                f"{self.prompt_versions} prompt versions, {self.dataset_records} dataset records; "
+                f"created {self.registered_models} registered models, {self.prompts} prompts, "
+                f"{self.eval_datasets} evaluation datasets and {self.experiments_created} experiments")
 
 
 def _size(n: int) -> str:
@@ -189,7 +195,7 @@ class Pusher:
         """Copy every run of ``plan`` (as ``experiments``/``runs`` chose them)."""
         exp_map: dict[str, str] = {}
         for experiment, runs in plan:
-            if not runs and (self.filter_string or not self._has_traces(experiment)):
+            if not runs and (self.filter_string or not self._has_genai(experiment)):
                 continue  # no empty experiments on the destination for a filter that matched nothing
             dest_exp = exp_map[experiment.experiment_id] = self._dest_experiment(experiment)
             existing = self._pushed_runs(dest_exp)
@@ -204,15 +210,22 @@ class Pusher:
         self._push_registry(pushed)
         push_prompts(self.source, self.dest, exp_map, self.every and not self.filter_string,
                      _linked_prompts(pushed), self.report.count, self.report.warnings.append)
+        push_eval_datasets(self.source, self.dest, exp_map, self.report.count, self.report.warnings.append)
         return self.report
 
-    def _has_traces(self, experiment: Experiment) -> bool:
-        try:
-            return next(trace_infos([experiment.experiment_id], max_results=1, client=self.source), None) is not None
-        except LabtrackError as exc:
-            if exc.error_code == "ENDPOINT_NOT_FOUND":
-                return False
-            raise
+    def _has_genai(self, experiment: Experiment) -> bool:
+        """Whether the experiment holds traces or evaluation datasets (pushed without runs)."""
+        exp = experiment.experiment_id
+        probes = (lambda: next(trace_infos([exp], max_results=1, client=self.source), None) is not None,
+                  lambda: has_eval_datasets(self.source, exp))
+        for probe in probes:
+            try:
+                if probe():
+                    return True
+            except LabtrackError as exc:
+                if exc.error_code != "ENDPOINT_NOT_FOUND":
+                    raise
+        return False
 
     def _dest_experiment(self, exp: Experiment) -> str:
         dest = self.dest.get_experiment_by_name(exp.name)
