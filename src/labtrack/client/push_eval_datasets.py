@@ -41,7 +41,13 @@ def push_eval_datasets(source: Any, dest: Any, exp_map: dict[str, str],
     for ds in datasets:
         linked = source._read("GET", f"datasets/{ds['dataset_id']}/experiment-ids", api=V3_API)
         exps = [exp_map[e] for e in linked.get("experiment_ids") or [] if e in exp_map]
-        copy = _dest_dataset(dest, ds, exps, count, warn)
+        try:
+            copy = _dest_dataset(dest, ds, exps, count, warn)
+        except LabtrackError as exc:
+            if exc.error_code != "ENDPOINT_NOT_FOUND":
+                raise
+            warn(f"the destination keeps no evaluation datasets (MLflow before 3.4?): {len(datasets)} left out")
+            return
         if copy is not None:
             _push_records(source, dest, ds["dataset_id"], copy, count)
 
