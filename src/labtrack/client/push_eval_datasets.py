@@ -15,14 +15,13 @@ that made it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+from labtrack.client.push_genai import pages
 from labtrack.client.traces import V3_API
-from labtrack.client.transport import iter_pages
 from labtrack.errors import LabtrackError
 
-_PAGE = 1000
 _UPSERT = 500  # records a request
 _CARRIED = ("outputs", "expectations", "tags", "source")  # what an upsert takes besides the inputs
 
@@ -33,7 +32,7 @@ def push_eval_datasets(source: Any, dest: Any, exp_map: dict[str, str],
     if not exp_map:
         return
     try:
-        datasets = list(_search(source, {"experiment_ids": list(exp_map)}))
+        datasets = _search(source, {"experiment_ids": list(exp_map)})
     except LabtrackError as exc:
         if exc.error_code == "ENDPOINT_NOT_FOUND":
             return  # a source without evaluation datasets
@@ -59,13 +58,8 @@ def has_eval_datasets(client: Any, experiment_id: str) -> bool:
     return bool(reply.get("datasets"))
 
 
-def _search(client: Any, message: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    def page(token: str | None) -> tuple[list[Any], str | None]:
-        body = {**message, "max_results": _PAGE, **({"page_token": token} if token else {})}
-        reply = client._read("POST", "datasets/search", body, api=V3_API)
-        return reply.get("datasets") or [], reply.get("next_page_token")
-
-    return iter_pages(page)
+def _search(client: Any, message: dict[str, Any]) -> list[dict[str, Any]]:
+    return pages(client, "datasets/search", "datasets", message, method="POST", api=V3_API)
 
 
 def _name_filter(name: str) -> str:
@@ -86,7 +80,7 @@ def _dest_dataset(dest: Any, ds: dict[str, Any], exps: list[str], count: Callabl
                   warn: Callable[[str], None]) -> str | None:
     """The destination's dataset of ``ds``'s name, made or brought up to date; None if ambiguous."""
     name, tags = ds["name"], _tags(ds)
-    found = list(_search(dest, {"filter_string": _name_filter(name)}))
+    found = _search(dest, {"filter_string": _name_filter(name)})
     if len(found) > 1:
         warn(f"evaluation dataset {name!r}: {len(found)} datasets have that name on the destination: left out")
         return None
@@ -111,14 +105,8 @@ def _dest_dataset(dest: Any, ds: dict[str, Any], exps: list[str], count: Callabl
     return dataset_id
 
 
-def _records(client: Any, dataset_id: str) -> Iterator[dict[str, Any]]:
-    def page(token: str | None) -> tuple[list[Any], str | None]:
-        query = {"max_results": _PAGE, **({"page_token": token} if token else {})}
-        reply = client._read("GET", f"datasets/{dataset_id}/records", query, api=V3_API)
-        records = reply.get("records") or "[]"
-        return (json.loads(records) if isinstance(records, str) else records), reply.get("next_page_token")
-
-    return iter_pages(page)
+def _records(client: Any, dataset_id: str) -> list[dict[str, Any]]:
+    return pages(client, f"datasets/{dataset_id}/records", "records", {}, api=V3_API)
 
 
 def _key(inputs: Any) -> str:

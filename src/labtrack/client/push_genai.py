@@ -20,6 +20,7 @@ as it is and reported.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -163,24 +164,27 @@ def push_prompts(source: Any, dest: Any, exp_map: dict[str, str], every: bool, l
         _push_prompt(source, dest, model, tags, count, warn)
 
 
-def _pages(client: Any, endpoint: str, items: str, message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every item of a paged registry search."""
+def pages(client: Any, endpoint: str, items: str, message: dict[str, Any], *, method: str = "GET",
+          api: str | None = None) -> list[dict[str, Any]]:
+    """Every item of a paged list or search (``items``: the reply's list, or its JSON text, as
+    evaluation dataset records come)."""
     def page(token: str | None) -> tuple[list[Any], str | None]:
         query = {**message, "max_results": 1000, **({"page_token": token} if token else {})}
-        reply = client._read("GET", endpoint, query)
-        return reply.get(items) or [], reply.get("next_page_token")
+        reply = client._read(method, endpoint, query, **({"api": api} if api else {}))
+        found = reply.get(items) or []
+        return (json.loads(found) if isinstance(found, str) else found), reply.get("next_page_token")
 
     return list(iter_pages(page))
 
 
 def _search_prompts(client: Any) -> list[dict[str, Any]]:
-    return _pages(client, "registered-models/search", "registered_models",
+    return pages(client, "registered-models/search", "registered_models",
                   {"filter": f"tags.`{IS_PROMPT_TAG}` = 'true'"})
 
 
 def _versions(client: Any, name: str) -> dict[int, dict[str, Any]]:
     quoted = name.replace("'", "''")
-    return {int(v["version"]): v for v in _pages(client, "model-versions/search", "model_versions", {
+    return {int(v["version"]): v for v in pages(client, "model-versions/search", "model_versions", {
         "filter": f"name = '{quoted}' AND tags.`{IS_PROMPT_TAG}` = 'true'"})}
 
 

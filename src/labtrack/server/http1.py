@@ -123,6 +123,12 @@ class Lane(Protocol):
              fields: list[tuple[bytes, bytes]]) -> LaneRequest | None: ...
 
 
+def field_text(value: bytes) -> str:
+    """A header field's value as the application reads it.  RFC 9110 5.5: whitespace around
+    it is not part of it (llhttp keeps the trailing part; tornado would refuse the value)."""
+    return value.decode("latin1").strip(" \t")
+
+
 class _Refused(Exception):
     """The request cannot be taken (too large, or its handler failed); the connection is closing."""
 
@@ -253,10 +259,7 @@ class Http1Connection(asyncio.BufferedProtocol, httputil.HTTPConnection):
     def _headers_of(self, fields: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
         headers = httputil.HTTPHeaders()
         for name, value in fields:
-            key = name.decode("latin1")
-            # RFC 9110 5.5: whitespace around a field value is not part of it (llhttp
-            # keeps the trailing part); tornado would refuse the value, quoting it.
-            text = value.decode("latin1").strip(" \t")
+            key, text = name.decode("latin1"), field_text(value)
             if key not in headers:
                 # llhttp has refused what tornado's ``add`` checks for (a name that is not a
                 # token, a control character in a value): set, without checking again.

@@ -39,7 +39,7 @@ from typing import Any
 
 from labtrack.server import base, early_answer, guard
 from labtrack.server.args import Args
-from labtrack.server.http1 import Http1Connection, LaneRequest
+from labtrack.server.http1 import Http1Connection, LaneRequest, field_text
 
 _JSON = base.JSON_TYPE.encode()
 # Fields that send a request to the application: a browser's, or a body the lane does not read.
@@ -84,11 +84,11 @@ class MetricLane:
             return None
         context = conn.context
         if (context is None or context.address_family != socket.AF_UNIX) and conn.lane_passed != (host, authorization):
-            if host is None or not guard.host_ok(self.ctx, _text(host)):
+            if host is None or not guard.host_ok(self.ctx, field_text(host)):
                 return None
             token = self.ctx.token
             if token and (authorization is None
-                          or not base.token_matches(token, base.offered_token(_text(authorization)))):
+                          or not base.token_matches(token, base.offered_token(field_text(authorization)))):
                 return None
             # The same two fields on this connection pass again: the client that sent them holds
             # the connection (the server's token and allowed hosts do not change while it runs).
@@ -108,11 +108,6 @@ class MetricLane:
             return False
         reply = lambda: conn.respond(200, "OK", base.json_fields(2), b"{}")  # noqa: E731
         return early_answer.answer(ctx, *planned, reply) is True
-
-
-def _text(value: bytes) -> str:
-    """A field value as the application reads it (``Http1Connection._headers_of``)."""
-    return value.decode("latin1").strip(" \t")
 
 
 __all__ = ["MetricLane"]
