@@ -420,6 +420,26 @@ eval_dataset_records = Table(
     UniqueConstraint("dataset_id", "input_hash"),
 )
 
+# --- registered scorers (store/scorers.py) ---------------------------------
+# MLflow's two tables, by its names: a scorer is a name within an experiment; each register
+# adds a version holding the serialized scorer (JSON text, kept as the client sent it).
+
+scorers = Table(
+    "scorers", metadata,
+    Column("scorer_id", String(36), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    Column("scorer_name", String(256), nullable=False),
+    UniqueConstraint("experiment_id", "scorer_name"),
+)
+
+scorer_versions = Table(
+    "scorer_versions", metadata,
+    Column("scorer_id", String(36), ForeignKey("scorers.scorer_id", ondelete="CASCADE"), primary_key=True),
+    Column("scorer_version", Integer, primary_key=True, autoincrement=False),
+    Column("serialized_scorer", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
 # --- AI gateway objects made over REST (store/gateway.py) ------------------
 
 gateway_objects = Table(
