@@ -61,6 +61,9 @@ TABLE: tuple[Setting, ...] = (
     Setting("search_cache", True, "LABTRACK_SEARCH_CACHE",
             "Answer a repeated identical run search from memory while nothing has been committed to the "
             "SQLite file since (server/search_cache.py); 0 reads the database for every search."),
+    # MLflow's own variable: its refusal of a scorer with code tells the user to set it.
+    Setting("enable_custom_scorers", False, "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS",
+            "Register @scorer (decorator) scorers, whose serialized form carries code; off as in mlflow server."),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -97,6 +100,7 @@ class Settings:
     allowed_hosts: str | None = None
     cors_allowed_origins: str | None = None
     search_cache: bool = True
+    enable_custom_scorers: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

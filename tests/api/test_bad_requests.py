@@ -450,6 +450,40 @@ SERIES = [
     Case("series-get", "GET", LOG_SERIES, 405, BAD, query={"run_id": "$RUN"}),
 ]
 
+SC = "/api/3.0/mlflow/scorers/"  # (setting online scoring is a deliberate 501: tests/compat/test_mlflow_scorers.py)
+
+
+def scorer(serialized: str = "{}", name: Any = "s", experiment_id: Any = "$EXP") -> dict[str, Any]:
+    return {"experiment_id": experiment_id, "name": name, "serialized_scorer": serialized}
+
+
+SCORERS = [
+    Case("scorer-not-json", "POST", SC + "register", 400, IPV, body=scorer("{half")),
+    Case("scorer-list-payload", "POST", SC + "register", 400, IPV, body=scorer("[1]")),
+    Case("scorer-with-code", "POST", SC + "register", 400, IPV, body=scorer('{"call_source": "return 1"}')),
+    Case("scorer-third-party-api-base", "POST", SC + "register", 400, IPV,
+         body=scorer('{"third_party_scorer_data": {"kwargs": {"api_base": "http://evil"}}}')),
+    Case("scorer-blank-name", "POST", SC + "register", 400, IPV, body=scorer(name=" ")),
+    Case("scorer-name-257", "POST", SC + "register", 400, IPV, body=scorer(name="n" * 257)),
+    Case("scorer-name-number", "POST", SC + "register", 400, IPV, body=scorer(name=5)),
+    Case("scorer-no-payload", "POST", SC + "register", 400, IPV, body={"experiment_id": "$EXP", "name": "s"}),
+    Case("scorer-unknown-experiment", "POST", SC + "register", 404, RDNE, body=scorer(experiment_id="424242")),
+    Case("scorer-deleted-experiment", "POST", SC + "register", 400, IPV, body=scorer(experiment_id="$DEXP")),
+    Case("scorer-form-post", "POST", SC + "register", 400, BAD, raw=b"name=s",
+         ctype="application/x-www-form-urlencoded"),
+    Case("scorer-register-get", "GET", SC + "register", 405, BAD, query={"experiment_id": "$EXP"}),
+    Case("scorer-get-missing", "GET", SC + "get", 404, RDNE, query={"experiment_id": "$EXP", "name": "nope"}),
+    Case("scorer-get-bad-version", "GET", SC + "get", 400, IPV,
+         query={"experiment_id": "$EXP", "name": "nope", "version": "x"}),
+    Case("scorer-get-no-name", "GET", SC + "get", 400, IPV, query={"experiment_id": "$EXP"}),
+    Case("scorer-versions-missing", "GET", SC + "versions", 404, RDNE, query={"experiment_id": "$EXP", "name": "n"}),
+    Case("scorer-delete-missing", "DELETE", SC + "delete", 404, RDNE, body={"experiment_id": "$EXP", "name": "n"}),
+    Case("scorer-list-both", "GET", SC + "list", 400, IPV, query={"experiment_id": "$EXP", "experiment_ids": "$EXP"}),
+    Case("scorer-list-bad-id", "GET", SC + "list", 400, IPV, query={"experiment_ids": "abc"}),
+    Case("scorer-list-deleted-experiment", "GET", SC + "list", 400, IPV, query={"experiment_id": "$DEXP"}),
+    Case("scorer-online-configs-no-ids", "GET", SC + "online-configs", 400, IPV),
+]
+
 # Traversal over HTTP.  Paths are sent byte for byte (no client-side dot-segment
 # removal); tornado percent-decodes the path once, the server must refuse
 # every further layer too.  "link_out" is a symlink inside the artifact root
@@ -519,7 +553,8 @@ def _traversal_cases() -> list[Case]:
     return out
 
 
-CASES = TRANSPORT + AUTH + LIMITS + TYPES + MISSING + SEMANTICS + SEARCH + SERIES + _traversal_cases()
+CASES = (TRANSPORT + AUTH + LIMITS + TYPES + MISSING + SEMANTICS + SEARCH + SERIES + SCORERS
+         + _traversal_cases())
 
 
 def test_corpus_is_large_and_unique() -> None:

@@ -15,6 +15,7 @@ from labtrack.errors import Unauthenticated
 from labtrack.server import api_jobs
 from labtrack.server import api_artifacts, api_logged_models, api_registry, api_tracking, api_traces
 from labtrack.server import api_eval_datasets
+from labtrack.server import api_scorers
 from labtrack.server import api_gateway, listener
 from labtrack.server import api_gc
 from labtrack.server import api_export
@@ -113,7 +114,7 @@ def routes(ctx: ServerContext) -> list[Any]:
         (r"/static/(.*)", StaticHandler, {"path": str(STATIC_UI)}),
     ]
     api = (api_tracking.ROUTES + api_logged_models.ROUTES + api_registry.ROUTES + api_artifacts.ROUTES
-           + api_traces.ROUTES + api_gateway.ROUTES + api_eval_datasets.ROUTES)
+           + api_traces.ROUTES + api_gateway.ROUTES + api_eval_datasets.ROUTES + api_scorers.ROUTES)
     extra = ctx.extra.get("routes", [])
     for prefix in MLFLOW_PREFIXES:
         for path, methods in api + extra:
