@@ -2,8 +2,8 @@
 
 32 concurrent writers each log their own run's points in batches; every point
 comes back exactly once.  Concurrent ``create_model_version`` calls number
-versions 1..N with no gap or repeat, and racing params keep their first
-value.  On SQLite, ``--workers`` above 1 is refused in one line.
+versions 1..N with no gap or repeat (so do first registers of one scorer
+name), and racing params keep their first value.  On SQLite, ``--workers`` above 1 is refused in one line.
 """
 
 from __future__ import annotations
@@ -150,6 +150,26 @@ def test_concurrent_model_versions_are_numbered_once(pg_workers: ServerProcess) 
     assert sorted(versions) == list(range(1, WRITERS * 2 + 1))
     listed = _post(session, pg_workers, "registered-models/get-latest-versions", {"name": name}).json()
     assert [v["version"] for v in listed["model_versions"]] == [str(WRITERS * 2)]
+
+
+def test_concurrent_scorer_versions_are_numbered_once(pg_workers: ServerProcess) -> None:
+    """First registers of one scorer name race on four processes: one scorer, versions 1..N."""
+    session = _session(pg_workers)
+    exp = _post(session, pg_workers, "experiments/create", {"name": f"sc-{uuid.uuid4().hex[:8]}"}).json()["experiment_id"]
+    scorers = f"{pg_workers.url}/api/3.0/mlflow/scorers/"
+
+    def register(i: int) -> dict:
+        reply = _session(pg_workers).post(scorers + "register", json={
+            "experiment_id": exp, "name": "racer", "serialized_scorer": f'{{"i": {i}}}'}, timeout=120)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        answers = list(pool.map(register, range(WRITERS)))
+    assert sorted(a["version"] for a in answers) == list(range(1, WRITERS + 1))
+    assert len({a["scorer_id"] for a in answers}) == 1
+    listed = session.get(scorers + "versions", params={"experiment_id": exp, "name": "racer"}, timeout=60).json()
+    assert sorted(v["serialized_scorer"] for v in listed["scorers"]) == sorted(f'{{"i": {i}}}' for i in range(WRITERS))
 
 
 def test_racing_params_keep_their_first_value(pg_workers: ServerProcess) -> None:
