@@ -2,8 +2,8 @@
 
 Bob holds DENY on alice's experiment.  Every labtrack endpoint that reads a run or an
 experiment (downsampled and packed histories, metric summaries, media, the runs table,
-exports, saved views, spans) and every trace endpoint (get, search, batch, info, tags,
-assessments, delete, the OTLP export) must refuse him with 403 and MLflow's error JSON, as
+exports, saved views, spans), every trace endpoint (get, search, batch, info, tags,
+assessments, delete, the OTLP export) and every registered scorer endpoint must refuse him with 403 and MLflow's error JSON, as
 ``runs/get`` does (and as ``mlflow server --app-name basic-auth`` refuses trace reads),
 while alice may do each.  A rule that names a wrong path, or an endpoint whose route the
 permission check never learned, would let him through.
@@ -99,6 +99,12 @@ def _probes(exp: str, run: str, trace: str) -> list[tuple[str, str, dict[str, An
             "span_id": "0102030405060708", "name": "more", "start_time_ns": 1_790_000_000_000_000_000,
             "end_time_ns": 1_790_000_000_100_000_000, "status": "OK"}]}),
         ("POST", v3 + "traces/delete-traces", {"experiment_id": exp, "request_ids": ["tr-" + "0" * 32]}),
+        ("POST", v3 + "scorers/register", {"experiment_id": exp, "name": "judge", "serialized_scorer": "{}"}),
+        ("GET", v3 + "scorers/get", {"experiment_id": exp, "name": "judge"}),
+        ("GET", v3 + "scorers/versions", {"experiment_id": exp, "name": "judge"}),
+        ("GET", v3 + "scorers/list", {"experiment_id": exp}),
+        ("GET", v3 + "scorers/list", {"experiment_ids": [exp]}),
+        ("DELETE", v3 + "scorers/delete", {"experiment_id": exp, "name": "judge", "version": 1}),
     ]
 
 
@@ -141,3 +147,19 @@ def test_a_search_answered_from_memory_is_still_refused_to_a_denied_user(team: d
     bob = requests.post(url, json=body, auth=BOB, timeout=60)
     assert bob.status_code == 403 and bob.json()["error_code"] == "PERMISSION_DENIED", bob.text[:300]
     assert team["run"] not in bob.text
+
+
+@pytest.mark.timeout(300)
+def test_a_list_of_every_experiments_scorers_leaves_out_what_the_user_cannot_read(team: dict[str, Any]) -> None:
+    v3 = team["url"] + "/api/3.0/mlflow/scorers/"
+    r = requests.post(v3 + "register", auth=ALICE, timeout=30,
+                      json={"experiment_id": team["exp"], "name": "private", "serialized_scorer": "{}"})
+    assert r.ok, r.text
+    r = requests.post(v3 + "register", auth=ADMIN, timeout=30,
+                      json={"experiment_id": "0", "name": "public", "serialized_scorer": "{}"})
+    assert r.ok, r.text
+    mine = {(x["experiment_id"], x["scorer_name"]) for x in requests.get(
+        v3 + "list", auth=ALICE, timeout=30).json()["scorers"]}
+    assert {(int(team["exp"]), "private"), (0, "public")} <= mine
+    bobs = requests.get(v3 + "list", auth=BOB, timeout=30).json()["scorers"]
+    assert {x["experiment_id"] for x in bobs} == {0}

@@ -70,6 +70,11 @@ for _path in ("traces", "traces/log", f"traces/{_TRACE}/tags", f"traces/{_TRACE}
               f"traces/{_TRACE}/assessments/{_TRACE}", "v1/traces"):
     RULES[_path] = (EXPERIMENT, "can_update")
 RULES["traces/delete-traces"] = (EXPERIMENT, "can_delete")
+# Registered scorers belong to their experiment; a list of every experiment's is filtered (``after``).
+for _path in ("scorers/get", "scorers/versions", "scorers/list"):
+    RULES[_path] = (EXPERIMENT, "can_read")
+RULES["scorers/register"] = (EXPERIMENT, "can_update")
+RULES["scorers/delete"] = (EXPERIMENT, "can_delete")
 for _path in ("registered-models/get", "registered-models/get-latest-versions", "model-versions/get",
               "model-versions/get-download-uri", "registered-models/alias"):
     RULES[_path] = (MODEL, "can_read")
@@ -271,6 +276,11 @@ class BasicAuth:
             elif path == "registered-models/search":
                 reply["registered_models"] = [m for m in reply.get("registered_models") or []
                                               if self.permission(user, MODEL, str(m.get("name"))).can_read]
+            elif path == "scorers/list" and reply.get("scorers"):
+                reply["scorers"] = [x for x in reply["scorers"]
+                                    if self.permission(user, EXPERIMENT, str(x.get("experiment_id"))).can_read]
+                if not reply["scorers"]:
+                    del reply["scorers"]
             elif path == "model-versions/search":
                 reply["model_versions"] = [v for v in reply.get("model_versions") or []
                                            if self.permission(user, MODEL, str(v.get("name"))).can_read]
