@@ -93,6 +93,10 @@ SOURCE_SCRIPT = textwrap.dedent("""
          "expectations": {"answer": "like so", "score": 0.9}},
     ])
     dataset.merge_records([client.get_trace(trace_id)])  # a record made from a trace: its source is the trace
+    from mlflow.genai.scorers import Guidelines, Safety
+    Guidelines(name="polite", guidelines=["Be polite"]).register(experiment_id=exp_id)
+    Guidelines(name="polite", guidelines=["Be polite", "Be brief"]).register(experiment_id=exp_id)
+    Safety().register(experiment_id=exp_id)
     client.transition_model_version_stage(sys.argv[2], "1", "Staging")
     client.set_registered_model_alias(sys.argv[2], "champion", "1")
     client.set_model_version_tag(sys.argv[2], "1", "validated", "yes")
@@ -171,7 +175,7 @@ def _summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     return {name: int(n) for n, name in re.findall(r"(\d+) (new|completed|unchanged|metric points|"
                                                    r"artifact files|logged models|model versions|traces|"
                                                    r"trace links|assessments|prompt versions|dataset records|"
-                                                   r"evaluation datasets)[,; ]", line)}
+                                                   r"evaluation datasets|scorer versions)[,; ]", line)}
 
 
 def _as_stored(histories: dict[str, list[tuple[int, int, str]]], kind: str) -> dict[str, Any]:
@@ -465,3 +469,46 @@ def _merge(source: ServerProcess, monkeypatch: pytest.MonkeyPatch, records: list
         get_dataset(name=DATASET).merge_records(records)
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def _scorers(url: str, token: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """The push experiment's registered scorers, each with its versions as the mlflow client loads them."""
+    import mlflow
+    from mlflow.genai.scorers import list_scorers
+    from mlflow.genai.scorers.registry import list_scorer_versions
+
+    client = _client(url, token, monkeypatch)
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    mlflow.set_tracking_uri(url)
+    try:
+        return {s.name: [(version, loaded.model_dump()) for loaded, version in
+                         list_scorer_versions(name=s.name, experiment_id=exp)]
+                for s in list_scorers(experiment_id=exp)}
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_push_copies_registered_scorers_with_every_version(
+        source: ServerProcess, destination: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registered scorer goes with its experiment, every version in order, numbered as at the
+    source; a second push sends none, and a version registered since is the one that goes."""
+    first = _push(source, destination)
+    assert first.returncode == 0, first.stderr[-3000:]
+    want = _scorers(source.url, source.token, monkeypatch)
+    assert {"polite", "safety"} <= set(want) and [v for v, _ in want["polite"]][:2] == [1, 2]
+    assert _scorers(destination.uri, destination.token, monkeypatch) == want
+    again = _push(source, destination)
+    assert again.returncode == 0 and _summary(again)["scorer versions"] == 0, again.stdout
+    import mlflow
+    from mlflow.genai.scorers import Guidelines
+
+    exp = _client(source.url, source.token, monkeypatch).get_experiment_by_name(EXPERIMENT).experiment_id
+    mlflow.set_tracking_uri(source.url)
+    try:
+        Guidelines(name="polite", guidelines=["Be polite", f"Cite {destination.uri}"]).register(experiment_id=exp)
+    finally:
+        mlflow.set_tracking_uri(None)
+    third = _push(source, destination)
+    assert third.returncode == 0 and _summary(third)["scorer versions"] == 1, third.stdout
+    assert _scorers(destination.uri, destination.token, monkeypatch) == \
+        _scorers(source.url, source.token, monkeypatch)

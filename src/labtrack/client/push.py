@@ -10,8 +10,8 @@ kept), dataset inputs, artifacts, the MLflow 3 logged models it produced
 (with their files) and the registered-model versions made from it (stages,
 aliases, tags, descriptions).  Sources of those versions are rewritten to
 the destination's runs and logged models.  With the experiments go their
-traces and prompts (``push_genai.py``) and their evaluation datasets
-(``push_eval_datasets.py``).
+traces and prompts (``push_genai.py``), their evaluation datasets
+(``push_eval_datasets.py``) and their registered scorers (``push_scorers.py``).
 
 Idempotent: the destination keeps the mapping in tags (``SOURCE_RUN_TAG`` on
 runs, ``SOURCE_MODEL_TAG`` on logged models, ``SOURCE_VERSION_TAG`` on model
@@ -37,6 +37,7 @@ from typing import Any
 from labtrack.client.artifact_repo import file_sizes
 from labtrack.client.client import all_pages
 from labtrack.client.push_eval_datasets import has_eval_datasets, push_eval_datasets
+from labtrack.client.push_scorers import push_scorers, scorer_names
 from labtrack.client.push_genai import push_prompts, push_traces
 from labtrack.client.traces import trace_infos
 from labtrack.entities import Experiment, LoggedModel, Metric, Run
@@ -76,6 +77,7 @@ class PushReport:
     prompt_versions: int = 0
     eval_datasets: int = 0
     dataset_records: int = 0
+    scorer_versions: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def added(self) -> int:
@@ -96,7 +98,8 @@ class PushReport:
                 f"{self.artifact_files} artifact files ({_size(self.artifact_bytes)}), "
                 f"{self.logged_models} logged models, {self.model_versions} model versions, "
                 f"{self.traces} traces, {self.trace_links} trace links, {self.assessments} assessments, "
-                f"{self.prompt_versions} prompt versions, {self.dataset_records} dataset records; "
+                f"{self.prompt_versions} prompt versions, {self.dataset_records} dataset records, "
+                f"{self.scorer_versions} scorer versions; "
                 f"created {self.registered_models} registered models, {self.prompts} prompts, "
                 f"{self.eval_datasets} evaluation datasets and {self.experiments_created} experiments")
 
@@ -211,13 +214,14 @@ class Pusher:
         push_prompts(self.source, self.dest, exp_map, self.every and not self.filter_string,
                      _linked_prompts(pushed), self.report.count, self.report.warnings.append)
         push_eval_datasets(self.source, self.dest, exp_map, self.report.count, self.report.warnings.append)
+        push_scorers(self.source, self.dest, exp_map, self.report.count, self.report.warnings.append)
         return self.report
 
     def _has_genai(self, experiment: Experiment) -> bool:
-        """Whether the experiment holds traces or evaluation datasets (pushed without runs)."""
+        """Whether the experiment holds traces, evaluation datasets or scorers (pushed without runs)."""
         exp = experiment.experiment_id
         probes = (lambda: next(trace_infos([exp], max_results=1, client=self.source), None) is not None,
-                  lambda: has_eval_datasets(self.source, exp))
+                  lambda: has_eval_datasets(self.source, exp), lambda: bool(scorer_names(self.source, exp)))
         for probe in probes:
             try:
                 if probe():

@@ -217,6 +217,10 @@ def _copy(source: Any, experiments: list[Any], store: Any, dest: Path,
         datasets = source.eval_datasets()
         if datasets:
             summary.skipped += store.write(lambda conn: mi.eval_datasets(conn, datasets, exp_ids))
+    if hasattr(source, "scorers"):  # MLflow's file store has none
+        scorers = [v for v in source.scorers(list(exp_ids)) if v.experiment_id in exp_ids]
+        if scorers:
+            summary.skipped += store.write(lambda conn: mi.scorers(conn, scorers, exp_ids))
     if hasattr(source, "not_imported"):  # first: these lines are never cut off by a long list of skipped runs
         summary.skipped[:0] = source.not_imported()
     after = store.read(mi.counts)

@@ -150,3 +150,15 @@ class EvalDatasetRecord:
     tags: dict[str, str] = field(default_factory=dict)
     experiment_ids: list[str] = field(default_factory=list)
     records: list[EvalRecordRecord] = field(default_factory=list)
+
+
+@dataclass
+class ScorerVersionRecord:
+    """One version of a registered scorer (``mlflow.genai.scorers``): ids, version and time kept."""
+
+    experiment_id: str
+    name: str
+    scorer_id: str
+    version: int
+    serialized_scorer: str
+    creation_time: int = 0

@@ -31,6 +31,7 @@ from labtrack.imports.records import (
     ModelVersionRecord,
     RegisteredModelRecord,
     RunRecord,
+    ScorerVersionRecord,
     TraceRecord,
 )
 
@@ -192,13 +193,34 @@ class RestSource:
             out.append(rec)
         return out
 
+    def scorers(self, experiment_ids: Sequence[str]) -> list[ScorerVersionRecord]:
+        """Every version of each experiment's registered scorers (``scorers/list``, then
+        ``scorers/versions`` per name); none from a server that does not serve them (before MLflow 3.2)."""
+        out = []
+        for exp in experiment_ids:
+            try:
+                names = [x["scorer_name"] for x in self.client.transport.call(
+                    "GET", "scorers/list", {"experiment_id": exp}, api=V3_API).get("scorers") or []]
+            except LabtrackError as e:
+                if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
+                    return []
+                raise
+            for name in names:
+                found = self.client.transport.call("GET", "scorers/versions", {"experiment_id": exp, "name": name},
+                                                   api=V3_API).get("scorers") or []
+                out += sorted((ScorerVersionRecord(str(v.get("experiment_id", exp)), v["scorer_name"],
+                                                   v.get("scorer_id") or "", int(v["scorer_version"]),
+                                                   v.get("serialized_scorer") or "", int(v.get("creation_time") or 0))
+                               for v in found), key=lambda r: r.version)
+        return out
+
     def not_imported(self) -> list[str]:
         """A line per kind this server lists that the import does not copy (``imports.unread``)."""
         from labtrack.imports.unread import rest_lines
 
         def call(api: str, endpoint: str, query: dict[str, Any]) -> dict[str, Any]:
             return self.client.transport.call("GET", endpoint, query, api=api, retries=False)
-        return rest_lines(call, getattr(self, "_experiment_ids", []))
+        return rest_lines(call)
 
     # -- MLflow 3 traces: the readers ``labtrack push`` uses ----------------------------------
     def traces(self, experiment_ids: Sequence[str], known: set[str],

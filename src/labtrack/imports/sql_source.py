@@ -30,6 +30,7 @@ from labtrack.imports.records import (
     ModelVersionRecord,
     RegisteredModelRecord,
     RunRecord,
+    ScorerVersionRecord,
     TraceRecord,
 )
 
@@ -53,6 +54,7 @@ ASSESSMENTS = "770bee3ae1dd"
 SPANS = "a1b2c3d4e5f6"  # spans in the database; before, in the trace's traces.json artifact
 TRACE_LINKS = "de4033877273"  # entity_associations: link_traces_to_run
 EVAL_DATASETS = "71994744cf8e"  # evaluation_datasets, _tags, _records (MLflow 3.3)
+SCORERS = "534353b11cbc"  # scorers, scorer_versions (MLflow 3.2)
 
 _CHUNK = 400  # run ids per IN list (SQLite's old limit is 999 parameters)
 _TRACES_PER_READ = 200
@@ -305,6 +307,17 @@ class SqlSource:
         from labtrack.imports import eval_dataset_rows
 
         return eval_dataset_rows.read(self._rows) if self.has(EVAL_DATASETS) else []
+
+    def scorers(self, experiment_ids: Sequence[str] = ()) -> list[ScorerVersionRecord]:
+        """Every version of every registered scorer (``scorers``, ``scorer_versions``), oldest first
+        within a scorer; ``experiment_ids`` is for the server source's sake (all are read here)."""
+        if not self.has(SCORERS):
+            return []
+        return [ScorerVersionRecord(str(exp), name, scorer_id, int(version), serialized, int(created or 0))
+                for exp, name, scorer_id, version, serialized, created in self._rows(
+                    "SELECT s.experiment_id, s.scorer_name, s.scorer_id, v.scorer_version, v.serialized_scorer,"
+                    " v.creation_time FROM scorers s JOIN scorer_versions v ON v.scorer_id = s.scorer_id"
+                    " ORDER BY s.experiment_id, s.scorer_name, v.scorer_version")]
 
     def not_imported(self) -> list[str]:
         """A line per kind of row this source holds that the import does not copy (``imports.unread``)."""

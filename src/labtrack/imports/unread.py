@@ -19,6 +19,7 @@ READ = frozenset({
     "registered_models", "registered_model_tags", "model_versions", "model_version_tags", "registered_model_aliases",
     "trace_info", "trace_tags", "trace_request_metadata", "assessments", "spans",
     "evaluation_datasets", "evaluation_dataset_tags", "evaluation_dataset_records",
+    "scorers", "scorer_versions",
     "entity_associations",  # only the kinds in READ_LINKS; the others are counted
 })
 # Tables that hold nothing a user made, so leaving them is no loss:
@@ -72,41 +73,33 @@ def sql_tables(tables: Iterable[str], count: Callable[[str, str | None], int],
     return out
 
 
-# A server's list endpoints for kinds the import does not copy: (kind, API root, endpoint, per experiment).
+# A server's list endpoints for kinds the import does not copy: (kind, API root, endpoint).
 V2, V3 = "/api/2.0/mlflow/", "/api/3.0/mlflow/"
-ENDPOINTS: tuple[tuple[str, str, str, bool], ...] = (
-    ("scorers", V3, "scorers/list", True),
-    ("webhooks", V2, "webhooks", False),
-    ("AI gateway endpoints", V3, "gateway/endpoints/list", False),
-    ("AI gateway model definitions", V3, "gateway/model-definitions/list", False),
-    ("AI gateway secrets (values not read)", V3, "gateway/secrets/list", False),
-    ("AI gateway guardrails", V3, "gateway/guardrails/list", False),
-    ("AI gateway budget policies", V3, "gateway/budgets/list", False),
-    ("label schemas", V3, "label-schemas/list", False),
-    ("review queues", V3, "review-queues/list", False),
+ENDPOINTS: tuple[tuple[str, str, str], ...] = (
+    ("webhooks", V2, "webhooks"),
+    ("AI gateway endpoints", V3, "gateway/endpoints/list"),
+    ("AI gateway model definitions", V3, "gateway/model-definitions/list"),
+    ("AI gateway secrets (values not read)", V3, "gateway/secrets/list"),
+    ("AI gateway guardrails", V3, "gateway/guardrails/list"),
+    ("AI gateway budget policies", V3, "gateway/budgets/list"),
+    ("label schemas", V3, "label-schemas/list"),
+    ("review queues", V3, "review-queues/list"),
 )
-MAX_EXPERIMENTS = 100  # per-experiment lists are asked for this many experiments at most
 
 
-def rest_lines(call: Callable[[str, str, dict[str, Any]], dict[str, Any]], experiment_ids: Sequence[str],
-               ) -> list[str]:
+def rest_lines(call: Callable[[str, str, dict[str, Any]], dict[str, Any]]) -> list[str]:
     """The lines for a server: ``call(api, endpoint, query)`` GETs one page (raising on any error)."""
     from labtrack.errors import LabtrackError
 
     out = []
-    for kind, api, endpoint, per_experiment in ENDPOINTS:
-        queries = [{"experiment_id": e} for e in experiment_ids[:MAX_EXPERIMENTS]] if per_experiment else [{}]
-        n, more = 0, per_experiment and len(experiment_ids) > MAX_EXPERIMENTS
+    for kind, api, endpoint in ENDPOINTS:
         try:
-            for q in queries:
-                reply = call(api, endpoint, q)
-                items = next((v for v in reply.values() if isinstance(v, list)), [])
-                n += len(items)
-                more = more or bool(reply.get("next_page_token"))
+            reply = call(api, endpoint, {})
         except LabtrackError:
             continue  # not served there (404), or not allowed: nothing to say
+        n = len(next((v for v in reply.values() if isinstance(v, list)), []))
         if n:
-            out.append(line(kind, n, f"{api}{endpoint}", more))
+            out.append(line(kind, n, f"{api}{endpoint}", bool(reply.get("next_page_token"))))
     return out
 
 

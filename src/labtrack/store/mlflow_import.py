@@ -11,6 +11,7 @@ moved stage) is updated.  Counting rows before and after is the caller's job.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from labtrack.imports.records import (
     LoggedModelRecord,
     RegisteredModelRecord,
     RunRecord,
+    ScorerVersionRecord,
     TraceRecord,
 )
 from labtrack.registry_entities import DELETED_STAGE
@@ -32,6 +34,7 @@ from labtrack.store import schema as s
 from labtrack.store.dialect import upsert
 from labtrack.store.eval_datasets import input_hash, json_text
 from labtrack.store.model_sources import PROMPT_SOURCES, resolve_source
+from labtrack.store.scorers import put_imported
 from labtrack.store.tracking import _dataset_uuid, join_uri, now_ms
 
 # Tables whose row counts make the import's summary (before and after).
@@ -41,6 +44,7 @@ COUNTED = {
     "registered models": s.registered_models, "model versions": s.model_versions,
     "aliases": s.registered_model_aliases, "traces": s.traces, "assessments": s.assessments,
     "trace links": s.trace_runs, "evaluation datasets": s.eval_datasets, "dataset records": s.eval_dataset_records,
+    "scorers": s.scorers, "scorer versions": s.scorer_versions,
 }
 
 
@@ -336,5 +340,25 @@ def eval_datasets(conn: Connection, records: Sequence[EvalDatasetRecord], exp_id
     return skipped
 
 
+def scorers(conn: Connection, records: Sequence[ScorerVersionRecord], exp_ids: dict[str, str]) -> list[str]:
+    """Registered scorers' versions with their MLflow ids, versions and times, in imported
+    experiments; a version already here is kept (versions never change).  One line for each
+    left out (the experiment's scorer of that name was registered here since, under another id)."""
+    skipped: list[str] = []
+    ids: dict[tuple[int, str], str] = {}
+    for v in records:
+        exp = int(exp_ids[v.experiment_id])
+        scorer_id = v.scorer_id or ids.get((exp, v.name))
+        if not scorer_id:  # a server that sends no ids: the scorer of that name here, or a new one
+            here = conn.execute(select(s.scorers.c.scorer_id).where(s.scorers.c.experiment_id == exp,
+                                                                   s.scorers.c.scorer_name == v.name)).first()
+            scorer_id = here[0] if here is not None else str(uuid.uuid4())
+        ids[(exp, v.name)] = scorer_id
+        why = put_imported(conn, exp, scorer_id, v.name, v.version, v.serialized_scorer, v.creation_time)
+        if why is not None:
+            skipped.append(why)
+    return skipped
+
+
 __all__ = ["COUNTED", "counts", "eval_datasets", "experiment_locations", "experiments", "logged_models",
-           "metric_counts", "metrics", "registered_models", "runs", "trace_ids", "traces"]
+           "metric_counts", "metrics", "registered_models", "runs", "scorers", "trace_ids", "traces"]
