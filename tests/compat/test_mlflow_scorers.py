@@ -29,7 +29,8 @@ CUSTOM = {"MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS": "true"}
 
 
 @contextmanager
-def _pair(tmp_path_factory: pytest.TempPathFactory, tag: str, env: dict[str, str]) -> Iterator[dict[str, TrackingServer]]:
+def _pair(tmp_path_factory: pytest.TempPathFactory, tag: str,
+          env: dict[str, str]) -> Iterator[dict[str, TrackingServer]]:
     """A labtrack server and an mlflow server, both started with ``env`` added to theirs."""
     servers: dict[str, TrackingServer] = {}
     try:
@@ -54,6 +55,8 @@ def observe(server: TrackingServer, part: str, env: dict[str, str] | None = None
     child = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LABTRACK_"))}
     child.update(MLFLOW_TRACKING_URI=server.uri, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
                  MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                 # a built-in scorer dumps its required_columns, a set, in the process's hash order
+                 PYTHONHASHSEED="0",
                  PYTHONPATH=os.pathsep.join([str(ROOT), child.get("PYTHONPATH", "")]), **(env or {}))
     if server.token:
         child["MLFLOW_TRACKING_TOKEN"] = server.token
@@ -80,7 +83,8 @@ def test_same_observations_as_mlflow(both: dict[str, TrackingServer]) -> None:
     assert ours["registered"] == {"name": "polite", "same_dump": True}
     assert [s["name"] for s in ours["list"]] == ["Tone", "polite", "relevance", "safety", "tone"]
     assert [v for _, v in ours["versions"]] == [1, 2]
-    assert ours["versions"][1][0]["dump"]["builtin_scorer_pydantic_data"]["guidelines"][1] == "Answer in French <b>é</b>"
+    french = "Answer in French <b>é</b>"
+    assert ours["versions"][1][0]["dump"]["builtin_scorer_pydantic_data"]["guidelines"][1] == french
     assert ours["get_latest"] == ours["versions"][1][0] and ours["get_v1"] == ours["versions"][0][0]
     assert ours["get_v1_round_trip"] and ours["judge_round_trip"]
     assert ours["rest"]["get"]["body"]["scorer"]["scorer_version"] == 1
@@ -95,7 +99,7 @@ def test_same_observations_as_mlflow(both: dict[str, TrackingServer]) -> None:
     assert errors["missing_version"]["message"].endswith("Scorer with name 'polite' and version 99 not found "
                                                          "for experiment 1.")
     assert errors["missing_experiment"]["error_code"] == "RESOURCE_DOES_NOT_EXIST"
-    assert ours["after_delete_v1"] == [2] and ours["latest_after_delete_v1"] == ["Be polite", "Answer in French <b>é</b>"]
+    assert ours["after_delete_v1"] == [2] and ours["latest_after_delete_v1"] == ["Be polite", french]
     assert ours["after_delete_each"]["list"] == ["Tone", "relevance", "safety", "tone"]
     assert ours["after_delete_each"]["delete_all"]["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert ours["reregistered_versions"] == [1] and ours["relevance_again"] == [1]
@@ -142,3 +146,29 @@ def test_custom_scorers_when_both_servers_allow_them(tmp_path_factory: pytest.Te
         assert [s["name"] for s in ours["list"]] == ["exact", "length_ok"]
         assert "outputs == expectations" in ours["list"][0]["dump"]["call_source"]
         assert ours["versions"] == [1, 2] and ours["short_scores"] is True
+
+
+def test_a_gateway_judge_must_name_an_endpoint_of_the_gateway(tmp_path: Path) -> None:
+    """As mlflow server refuses a judge on ``gateway:/<name>`` when it has no such endpoint (its
+    message, 404), labtrack asks its own gateway (here an endpoint from --gateway-config)."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text("endpoints:\n  - name: chat\n    endpoint_type: llm/v1/chat\n    model:\n"
+                      "      provider: openai\n      name: m\n      config:\n"
+                      "        openai_api_base: http://127.0.0.1:9/v1\n")
+    lt = start_labtrack(tmp_path, "--gateway-config", str(config))
+    try:
+        def register(model: str) -> requests.Response:
+            judge = {"name": "j",
+                     "instructions_judge_pydantic_data": {"instructions": "{{ outputs }}?", "model": model}}
+            return requests.post(lt.uri + "/api/3.0/mlflow/scorers/register", timeout=30,
+                                 headers={"Authorization": f"Bearer {lt.token}"},
+                                 json={"experiment_id": "0", "name": "j", "serialized_scorer": json.dumps(judge)})
+
+        missing = register("gateway:/nosuch")
+        assert missing.status_code == 404 and missing.json() == {
+            "error_code": "RESOURCE_DOES_NOT_EXIST", "message": "GatewayEndpoint not found (name='nosuch')"}
+        found = register("gateway:/chat")
+        assert found.status_code == 200 and json.loads(found.json()["serialized_scorer"])[
+            "instructions_judge_pydantic_data"]["model"] == "gateway:/chat"
+    finally:
+        stop(lt.proc)

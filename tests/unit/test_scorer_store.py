@@ -70,7 +70,8 @@ def test_errors_are_mlflows(store: TrackingStore) -> None:
     sc = ScorerStore(store)
     exp = store.create_experiment("errors")
     sc.register(exp, "x", "{}")
-    with pytest.raises(ResourceDoesNotExist, match=f"Scorer with name 'x' and version 7 not found for experiment {exp}."):
+    with pytest.raises(ResourceDoesNotExist,
+                       match=f"Scorer with name 'x' and version 7 not found for experiment {exp}."):
         sc.get(exp, "x", 7)
     with pytest.raises(ResourceDoesNotExist, match="No Experiment with id=4242 exists"):
         sc.register("4242", "x", "{}")
@@ -130,8 +131,8 @@ def test_gc_removes_a_deleted_experiments_scorers(store: TrackingStore) -> None:
     sc.register(exp, "a", "{}")
     store.delete_experiment(exp)
     store.write(lambda conn: gc.collect(conn, experiment_ids=[exp]))
-    assert store.read(lambda conn: conn.execute(sa.select(sa.func.count()).select_from(s.scorer_versions)).scalar()) == 0
-    assert store.read(lambda conn: conn.execute(sa.select(sa.func.count()).select_from(s.scorers)).scalar()) == 0
+    for table in (s.scorer_versions, s.scorers):
+        assert store.read(lambda conn: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()) == 0
 
 
 def test_migration_0011_up_and_down(backend_uri: str) -> None:
