@@ -23,6 +23,9 @@ and, on a connection the writer holds (``labtrack import``)::
     put_imported(conn, experiment_id: int, scorer_id, name, version, serialized_scorer,
                  creation_time) -> str | None
 
+and the payload rules on their own: ``check_payload(serialized_scorer, *, allow_custom_code) -> Any``
+(the parsed scorer, or MLflow's refusal), ``judge_model(data) -> Any``, ``gateway_endpoint(model) -> str | None``.
+
 Lists are ordered by experiment id, then name (code point order, on every backend).
 Errors are MLflow's: RESOURCE_DOES_NOT_EXIST for a missing experiment, scorer or version,
 INVALID_PARAMETER_VALUE for a deleted experiment or a refused payload, with its messages.
