@@ -195,7 +195,8 @@ class RestSource:
 
     def scorers(self, experiment_ids: Sequence[str]) -> list[ScorerVersionRecord]:
         """Every version of each experiment's registered scorers (``scorers/list``, then
-        ``scorers/versions`` per name); none from a server that does not serve them (before MLflow 3.2)."""
+        ``scorers/versions`` per name); none from a server that does not serve them (before MLflow 3.2),
+        nor of a deleted experiment (an mlflow server lists scorers of active experiments only)."""
         out = []
         for exp in experiment_ids:
             try:
@@ -204,6 +205,8 @@ class RestSource:
             except LabtrackError as e:
                 if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
                     return []
+                if e.error_code == "INVALID_PARAMETER_VALUE":
+                    continue  # a deleted experiment: MLflow lists scorers of active ones only
                 raise
             for name in names:
                 found = self.client.transport.call("GET", "scorers/versions", {"experiment_id": exp, "name": name},
