@@ -8,6 +8,7 @@ import { runsView } from "./views/runs";
 import { runView } from "./views/run";
 import { tracesView } from "./views/traces";
 import { traceView } from "./views/trace";
+import { scorersView } from "./views/scorers";
 import { compareView } from "./views/compare";
 import { mediaView } from "./views/media";
 import { modelsView } from "./views/models";
@@ -28,6 +29,7 @@ function pick(route: Route): ViewFn {
   if (a === "experiments" && b && c === "runs") return runsView;
   if (a === "experiments" && b && c === "views" && route.parts[3]) return savedViewRoute;
   if (a === "experiments" && b && c === "traces") return tracesView;
+  if (a === "experiments" && b && c === "scorers") return scorersView;
   if (a === "traces" && b) return traceView;
   if (a === "runs" && b) return runView;
   if (a === "runs") return runsView;

@@ -117,7 +117,12 @@ export function runsView(root: HTMLElement, route: Route): { dispose: () => void
       { class: "page-head" },
       title,
       status,
-      !acrossAll && !expParam.includes(",") ? h("a", { class: "button traces-link", href: href(["experiments", expParam, "traces"]) }, "Traces") : null,
+      !acrossAll && !expParam.includes(",")
+        ? [
+            h("a", { class: "button traces-link", href: href(["experiments", expParam, "traces"]) }, "Traces"),
+            h("a", { class: "button scorers-link", href: href(["experiments", expParam, "scorers"]) }, "Scorers"),
+          ]
+        : null,
     ),
     h(
       "div",

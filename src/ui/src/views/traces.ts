@@ -53,7 +53,7 @@ export function tracesView(root: HTMLElement, route: Route): void {
   document.title = "Traces · labtrack";
   replace(
     root,
-    h("div", { class: "page-head" }, title, count, h("a", { class: "button", href: href(["experiments", expId, "runs"]) }, "Runs")),
+    h("div", { class: "page-head" }, title, count, h("a", { class: "button", href: href(["experiments", expId, "runs"]) }, "Runs"), h("a", { class: "button scorers-link", href: href(["experiments", expId, "scorers"]) }, "Scorers")),
     h("div", { class: "toolbar" }, h("div", { class: "filter-box" }, filter), sortSel, h("button", { onclick: () => void load() }, "Search")),
     err,
     h(
