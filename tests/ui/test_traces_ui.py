@@ -94,6 +94,8 @@ def test_traces_tab_filters_sorts_and_shows_tokens(tpage: tuple[Any, PageWatch],
     page, _ = tpage
     goto(page, f"#/experiments/{seeded.exp}/runs")
     page.wait_for_selector(".traces-link")
+    # The head's buttons move as the run count fills in: click once it has (not where the link was).
+    page.wait_for_function("document.querySelector('.run-count')?.textContent")
     page.click(".traces-link")
     page.wait_for_selector(".traces-table .trace-row")
     assert _names(page) == ["slow", "fails", EVIL]  # newest first
