@@ -104,24 +104,35 @@ def test_errors_are_mlflows(store: TrackingStore) -> None:
     assert sc.latest_across([exp]) == []
 
 
+def _imported(store: TrackingStore, exp: str, scorer_id: str | None, name: str, version: int, serialized: str,
+              created: int) -> str | None:
+    return store.write(lambda conn: put_imported(conn, int(exp), scorer_id, name, version, serialized, created))
+
+
 def test_import_keeps_ids_and_times_and_names_conflicts(store: TrackingStore) -> None:
     sc = ScorerStore(store)
     exp = store.create_experiment("imported")
     sid = "0570ca09-5ee1-413d-a663-b375c9075098"
     for version in (2, 1, 2):  # out of order, and again: nothing changes the second time
-        assert sc.import_version(exp, sid, "old", version, f'{{"v": {version}}}', 1_700_000_000_000 + version) is None
+        assert _imported(store, exp, sid, "old", version, f'{{"v": {version}}}', 1_700_000_000_000 + version) is None
     assert [(v["scorer_id"], v["scorer_version"], v["creation_time"]) for v in sc.versions(exp, "old")] == [
         (sid, 1, 1_700_000_000_001), (sid, 2, 1_700_000_000_002)]
     assert sc.register(exp, "old", "{}")["scorer_version"] == 3
     mine = sc.register(exp, "new", "{}")
-    why = sc.import_version(exp, "11111111-1111-1111-1111-111111111111", "new", 1, "{}", 1)
+    why = _imported(store, exp, "11111111-1111-1111-1111-111111111111", "new", 1, "{}", 1)
     assert why is not None and mine["scorer_id"] in why
-    why = store.write(lambda conn: put_imported(conn, int(store.create_experiment("other")), sid, "old", 1, "{}", 1))
+    why = _imported(store, store.create_experiment("other"), sid, "old", 1, "{}", 1)
     assert why is not None and "is scorer 'old'" in why
+    # Without an id (a server that sends none): the name's scorer here, else a new one, kept for later versions.
+    assert _imported(store, exp, None, "old", 5, "{}", 5) is None and sc.get(exp, "old", 5)["scorer_id"] == sid
+    for version in (1, 2):
+        assert _imported(store, exp, None, "fresh", version, "{}", version) is None
+    fresh = {v["scorer_id"] for v in sc.versions(exp, "fresh")}
+    assert len(fresh) == 1 and sid not in fresh
     store.delete_experiment(exp)
-    assert sc.import_version(exp, sid, "old", 4, "{}", 4) is None  # a deleted experiment's scorers come along
+    assert _imported(store, exp, sid, "old", 4, "{}", 4) is None  # a deleted experiment's scorers come along
     with pytest.raises(ResourceDoesNotExist):
-        sc.import_version("4242", sid, "old", 1, "{}", 1)
+        _imported(store, "4242", sid, "old", 1, "{}", 1)
 
 
 def test_gc_removes_a_deleted_experiments_scorers(store: TrackingStore) -> None:

@@ -34,13 +34,13 @@ def push_scorers(source: Any, dest: Any, exp_map: dict[str, str],
             raise
         for name in names:
             try:
-                have = {v["serialized_scorer"] for v in _versions(dest, dest_exp, name)}
+                have = {v["serialized_scorer"] for v in scorer_versions(dest, dest_exp, name)}
             except LabtrackError as exc:
                 if exc.error_code != "ENDPOINT_NOT_FOUND":
                     raise
                 warn(f"the destination keeps no registered scorers (MLflow before 3.2?): {name!r} and others left out")
                 return
-            for v in _versions(source, src_exp, name):
+            for v in scorer_versions(source, src_exp, name):
                 if v["serialized_scorer"] in have:
                     continue
                 try:
@@ -61,7 +61,7 @@ def scorer_names(client: Any, experiment_id: str) -> list[str]:
     return [s["scorer_name"] for s in reply.get("scorers") or []]
 
 
-def _versions(client: Any, experiment_id: str, name: str) -> list[dict[str, Any]]:
+def scorer_versions(client: Any, experiment_id: str, name: str) -> list[dict[str, Any]]:
     """Every version of a scorer, oldest first; none where the experiment has no such scorer."""
     try:
         reply = client._read("GET", "scorers/versions", {"experiment_id": experiment_id, "name": name}, api=V3_API)
@@ -72,4 +72,4 @@ def _versions(client: Any, experiment_id: str, name: str) -> list[dict[str, Any]
     return sorted(reply.get("scorers") or [], key=lambda v: int(v.get("scorer_version") or 0))
 
 
-__all__ = ["push_scorers", "scorer_names"]
+__all__ = ["push_scorers", "scorer_names", "scorer_versions"]

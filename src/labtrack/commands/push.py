@@ -24,8 +24,8 @@ from labtrack.commands.tracking import fails_in_one_line, tracking_client
               help="Only runs matching this MLflow search filter, e.g. \"metrics.acc > 0.9\".")
 @fails_in_one_line
 def push(to: str, source: str | None, experiments: tuple[str, ...], filter_string: str) -> None:
-    """Copy runs, with their metrics, artifacts, models, traces, prompts and evaluation datasets,
-    to the server at URI.
+    """Copy runs, with their metrics, artifacts, models, traces, prompts, evaluation datasets and
+    registered scorers, to the server at URI.
 
     Safe to repeat: each copied run carries the tag labtrack.push.source_run_id,
     so a second push adds only what is new.

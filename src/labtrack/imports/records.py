@@ -158,7 +158,7 @@ class ScorerVersionRecord:
 
     experiment_id: str
     name: str
-    scorer_id: str
+    scorer_id: str | None  # None from a server that sends none
     version: int
     serialized_scorer: str
     creation_time: int = 0

@@ -195,26 +195,25 @@ class RestSource:
 
     def scorers(self, experiment_ids: Sequence[str]) -> list[ScorerVersionRecord]:
         """Every version of each experiment's registered scorers (``scorers/list``, then
-        ``scorers/versions`` per name); none from a server that does not serve them (before MLflow 3.2),
-        nor of a deleted experiment (an mlflow server lists scorers of active experiments only)."""
+        ``scorers/versions`` per name, as ``labtrack push`` reads them); none from a server that does
+        not serve them (before MLflow 3.2), nor of a deleted experiment (an mlflow server lists
+        scorers of active experiments only)."""
+        from labtrack.client.push_scorers import scorer_names, scorer_versions
+
         out = []
         for exp in experiment_ids:
             try:
-                names = [x["scorer_name"] for x in self.client.transport.call(
-                    "GET", "scorers/list", {"experiment_id": exp}, api=V3_API).get("scorers") or []]
+                names = scorer_names(self.client, exp)
             except LabtrackError as e:
                 if e.error_code in ("ENDPOINT_NOT_FOUND", "NOT_FOUND"):
                     return []
                 if e.error_code == "INVALID_PARAMETER_VALUE":
-                    continue  # a deleted experiment: MLflow lists scorers of active ones only
+                    continue  # a deleted experiment
                 raise
-            for name in names:
-                found = self.client.transport.call("GET", "scorers/versions", {"experiment_id": exp, "name": name},
-                                                   api=V3_API).get("scorers") or []
-                out += sorted((ScorerVersionRecord(str(v.get("experiment_id", exp)), v["scorer_name"],
-                                                   v.get("scorer_id") or "", int(v["scorer_version"]),
-                                                   v.get("serialized_scorer") or "", int(v.get("creation_time") or 0))
-                               for v in found), key=lambda r: r.version)
+            out += [ScorerVersionRecord(str(v.get("experiment_id", exp)), v["scorer_name"], v.get("scorer_id") or None,
+                                        int(v["scorer_version"]), v.get("serialized_scorer") or "",
+                                        int(v.get("creation_time") or 0))
+                    for name in names for v in scorer_versions(self.client, exp, name)]
         return out
 
     def not_imported(self) -> list[str]:

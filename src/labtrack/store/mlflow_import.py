@@ -11,7 +11,6 @@ moved stage) is updated.  Counting rows before and after is the caller's job.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -344,20 +343,9 @@ def scorers(conn: Connection, records: Sequence[ScorerVersionRecord], exp_ids: d
     """Registered scorers' versions with their MLflow ids, versions and times, in imported
     experiments; a version already here is kept (versions never change).  One line for each
     left out (the experiment's scorer of that name was registered here since, under another id)."""
-    skipped: list[str] = []
-    ids: dict[tuple[int, str], str] = {}
-    for v in records:
-        exp = int(exp_ids[v.experiment_id])
-        scorer_id = v.scorer_id or ids.get((exp, v.name))
-        if not scorer_id:  # a server that sends no ids: the scorer of that name here, or a new one
-            here = conn.execute(select(s.scorers.c.scorer_id).where(s.scorers.c.experiment_id == exp,
-                                                                   s.scorers.c.scorer_name == v.name)).first()
-            scorer_id = here[0] if here is not None else str(uuid.uuid4())
-        ids[(exp, v.name)] = scorer_id
-        why = put_imported(conn, exp, scorer_id, v.name, v.version, v.serialized_scorer, v.creation_time)
-        if why is not None:
-            skipped.append(why)
-    return skipped
+    reasons = (put_imported(conn, int(exp_ids[v.experiment_id]), v.scorer_id, v.name, v.version,
+                            v.serialized_scorer, v.creation_time) for v in records)
+    return [why for why in reasons if why is not None]
 
 
 __all__ = ["COUNTED", "counts", "eval_datasets", "experiment_locations", "experiments", "logged_models",

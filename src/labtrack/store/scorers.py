@@ -16,11 +16,10 @@ Public API (``ScorerStore(tracking)``; every ``experiment_id`` may be a string o
     versions(experiment_id, name) -> list[ScorerVersion]          # oldest first
     get(experiment_id, name, version: int | None = None) -> ScorerVersion   # None: the newest
     delete(experiment_id, name, version: int | None = None) -> int          # None: every version
-    import_version(experiment_id, scorer_id, name, version, serialized_scorer, creation_time) -> str | None
 
 and, on a connection the writer holds (``labtrack import``)::
 
-    put_imported(conn, experiment_id: int, scorer_id, name, version, serialized_scorer,
+    put_imported(conn, experiment_id: int, scorer_id | None, name, version, serialized_scorer,
                  creation_time) -> str | None
 
 and the payload rules on their own: ``check_payload(serialized_scorer, *, allow_custom_code) -> Any``
@@ -274,11 +273,12 @@ def _latest_rows(conn: Connection, exp_ids: Sequence[int] | None) -> list[Scorer
     return _sorted([_version(r, normalized=True) for r in rows])
 
 
-def put_imported(conn: Connection, experiment_id: int, scorer_id: str, name: str, version: int,
+def put_imported(conn: Connection, experiment_id: int, scorer_id: str | None, name: str, version: int,
                  serialized_scorer: str, creation_time: int) -> str | None:
     """One scorer version copied by ``labtrack import``, with its MLflow ids, on the writer's connection.
 
-    The scorer is made with ``scorer_id`` if the experiment has no scorer of that name; a version
+    The scorer is made with ``scorer_id`` if the experiment has no scorer of that name (None, from a
+    server that sends no ids: the experiment's scorer of that name, or a new id); a version
     already stored is kept as it is (versions never change).  Returns None when the version is
     stored (or already was), else one line saying why it was left out: the experiment holds a
     scorer of that name under another id (registered here since), or the id names another scorer.
@@ -289,6 +289,8 @@ def put_imported(conn: Connection, experiment_id: int, scorer_id: str, name: str
         raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
     by_name = conn.execute(select(_sc.c.scorer_id).where(_sc.c.experiment_id == experiment_id,
                                                          _sc.c.scorer_name == name)).first()
+    if scorer_id is None:
+        scorer_id = by_name[0] if by_name is not None else str(uuid.uuid4())
     by_id = conn.execute(select(_sc.c.experiment_id, _sc.c.scorer_name).where(_sc.c.scorer_id == scorer_id)).first()
     what = f"scorer {name!r} version {version} (id {scorer_id}) of experiment {experiment_id}"
     if by_name is not None and by_name[0] != scorer_id:
@@ -410,13 +412,6 @@ class ScorerStore:
                 conn.execute(delete(_sc).where(_sc.c.scorer_id == scorer_id))
             return gone
         return self.t.write(op)
-
-    def import_version(self, experiment_id: Any, scorer_id: str, name: str, version: int, serialized_scorer: str,
-                       creation_time: int) -> str | None:
-        """``put_imported`` through the writer: one version with its MLflow ids and time."""
-        exp_id = check_experiment_id(experiment_id)
-        return self.t.write(lambda conn: put_imported(conn, exp_id, scorer_id, _check_name(name), version,
-                                                      serialized_scorer, creation_time))
 
 
 __all__ = ["CUSTOM_CODE_REFUSED", "NAME_LIMIT", "ScorerStore", "ScorerVersion", "check_payload", "gateway_endpoint",
